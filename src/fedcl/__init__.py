@@ -1,0 +1,3 @@
+"""fedcl: federated contrastive anomaly detection on IoT network traffic."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,107 @@
+"""Run configuration: one frozen dataclass, built once at the edge (CLI or TOML) and passed down."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+AGGREGATIONS = ("dynamic", "fedavg")
+LAYOUTS = ("auto", "uci", "kaggle", "clients")
+GUARDS = ("on", "strict", "off")
+
+
+@dataclass(frozen=True)
+class FedCLConfig:
+    """Every knob of a run; TOML keys and CLI options use these names (CLI with dashes)."""
+
+    data: str = ""
+    layout: str = "auto"
+    leakage_guard: str = "on"  # on: mask epoch-like jitter values; strict: mask every jitter mean/variance
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    rounds: int = 20
+    local_epochs: int = 1
+    batch_size: int = 256
+    lr: float = 1e-3
+    temperature: float = 0.1
+    consistency_weight: float = 0.1  # λ
+    embedding_dim: int = 32
+    hidden: int = 128
+    encoder: str = "mlp"
+    aggregation: str = "dynamic"
+    node_normalisation: bool = True
+    mask_prob: float = 0.2
+    noise_std: float = 0.1
+    n_neighbors: int = 5
+    fpr_target: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}"),
+            (self.leakage_guard in GUARDS, f"leakage_guard must be one of {', '.join(GUARDS)}"),
+            (self.aggregation in AGGREGATIONS, f"aggregation must be one of {', '.join(AGGREGATIONS)}"),
+            (self.rounds >= 1, "rounds must be >= 1"),
+            (self.local_epochs >= 1, "local_epochs must be >= 1"),
+            (self.batch_size >= 2, "batch_size must be >= 2 (InfoNCE needs negatives)"),
+            (self.lr > 0, "lr must be positive"),
+            (self.temperature > 0, "temperature must be positive"),
+            (self.consistency_weight >= 0, "consistency_weight must be >= 0"),
+            (self.embedding_dim >= 1 and self.hidden >= 1, "embedding_dim and hidden must be >= 1"),
+            (0 <= self.mask_prob < 1, "mask_prob must be in [0, 1)"),
+            (self.noise_std >= 0, "noise_std must be >= 0"),
+            (self.n_neighbors >= 1, "n_neighbors must be >= 1"),
+            (0 < self.fpr_target < 1, "fpr_target must be in (0, 1)"),
+            (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1
+             and self.val_fraction + self.test_fraction < 1,
+             "val_fraction and test_fraction must be fractions that leave rows to train on"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def updated(self, **overrides: Any) -> "FedCLConfig":
+        """A copy with the given fields replaced; ``None`` values mean "keep"."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_config(path: str | Path, base: FedCLConfig | None = None) -> FedCLConfig:
+    """Read a TOML file whose top-level keys are FedCLConfig fields."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML ({err})") from None
+    known = {f.name: f.type for f in fields(FedCLConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown config key(s): {', '.join(unknown)}")
+    defaults = FedCLConfig()
+    for key, value in values.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ValueError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+    return (base or defaults).updated(**values)
+
+
+def save_config(config: FedCLConfig, path: str | Path) -> None:
+    """Write the resolved config as TOML (flat keys of str, bool, int, float)."""
+    lines = []
+    for key, value in config.to_dict().items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        else:
+            text = repr(value)
+        lines.append(f"{key} = {text}")
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -1,0 +1,40 @@
+"""Data layer of fedcl: read N-BaIoT, guard against leakage, scale, split.
+
+Typical use::
+
+    nodes = read_dataset("data/nbaiot/fedmse-iid")
+    split = split_node(nodes[0])
+    scaler = NodeScaler().fit(leakage_guard(split.train))
+    X_train = scaler.transform(leakage_guard(split.train))
+"""
+
+from ._errors import DataError
+from ._preprocess import JITTER_LIMIT, NodeScaler, leakage_guard
+from ._readers import KAGGLE_DEVICES, LAYOUTS, NodeData, detect_layout, read_dataset
+from ._schema import (
+    COLUMNS,
+    JITTER_COLUMNS,
+    JITTER_MEAN_COLUMNS,
+    JITTER_VARIANCE_COLUMNS,
+    N_FEATURES,
+)
+from ._splits import NodeSplit, split_node
+
+__all__ = [
+    "COLUMNS",
+    "N_FEATURES",
+    "JITTER_COLUMNS",
+    "JITTER_MEAN_COLUMNS",
+    "JITTER_VARIANCE_COLUMNS",
+    "JITTER_LIMIT",
+    "KAGGLE_DEVICES",
+    "LAYOUTS",
+    "DataError",
+    "NodeData",
+    "NodeSplit",
+    "NodeScaler",
+    "detect_layout",
+    "leakage_guard",
+    "read_dataset",
+    "split_node",
+]

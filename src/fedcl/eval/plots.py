@@ -1,0 +1,52 @@
+"""Figures of a run, drawn from the files the run wrote (scores.csv, history.jsonl)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+
+def plot_roc(scores: pd.DataFrame, path: Path) -> None:
+    """Pooled ROC (bold) and one thin curve per node that has both classes; log FPR axis."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, df in scores.groupby("node", sort=False):
+        if df["label"].nunique() == 2:
+            fpr, tpr, _ = roc_curve(df["label"], df["score"])
+            ax.plot(fpr, tpr, lw=0.8, alpha=0.6, label=str(name))
+    if scores["label"].nunique() == 2:
+        fpr, tpr, _ = roc_curve(scores["label"], scores["score"])
+        ax.plot(fpr, tpr, lw=2.5, color="black", label="pooled")
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.axhline(0.99, ls=":", color="grey", lw=0.8)
+    ax.set_xlabel("false-positive rate (benign test rows flagged)")
+    ax.set_ylabel("true-positive rate (attack rows caught)")
+    ax.set_title("ROC on held-out rows")
+    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training loss and the server's node weights per round."""
+    fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(9, 3.5))
+    rounds = [h["round"] for h in history]
+    ax_loss.plot(rounds, [h["loss"] for h in history], marker="o", ms=3)
+    ax_loss.set_xlabel("round")
+    ax_loss.set_ylabel("local loss (InfoNCE + λ·consistency)")
+    for name in history[0]["nodes"] if history else []:
+        ax_w.plot(rounds, [h["nodes"][name]["weight"] for h in history], lw=1, label=name)
+    ax_w.set_xlabel("round")
+    ax_w.set_ylabel("aggregation weight w_i")
+    ax_w.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,68 @@
+"""report.md: what was run, how well it detected, with the ROC and training plots beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from fedcl.config import FedCLConfig
+from fedcl.eval.metrics import METRIC_KEYS
+from fedcl.eval.plots import plot_history, plot_roc
+
+
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _table(rows: dict[str, dict], first: str) -> str:
+    lines = [f"| {first} | " + " | ".join(METRIC_KEYS) + " |", "|---" * (len(METRIC_KEYS) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(_cell(m[k]) for k in METRIC_KEYS) + " |" for name, m in rows.items()]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
+    """Write report.md, roc.png and training.png into ``run_dir``."""
+    from fedcl.pipeline import SCORES_FILE, read_history
+
+    plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
+    history = read_history(run_dir)
+    if history:
+        plot_history(history, run_dir / "training.png")
+    counts = summary["counts"]
+    text = f"""# fedcl run report
+
+Data: `{config.data}` ({len(summary['nodes'])} nodes; held-out test rows: {counts['benign_test']:,} benign,
+{counts['attack']:,} attack). Leakage guard: **{config.leakage_guard}**. Aggregation: **{config.aggregation}**,
+{config.rounds} rounds × {config.local_epochs} local epoch(s), τ = {config.temperature},
+λ = {config.consistency_weight}, embedding size {config.embedding_dim}, node normalisation
+{'on' if config.node_normalisation else 'off'}, seed {config.seed}.
+
+Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores
+(no attack row is seen before testing). Scores: mean distance to the {config.n_neighbors} nearest benign
+training embeddings of the node.
+
+## Pooled
+
+{_table({'pooled': summary['pooled']}, 'set')}
+
+![ROC](roc.png)
+
+## Per node
+
+{_table(summary['nodes'], 'node')}
+
+## Per attack family (each against all benign test rows)
+
+{_table(summary['families'], 'family') if summary['families'] else 'No attack rows in the test data.'}
+
+## Training
+
+![training](training.png)
+
+Files: `config.toml` (resolved config), `history.jsonl` (per round), `model.pt` (weights-only),
+`scores.csv` (every test row's score), `metrics.json`.
+"""
+    path = run_dir / "report.md"
+    path.write_text(text)
+    return path

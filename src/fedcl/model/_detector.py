@@ -1,0 +1,134 @@
+"""The detector a node deploys: scaler + federated encoder + node normalisation + k-NN score + threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor, nn
+
+from fedcl.data import NodeScaler
+
+
+class FedCLDetector(BaseEstimator):
+    """Anomaly detector for one node, PyOD-style (higher score = more anomalous).
+
+    The score of a row is its mean Euclidean distance, in the node's normalised embedding space z̃,
+    to its ``n_neighbors`` nearest benign training embeddings. Benign traffic is compact there;
+    attacks fall outside. k > 1 matters on N-BaIoT: trivial rows (e.g. ``1,60,0,...``) occur
+    verbatim in benign and attack files, and a 1-NN score ties them all at 0.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The trained (federated) encoder f_θ; not modified.
+    normalise : bool, default=True
+        Apply the node's embedding normalisation z̃ = (z − μ_i)/σ_i.
+    n_neighbors : int, default=5
+        k of the k-NN score.
+    max_references : int, default=4096
+        Keep at most this many training embeddings as references (a seeded uniform sample), which
+        bounds the cost of scoring a row whatever the size of the node.
+    fpr_target : float, default=0.01
+        The threshold is the (1 − fpr_target) quantile of benign validation scores.
+    clip : float, default=10.0
+        Bound of the scaled features, passed to :class:`fedcl.data.NodeScaler`.
+    random_state : int, default=0
+        Seed of the reference sample.
+
+    Attributes
+    ----------
+    scaler_ : NodeScaler
+        Fitted on the node's benign training rows.
+    mean_, std_ : Tensor of shape (dim,)
+        The node's embedding statistics μ_i, σ_i.
+    references_ : Tensor of shape (n_references, dim)
+        Normalised benign training embeddings the score compares against.
+    decision_scores_ : ndarray of shape (n_samples,)
+        Scores of the training rows.
+    threshold_ : float
+    """
+
+    def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
+                 max_references: int = 4096,
+                 fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0) -> None:
+        self.encoder = encoder
+        self.normalise = normalise
+        self.n_neighbors = n_neighbors
+        self.max_references = max_references
+        self.fpr_target = fpr_target
+        self.clip = clip
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "FedCLDetector":
+        """Learn the node's statistics and k-NN references from benign rows ``X`` (n, 115), NaN allowed.
+
+        The threshold comes from the scores of ``X_val`` (held-out benign rows) when given, else from
+        the training scores, as PyOD does.
+        """
+        if not 0 < self.fpr_target < 1:
+            raise ValueError(f"fpr_target must be in (0, 1), got {self.fpr_target}")
+        if self.n_neighbors < 1 or self.max_references < self.n_neighbors:
+            raise ValueError("need 1 <= n_neighbors <= max_references")
+        self.scaler_ = NodeScaler(clip=self.clip).fit(X)
+        z = self._embed(self.scaler_.transform(X))
+        self.mean_ = z.mean(dim=0) if self.normalise else torch.zeros(z.shape[1])
+        self.std_ = z.std(dim=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])
+        z_norm = (z - self.mean_) / self.std_
+        if len(z_norm) > self.max_references:
+            keep = np.random.default_rng(self.random_state).choice(len(z_norm), self.max_references, replace=False)
+            self.references_ = z_norm[np.sort(keep)]
+        else:
+            self.references_ = z_norm
+        # A training row is its own nearest reference: score it against the others (k+1, drop self).
+        self.decision_scores_ = self._score(z_norm, skip_self=len(z_norm) <= self.max_references)
+        calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
+        self.threshold_ = float(np.quantile(calibration, 1 - self.fpr_target))
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly scores of rows ``X`` (n, 115), shape (n,); higher = more anomalous."""
+        check_is_fitted(self, "references_")
+        z = self._embed(self.scaler_.transform(X))
+        return self._score((z - self.mean_) / self.std_)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Fitted state as tensors only, so it loads with ``torch.load(weights_only=True)``."""
+        check_is_fitted(self, "references_")
+        return {
+            "scaler_mean": torch.as_tensor(self.scaler_.mean_),
+            "scaler_scale": torch.as_tensor(self.scaler_.scale_),
+            "mean": self.mean_,
+            "std": self.std_,
+            "references": self.references_,
+            "threshold": torch.tensor(self.threshold_, dtype=torch.float64),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> "FedCLDetector":
+        """Restore a fitted detector from :meth:`state_dict` (the encoder is given at construction)."""
+        scaler = NodeScaler(clip=self.clip)
+        scaler.mean_ = state["scaler_mean"].numpy()
+        scaler.scale_ = state["scaler_scale"].numpy()
+        scaler.n_features_in_ = len(scaler.mean_)
+        self.scaler_ = scaler
+        self.mean_, self.std_ = state["mean"], state["std"]
+        self.references_ = state["references"]
+        self.threshold_ = float(state["threshold"])
+        return self
+
+    @torch.no_grad()
+    def _embed(self, x_scaled: np.ndarray) -> Tensor:
+        self.encoder.eval()
+        return self.encoder(torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)))
+
+    @torch.no_grad()
+    def _score(self, z_norm: Tensor, skip_self: bool = False) -> np.ndarray:
+        k = min(self.n_neighbors + skip_self, len(self.references_))
+        # (rows, dim) x (references, dim) -> (rows, k) nearest distances -> (rows,)
+        nearest = torch.cdist(z_norm, self.references_).topk(k, dim=1, largest=False).values
+        return nearest[:, int(skip_self):].mean(dim=1).numpy().astype(np.float64)

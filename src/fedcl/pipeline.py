@@ -1,0 +1,147 @@
+"""End-to-end steps on a run directory: train (federated) then evaluate (held-out metrics + report)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fedcl.config import FedCLConfig, load_config, save_config
+from fedcl.data import NodeScaler, NodeSplit, leakage_guard, read_dataset, split_node
+from fedcl.eval.metrics import detection_metrics
+from fedcl.federated import run_federation
+from fedcl.federated._params import set_arrays
+from fedcl.model import FedCLDetector, build_encoder
+
+CONFIG_FILE, MODEL_FILE, HISTORY_FILE = "config.toml", "model.pt", "history.jsonl"
+METRICS_FILE, SCORES_FILE = "metrics.json", "scores.csv"
+
+
+def load_splits(config: FedCLConfig) -> list[NodeSplit]:
+    """Read every node, split its benign rows (train/val/test) and apply the leakage guard."""
+    if not config.data:
+        raise ValueError("no data path given (--data)")
+    guard = {"on": lambda x: leakage_guard(x), "strict": lambda x: leakage_guard(x, strict=True),
+             "off": lambda x: x}[config.leakage_guard]
+    splits = []
+    for node in read_dataset(config.data, config.layout):
+        s = split_node(node, config.val_fraction, config.test_fraction, config.seed)
+        splits.append(NodeSplit(name=s.name, train=guard(s.train), val=guard(s.val),
+                                test_benign=guard(s.test_benign), attack=guard(s.attack),
+                                attack_family=s.attack_family))
+    return splits
+
+
+def _detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
+    return FedCLDetector(encoder, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
+                         fpr_target=config.fpr_target, random_state=config.seed)
+
+
+def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None) -> Path:
+    """Federated training on ``config.data``; writes config, per-round history and the model.
+
+    Each node scales its own training rows with its own statistics; only model updates and a few
+    embedding statistics cross the federation (see :func:`fedcl.federated.run_federation`).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / CONFIG_FILE)
+    splits = load_splits(config)
+    node_rows = {s.name: torch.from_numpy(NodeScaler().fit_transform(s.train)) for s in splits}
+
+    history_path = out / HISTORY_FILE
+    history_path.write_text("")
+
+    def record(entry: dict) -> None:
+        # Appended as it happens, so a crash keeps every finished round.
+        with history_path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+        if on_round is not None:
+            on_round(entry)
+
+    result = run_federation(node_rows, config, on_round=record)
+    encoder = build_encoder(config.encoder, node_rows[splits[0].name].shape[1], config.hidden,
+                            config.embedding_dim)
+    set_arrays(encoder, result.arrays)
+    # Thresholds come from each node's benign validation rows only.
+    detectors = {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
+    torch.save({
+        "config": config.to_dict(),
+        "encoder": encoder.state_dict(),
+        "reference": torch.as_tensor(result.reference, dtype=torch.float32),
+        "nodes": {name: d.state_dict() for name, d in detectors.items()},
+    }, out / MODEL_FILE)
+    return out
+
+
+def load_detectors(run_dir: str | Path) -> tuple[FedCLConfig, dict[str, FedCLDetector]]:
+    """The config and the per-node detectors of a trained run (loaded with ``weights_only=True``)."""
+    run = Path(run_dir)
+    if not (run / MODEL_FILE).is_file() or not (run / CONFIG_FILE).is_file():
+        raise ValueError(f"{run}: not a trained run directory (no {MODEL_FILE} or {CONFIG_FILE}); run `fedcl train` first")
+    config = load_config(run / CONFIG_FILE)
+    saved = torch.load(run / MODEL_FILE, weights_only=True)
+    first = next(iter(saved["nodes"].values()))
+    encoder = build_encoder(config.encoder, len(first["scaler_mean"]), config.hidden, config.embedding_dim)
+    encoder.load_state_dict(saved["encoder"])
+    return config, {name: _detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}
+
+
+def score_nodes(detectors: dict[str, FedCLDetector], splits: list[NodeSplit]) -> pd.DataFrame:
+    """One row per held-out test row: node, label (1 = attack), family, score, prediction."""
+    frames = []
+    for s in splits:
+        if s.name not in detectors:
+            raise ValueError(f"node {s.name!r} is in the data but not in the trained model")
+        det = detectors[s.name]
+        x = np.vstack([s.test_benign, s.attack])
+        scores = det.decision_function(x) if len(x) else np.empty(0)
+        frames.append(pd.DataFrame({
+            "node": s.name,
+            "label": np.r_[np.zeros(len(s.test_benign), int), np.ones(len(s.attack), int)],
+            "family": np.r_[np.full(len(s.test_benign), "benign", dtype=object), s.attack_family.astype(object)],
+            "score": scores,
+            "prediction": (scores > det.threshold_).astype(int),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise(scores: pd.DataFrame) -> dict:
+    """metrics.json: pooled, per node, and per attack family (each family against all benign test rows)."""
+    def metrics(df: pd.DataFrame) -> dict:
+        return detection_metrics(df["label"].to_numpy(), df["score"].to_numpy(), df["prediction"].to_numpy())
+
+    benign = scores[scores["label"] == 0]
+    families = sorted(set(scores["family"]) - {"benign"})
+    return {
+        "pooled": metrics(scores),
+        "nodes": {name: metrics(df) for name, df in scores.groupby("node", sort=False)},
+        "families": {f: metrics(pd.concat([benign, scores[scores["family"] == f]])) for f in families},
+        "counts": {"benign_test": int(len(benign)), "attack": int((scores["label"] == 1).sum())},
+    }
+
+
+def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
+    """Score each node's held-out benign test and attack rows; write scores, metrics and the report."""
+    from fedcl.eval.report import write_report  # matplotlib only when a report is written
+
+    run = Path(run_dir)
+    config, detectors = load_detectors(run)
+    if data:
+        config = config.updated(data=data)
+    scores = score_nodes(detectors, load_splits(config))
+    scores.to_csv(run / SCORES_FILE, index=False)
+    summary = summarise(scores)
+    (run / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    write_report(run, config, summary)
+    return summary
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / HISTORY_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
