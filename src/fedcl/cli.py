@@ -64,13 +64,15 @@ def train_command(
         raise _fail(str(e)) from None
     from fedcl import pipeline  # torch is imported only when there is work to do
 
+    try:
+        splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
+    except (DataError, ValueError) as e:
+        raise _fail(str(e)) from None
     with Progress(TextColumn("[bold]federated rounds"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("rounds", total=cfg.rounds, loss="–")
-        try:
-            run_dir = pipeline.train(cfg, out, on_round=lambda h: progress.update(task, advance=1, loss=f"{h['loss']:.4f}"))
-        except (DataError, ValueError) as e:
-            raise _fail(str(e)) from None
+        run_dir = pipeline.train(cfg, out, splits=splits,
+                                 on_round=lambda h: progress.update(task, advance=1, loss=f"{h['loss']:.4f}"))
     typer.echo(f"model: {run_dir / pipeline.MODEL_FILE}")
     if ctx.info_name == "run":
         _print_summary(pipeline.evaluate(run_dir), run_dir)

@@ -42,16 +42,18 @@ def _detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
                          fpr_target=config.fpr_target, random_state=config.seed)
 
 
-def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None) -> Path:
+def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
+          splits: list[NodeSplit] | None = None) -> Path:
     """Federated training on ``config.data``; writes config, per-round history and the model.
 
     Each node scales its own training rows with its own statistics; only model updates and a few
     embedding statistics cross the federation (see :func:`fedcl.federated.run_federation`).
+    ``splits`` (from :func:`load_splits`) saves reading the data again when the caller has it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / CONFIG_FILE)
-    splits = load_splits(config)
+    splits = load_splits(config) if splits is None else splits
     node_rows = {s.name: torch.from_numpy(NodeScaler().fit_transform(s.train)) for s in splits}
 
     history_path = out / HISTORY_FILE

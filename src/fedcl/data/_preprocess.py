@@ -159,6 +159,11 @@ class NodeScaler(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"X has {X.shape[1]} columns, but NodeScaler was fitted with {self.n_features_in_}"
             )
-        Z = (_signed_log1p(X) - self.mean_) / self.scale_
-        Z = np.nan_to_num(Z, nan=0.0)  # 0 = the node's own mean after standardising
-        return np.clip(Z, -self.clip, self.clip).astype(np.float32)
+        # float32 and in place: this is on the scoring hot path, and the model runs in float32.
+        Z = np.abs(X, dtype=np.float32)
+        np.log1p(Z, out=Z)
+        np.copysign(Z, X, out=Z, casting="same_kind")
+        Z -= self.mean_.astype(np.float32)
+        Z /= self.scale_.astype(np.float32)
+        np.nan_to_num(Z, copy=False, nan=0.0)  # 0 = the node's own mean after standardising
+        return np.clip(Z, -self.clip, self.clip, out=Z)

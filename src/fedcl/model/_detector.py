@@ -5,19 +5,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from fedcl.data import NodeScaler
 
 
+_CHUNK = 4096
+
+
 class FedCLDetector(BaseEstimator):
     """Anomaly detector for one node, PyOD-style (higher score = more anomalous).
 
     The score of a row is its mean Euclidean distance, in the node's normalised embedding space z̃,
-    to its ``n_neighbors`` nearest benign training embeddings. Benign traffic is compact there;
-    attacks fall outside. k > 1 matters on N-BaIoT: trivial rows (e.g. ``1,60,0,...``) occur
-    verbatim in benign and attack files, and a 1-NN score ties them all at 0.
+    to its ``n_neighbors`` nearest benign references: k-means centroids of the node's benign
+    training embeddings. Benign traffic is compact there; attacks fall outside. Centroids bound
+    the cost of a score whatever the node's size (and scored as well as all training rows on
+    fedmse-iid); k > 1 matters because trivial rows (e.g. ``1,60,0,...``) occur verbatim in benign
+    and attack files, and a 1-NN score would tie them all at 0.
 
     Parameters
     ----------
@@ -27,15 +33,14 @@ class FedCLDetector(BaseEstimator):
         Apply the node's embedding normalisation z̃ = (z − μ_i)/σ_i.
     n_neighbors : int, default=5
         k of the k-NN score.
-    max_references : int, default=4096
-        Keep at most this many training embeddings as references (a seeded uniform sample), which
-        bounds the cost of scoring a row whatever the size of the node.
+    n_references : int, default=256
+        Number of k-means centroids; a node with fewer training rows uses the rows themselves.
     fpr_target : float, default=0.01
         The threshold is the (1 − fpr_target) quantile of benign validation scores.
     clip : float, default=10.0
         Bound of the scaled features, passed to :class:`fedcl.data.NodeScaler`.
     random_state : int, default=0
-        Seed of the reference sample.
+        Seed of k-means.
 
     Attributes
     ----------
@@ -44,19 +49,19 @@ class FedCLDetector(BaseEstimator):
     mean_, std_ : Tensor of shape (dim,)
         The node's embedding statistics μ_i, σ_i.
     references_ : Tensor of shape (n_references, dim)
-        Normalised benign training embeddings the score compares against.
+        Benign reference points in z̃ space.
     decision_scores_ : ndarray of shape (n_samples,)
         Scores of the training rows.
     threshold_ : float
     """
 
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
-                 max_references: int = 4096,
+                 n_references: int = 256,
                  fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0) -> None:
         self.encoder = encoder
         self.normalise = normalise
         self.n_neighbors = n_neighbors
-        self.max_references = max_references
+        self.n_references = n_references
         self.fpr_target = fpr_target
         self.clip = clip
         self.random_state = random_state
@@ -69,20 +74,19 @@ class FedCLDetector(BaseEstimator):
         """
         if not 0 < self.fpr_target < 1:
             raise ValueError(f"fpr_target must be in (0, 1), got {self.fpr_target}")
-        if self.n_neighbors < 1 or self.max_references < self.n_neighbors:
-            raise ValueError("need 1 <= n_neighbors <= max_references")
+        if not 1 <= self.n_neighbors <= self.n_references:
+            raise ValueError(f"need 1 <= n_neighbors <= n_references, got {self.n_neighbors}, {self.n_references}")
         self.scaler_ = NodeScaler(clip=self.clip).fit(X)
         z = self._embed(self.scaler_.transform(X))
         self.mean_ = z.mean(dim=0) if self.normalise else torch.zeros(z.shape[1])
         self.std_ = z.std(dim=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])
         z_norm = (z - self.mean_) / self.std_
-        if len(z_norm) > self.max_references:
-            keep = np.random.default_rng(self.random_state).choice(len(z_norm), self.max_references, replace=False)
-            self.references_ = z_norm[np.sort(keep)]
+        if len(z_norm) > self.n_references:
+            km = KMeans(self.n_references, n_init=1, random_state=self.random_state).fit(z_norm.numpy())
+            self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
         else:
-            self.references_ = z_norm
-        # A training row is its own nearest reference: score it against the others (k+1, drop self).
-        self.decision_scores_ = self._score(z_norm, skip_self=len(z_norm) <= self.max_references)
+            self.references_ = z_norm.clone()
+        self.decision_scores_ = self._score(z_norm)
         calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
         self.threshold_ = float(np.quantile(calibration, 1 - self.fpr_target))
         return self
@@ -121,14 +125,20 @@ class FedCLDetector(BaseEstimator):
         self.threshold_ = float(state["threshold"])
         return self
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _embed(self, x_scaled: np.ndarray) -> Tensor:
         self.encoder.eval()
         return self.encoder(torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)))
 
-    @torch.no_grad()
-    def _score(self, z_norm: Tensor, skip_self: bool = False) -> np.ndarray:
-        k = min(self.n_neighbors + skip_self, len(self.references_))
-        # (rows, dim) x (references, dim) -> (rows, k) nearest distances -> (rows,)
-        nearest = torch.cdist(z_norm, self.references_).topk(k, dim=1, largest=False).values
-        return nearest[:, int(skip_self):].mean(dim=1).numpy().astype(np.float64)
+    @torch.inference_mode()
+    def _score(self, z_norm: Tensor) -> np.ndarray:
+        k = min(self.n_neighbors, len(self.references_))
+        refs = self.references_
+        ref_sq = (refs * refs).sum(dim=1)  # (references,)
+        out = []
+        for chunk in z_norm.split(_CHUNK):  # chunks keep the (rows, references) block in cache
+            # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
+            partial = torch.addmm(ref_sq, chunk, refs.T, alpha=-2)
+            nearest = partial.topk(k, dim=1, largest=False).values + (chunk * chunk).sum(dim=1, keepdim=True)
+            out.append(nearest.clamp_min_(0).sqrt_().mean(dim=1))  # (rows,)
+        return torch.cat(out).numpy().astype(np.float64)

@@ -1,0 +1,104 @@
+"""Tests for local_train: one node's share of a round."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from fedcl.config import FedCLConfig
+from fedcl.federated import LocalUpdate, local_train
+from fedcl.federated._params import get_arrays
+from fedcl.model import build_encoder
+
+torch.set_num_threads(1)
+
+DIM = 4
+CONFIG = FedCLConfig(local_epochs=2, batch_size=16, embedding_dim=DIM, hidden=16, lr=1e-2)
+
+
+def rows(n=64, seed=0):
+    return torch.randn(n, 115, generator=torch.Generator().manual_seed(seed))
+
+
+def run(config=CONFIG, x=None, reference=None, seed=0):
+    torch.manual_seed(seed)
+    encoder = build_encoder("mlp", 115, config.hidden, config.embedding_dim)
+    arrays = get_arrays(encoder)
+    x = rows() if x is None else x
+    reference = np.zeros(config.embedding_dim) if reference is None else reference
+    update = local_train(encoder, arrays, x, reference, config, torch.Generator().manual_seed(seed))
+    return update, arrays, encoder
+
+
+def test_update_shapes_and_statistics():
+    x = rows(50)
+
+    update, arrays, encoder = run(x=x)
+
+    assert isinstance(update, LocalUpdate)
+    assert [d.shape for d in update.delta] == [a.shape for a in arrays]
+    assert [d.dtype for d in update.delta] == [a.dtype for a in arrays]
+    assert update.n_samples == 50
+    assert update.mean_embedding.shape == (DIM,) and update.mean_embedding.dtype == np.float64
+    assert np.isfinite(update.distance) and update.distance >= 0
+    assert np.isfinite(update.loss) and update.loss > 0
+    assert any(np.abs(d).max() > 0 for d in update.delta)  # training moved θ
+
+
+def test_delta_is_trained_minus_global():
+    update, arrays, encoder = run()
+
+    trained = get_arrays(encoder)
+
+    for new, old, delta in zip(trained, arrays, update.delta):
+        np.testing.assert_allclose(old + delta, new, rtol=0, atol=1e-6)
+
+
+def test_encoder_is_loaded_with_global_arrays_first():
+    torch.manual_seed(0)
+    encoder = build_encoder("mlp", 115, 16, DIM)
+    global_arrays = get_arrays(encoder)
+    torch.manual_seed(1)
+    other = build_encoder("mlp", 115, 16, DIM)  # a different starting θ on the node
+
+    update = local_train(other, global_arrays, rows(), np.zeros(DIM), CONFIG, torch.Generator().manual_seed(0))
+    reference, _, _ = run(seed=0)
+
+    for a, b in zip(update.delta, reference.delta):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_is_deterministic():
+    a, _, _ = run(seed=3)
+    b, _, _ = run(seed=3)
+    c, _, _ = run(seed=4)
+
+    for da, db in zip(a.delta, b.delta):
+        np.testing.assert_array_equal(da, db)
+    np.testing.assert_array_equal(a.mean_embedding, b.mean_embedding)
+    assert (a.distance, a.loss, a.n_samples) == (b.distance, b.loss, b.n_samples)
+    assert a.distance != c.distance
+
+
+def test_distance_and_mean_are_consistent():
+    # d = mean ‖z̃ − g‖²/dim ≥ ‖mean z̃ − g‖²/dim (Jensen), with equality only if all z̃ coincide.
+    g = np.full(DIM, 0.7)
+
+    update, _, _ = run(reference=g)
+
+    gap = ((update.mean_embedding - g) ** 2).mean()
+    assert update.distance >= gap
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_consistency_weight_pulls_embeddings_toward_reference(seed):
+    x = rows(96, seed=seed)
+    g = np.random.default_rng(seed).normal(size=DIM)
+    config = dataclasses.replace(CONFIG, local_epochs=4)
+
+    free, _, _ = run(dataclasses.replace(config, consistency_weight=0.0), x=x, reference=g, seed=seed)
+    pulled, _, _ = run(dataclasses.replace(config, consistency_weight=2.0), x=x, reference=g, seed=seed)
+
+    assert pulled.distance < 0.5 * free.distance
+

@@ -1,0 +1,233 @@
+"""Contract and behaviour tests for FedCLDetector."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+
+from fedcl.model import FedCLDetector, build_encoder
+
+N_FEATURES = 115
+
+
+def make_encoder(seed=0, hidden=32, dim=8):
+    torch.manual_seed(seed)
+    return build_encoder("mlp", N_FEATURES, hidden, dim)
+
+
+def benign(n, seed=0):
+    """Positive, heavy-ish tailed rows like traffic statistics."""
+    rng = np.random.default_rng(seed)
+    return rng.lognormal(mean=2.0, sigma=0.5, size=(n, N_FEATURES))
+
+
+def attacks(n, seed=1):
+    """Rows shifted far from the benign distribution."""
+    rng = np.random.default_rng(seed)
+    return rng.lognormal(mean=6.0, sigma=0.5, size=(n, N_FEATURES))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = benign(120)
+    return FedCLDetector(make_encoder(), n_neighbors=3).fit(X), X
+
+
+def test_fit_returns_self_and_sets_fitted_attributes(fitted):
+    detector, X = fitted
+
+    assert isinstance(detector.threshold_, float)
+    assert detector.references_.shape == (len(X), 8)
+    assert detector.decision_scores_.shape == (len(X),)
+    assert detector.mean_.shape == (8,) and detector.std_.shape == (8,)
+    assert np.all(np.isfinite(detector.decision_scores_)) and np.all(detector.decision_scores_ >= 0)
+    detector2 = FedCLDetector(make_encoder(), n_neighbors=3)
+    assert detector2.fit(X) is detector2
+
+
+def test_init_only_stores_parameters():
+    encoder = make_encoder()
+
+    detector = FedCLDetector(encoder, n_neighbors=-1, fpr_target=5.0)
+
+    assert detector.encoder is encoder and detector.n_neighbors == -1 and detector.fpr_target == 5.0
+    assert not hasattr(detector, "threshold_")
+
+
+def test_references_are_normalised_training_embeddings(fitted):
+    detector, _ = fitted
+
+    refs = detector.references_
+
+    torch.testing.assert_close(refs.mean(dim=0), torch.zeros(8), atol=1e-4, rtol=0)
+    torch.testing.assert_close(refs.std(dim=0), torch.ones(8), atol=1e-3, rtol=0)
+
+
+def test_decision_function_is_mean_distance_to_k_nearest_references(fitted):
+    detector, _ = fitted
+    X_new = np.vstack([benign(10, seed=5), attacks(5)])
+
+    scores = detector.decision_function(X_new)
+
+    with torch.no_grad():
+        z = detector.encoder(torch.from_numpy(detector.scaler_.transform(X_new)))
+    z_norm = ((z - detector.mean_) / detector.std_).double().numpy()
+    refs = detector.references_.double().numpy()
+    dist = np.sqrt(((z_norm[:, None, :] - refs[None, :, :]) ** 2).sum(axis=2))
+    expected = np.sort(dist, axis=1)[:, :3].mean(axis=1)
+    assert scores.shape == (15,) and scores.dtype == np.float64
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_predict_is_binary_and_consistent_with_threshold(fitted):
+    detector, _ = fitted
+    X_new = np.vstack([benign(20, seed=6), attacks(20)])
+
+    labels = detector.predict(X_new)
+
+    scores = detector.decision_function(X_new)
+    assert labels.shape == (40,)
+    assert set(np.unique(labels)) <= {0, 1}
+    np.testing.assert_array_equal(labels, (scores > detector.threshold_).astype(int))
+    assert labels[20:].sum() == 20  # far-away attacks are all flagged
+
+
+def test_threshold_from_training_scores(fitted):
+    detector, _ = fitted
+
+    assert detector.threshold_ == pytest.approx(np.quantile(detector.decision_scores_, 0.99))
+
+
+@pytest.mark.parametrize("fpr_target", [0.01, 0.1, 0.3])
+def test_threshold_is_quantile_of_validation_scores(fpr_target):
+    X, X_val = benign(100, seed=0), benign(40, seed=3)
+
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, fpr_target=fpr_target).fit(X, X_val=X_val)
+
+    val_scores = detector.decision_function(X_val)
+    assert detector.threshold_ == pytest.approx(np.quantile(val_scores, 1 - fpr_target))
+    assert detector.threshold_ != pytest.approx(np.quantile(detector.decision_scores_, 1 - fpr_target))
+
+
+@pytest.mark.parametrize("method", ["decision_function", "predict", "state_dict"])
+def test_not_fitted_error(method):
+    detector = FedCLDetector(make_encoder())
+
+    with pytest.raises(NotFittedError):
+        args = () if method == "state_dict" else (benign(3),)
+        getattr(detector, method)(*args)
+
+
+@pytest.mark.parametrize("params", [{"fpr_target": 0.0}, {"fpr_target": 1.0},
+                                    {"n_neighbors": 0}, {"n_neighbors": 10, "n_references": 5}])
+def test_fit_rejects_bad_parameters(params):
+    detector = FedCLDetector(make_encoder(), **params)
+
+    with pytest.raises(ValueError):
+        detector.fit(benign(30))
+
+
+def test_state_dict_round_trip_through_torch_save(fitted, tmp_path):
+    detector, _ = fitted
+    X_new = np.vstack([benign(10, seed=7), attacks(10)])
+    path = tmp_path / "detector.pt"
+
+    torch.save(detector.state_dict(), path)
+    state = torch.load(path, weights_only=True)
+    restored = FedCLDetector(detector.encoder, n_neighbors=3).load_state_dict(state)
+
+    np.testing.assert_array_equal(restored.decision_function(X_new), detector.decision_function(X_new))
+    np.testing.assert_array_equal(restored.predict(X_new), detector.predict(X_new))
+    assert restored.threshold_ == detector.threshold_
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+
+
+def test_nan_rows_are_scored():
+    X = benign(60)
+    X[::7, ::5] = np.nan
+    X_new = benign(10, seed=9)
+    X_new[0, :] = np.nan
+    X_new[1, 3] = np.nan
+
+    detector = FedCLDetector(make_encoder(), n_neighbors=3).fit(X)
+    scores = detector.decision_function(X_new)
+
+    assert scores.shape == (10,)
+    assert np.all(np.isfinite(scores))
+    assert np.all(np.isfinite(detector.decision_scores_))
+
+
+def normalised_embeddings(detector, X):
+    with torch.no_grad():
+        z = detector.encoder(torch.from_numpy(detector.scaler_.transform(X)))
+    return ((z - detector.mean_) / detector.std_).double()
+
+
+def test_n_references_caps_references_with_kmeans_centroids():
+    X = benign(80)
+
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=20, random_state=1).fit(X)
+
+    assert detector.references_.shape == (20, 8)
+    assert detector.references_.dtype == torch.float32
+    assert detector.decision_scores_.shape == (80,)
+    # Each centroid is the mean of the training embeddings nearest to it (k-means fixed point).
+    z = normalised_embeddings(detector, X)
+    refs = detector.references_.double()
+    nearest = ((z[:, None, :] - refs[None, :, :]) ** 2).sum(dim=2).argmin(dim=1)
+    for c in range(20):
+        torch.testing.assert_close(z[nearest == c].mean(dim=0), refs[c], atol=1e-4, rtol=0)
+
+
+def test_few_rows_use_the_rows_themselves():
+    X = benign(30)
+
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=30).fit(X)
+
+    torch.testing.assert_close(detector.references_.double(), normalised_embeddings(detector, X),
+                               atol=1e-5, rtol=0)
+
+
+def test_kmeans_references_are_seeded():
+    X = benign(80)
+
+    a = FedCLDetector(make_encoder(), n_neighbors=3, n_references=20, random_state=1).fit(X)
+    b = FedCLDetector(make_encoder(), n_neighbors=3, n_references=20, random_state=1).fit(X)
+
+    assert torch.equal(a.references_, b.references_)
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+    assert a.threshold_ == b.threshold_
+
+
+def test_encoder_is_not_modified():
+    encoder = make_encoder()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+
+    FedCLDetector(encoder, n_neighbors=3).fit(benign(40))
+
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
+
+
+def test_normalise_false_keeps_raw_embeddings():
+    X = benign(40)
+
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, normalise=False).fit(X)
+
+    assert torch.equal(detector.mean_, torch.zeros(8)) and torch.equal(detector.std_, torch.ones(8))
+    with torch.no_grad():
+        z = detector.encoder(torch.from_numpy(detector.scaler_.transform(X)))
+    torch.testing.assert_close(detector.references_, z)
+
+
+@pytest.mark.parametrize("seed, n_references", [(0, 256), (1, 256), (0, 32)])
+def test_roc_auc_floor_with_random_encoder(seed, n_references):
+    X_train, X_val = benign(200, seed=seed), benign(50, seed=seed + 10)
+    X_test = np.vstack([benign(100, seed=seed + 20), attacks(100, seed=seed + 30)])
+    y_test = np.r_[np.zeros(100), np.ones(100)]
+
+    detector = FedCLDetector(make_encoder(seed), n_neighbors=5, n_references=n_references).fit(X_train, X_val=X_val)
+    scores = detector.decision_function(X_test)
+
+    assert roc_auc_score(y_test, scores) > 0.9
+    assert detector.predict(X_test[:100]).mean() < 0.2  # benign false-alarm rate near fpr_target
