@@ -124,3 +124,9 @@ def test_save_then_load_round_trips(tmp_path, config):
 
     assert loaded == config
     assert all(type(getattr(loaded, f.name)) is type(getattr(config, f.name)) for f in dataclasses.fields(config))
+
+
+def test_save_then_load_keeps_awkward_strings(tmp_path):
+    config = FedCLConfig(data='dir with "quotes"\\and\nnewline')
+    save_config(config, tmp_path / "c.toml")
+    assert load_config(tmp_path / "c.toml") == config

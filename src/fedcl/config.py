@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -100,7 +101,7 @@ def save_config(config: FedCLConfig, path: str | Path) -> None:
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, str):
-            text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            text = json.dumps(value)  # a JSON string is a valid TOML basic string
         else:
             text = repr(value)
         lines.append(f"{key} = {text}")

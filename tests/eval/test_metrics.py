@@ -117,3 +117,8 @@ def test_fpr_at_tpr99_in_metrics_uses_99_percent():
 
     assert m["fpr_at_tpr99"] == pytest.approx(0.0)
     assert fpr_at_tpr(y, scores, 1.0) == pytest.approx(0.1)
+
+
+def test_fpr_at_tpr_keeps_collinear_thresholds():
+    # The threshold at 2 catches 2/3 of attacks at FPR 2/3; roc_curve's default would drop it.
+    assert fpr_at_tpr(np.array([1, 0, 1, 0, 1, 0]), np.array([3, 3, 2, 2, 1, 1]), 0.6) == pytest.approx(2 / 3)

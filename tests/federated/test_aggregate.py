@@ -114,3 +114,13 @@ def test_bad_distances_raise(distances):
 def test_bad_counts_raise(counts):
     with pytest.raises(ValueError):
         sample_weights(counts)
+
+
+def test_apply_updates_rejects_mismatched_shapes_and_rounds_integers():
+    theta = [np.zeros(3), np.array([4], dtype=np.int64)]
+    with pytest.raises(ValueError, match="same shapes"):
+        apply_updates(theta, [[np.zeros((3, 3)), np.array([1])]], [1.0])
+    with pytest.raises(ValueError, match="same shapes"):
+        apply_updates(theta, [[np.zeros(3)]], [1.0])
+    out = apply_updates(theta, [[np.zeros(3), np.array([1])], [np.zeros(3), np.array([2])]], [0.3, 0.7])
+    assert out[1].dtype == np.int64 and out[1][0] == 6  # 4 + 0.3·1 + 0.7·2 = 5.7 -> 6

@@ -139,3 +139,9 @@ def test_aggregate_round_matches_the_pieces():
     np.testing.assert_allclose(w_f, [0.25, 0.75])
     np.testing.assert_allclose(new_f[0], [0.25, 3.0])
     np.testing.assert_allclose(g_f, [0.25, 0.75])
+
+
+def test_a_node_with_one_training_row_is_a_clear_error():
+    nodes = {"a": torch.randn(40, 115), "b": torch.randn(1, 115)}
+    with pytest.raises(ValueError, match="'b' has 1 training row"):
+        run_federation(nodes, FedCLConfig(rounds=1, batch_size=16, embedding_dim=4, hidden=8))

@@ -61,7 +61,7 @@ def test_references_are_normalised_training_embeddings(fitted):
     refs = detector.references_
 
     torch.testing.assert_close(refs.mean(dim=0), torch.zeros(8), atol=1e-4, rtol=0)
-    torch.testing.assert_close(refs.std(dim=0), torch.ones(8), atol=1e-3, rtol=0)
+    torch.testing.assert_close(refs.std(dim=0, correction=0), torch.ones(8), atol=1e-3, rtol=0)
 
 
 def test_decision_function_is_mean_distance_to_k_nearest_references(fitted):
@@ -231,3 +231,13 @@ def test_roc_auc_floor_with_random_encoder(seed, n_references):
 
     assert roc_auc_score(y_test, scores) > 0.9
     assert detector.predict(X_test[:100]).mean() < 0.2  # benign false-alarm rate near fpr_target
+
+
+def test_training_scores_are_leave_one_out_when_references_are_the_rows():
+    # Prepare: fewer rows than n_references, so the references are the training rows themselves
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(100, 115))
+    detector = FedCLDetector(build_encoder("mlp", 115, 16, 8), n_references=256).fit(x)
+
+    # Assert: no training row scores 0 against itself
+    assert detector.decision_scores_.min() > 0

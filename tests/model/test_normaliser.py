@@ -19,7 +19,7 @@ def test_fit_standardises_the_fitted_data():
     z_norm = normaliser(z)
 
     torch.testing.assert_close(z_norm.mean(dim=0), torch.zeros(4, dtype=torch.float64), atol=1e-10, rtol=0)
-    torch.testing.assert_close(z_norm.std(dim=0), torch.ones(4, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z_norm.std(dim=0, correction=0), torch.ones(4, dtype=torch.float64), atol=1e-5, rtol=0)
     torch.testing.assert_close(normaliser.mean, z.mean(dim=0))
 
 
@@ -37,7 +37,7 @@ def test_update_is_the_ema_formula():
     normaliser.update(z1)
 
     torch.testing.assert_close(normaliser.mean, 0.75 * mean0 + 0.25 * z1.mean(dim=0))
-    torch.testing.assert_close(normaliser.std, 0.75 * std0 + 0.25 * z1.std(dim=0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(normaliser.std, 0.75 * std0 + 0.25 * z1.std(dim=0, correction=0), atol=1e-5, rtol=0)
 
 
 def test_statistics_are_detached():

@@ -12,7 +12,8 @@ METRIC_KEYS = (
 
 def fpr_at_tpr(y_true: np.ndarray, scores: np.ndarray, tpr_target: float = 0.99) -> float:
     """Smallest false-positive rate of any threshold that catches ``tpr_target`` of the attacks."""
-    fpr, tpr, _ = roc_curve(y_true, scores)
+    # Keep every threshold: collinear points that roc_curve drops by default can be the best one.
+    fpr, tpr, _ = roc_curve(y_true, scores, drop_intermediate=False)
     return float(fpr[np.searchsorted(tpr, tpr_target, side="left")])
 
 

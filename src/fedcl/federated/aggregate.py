@@ -39,10 +39,14 @@ def apply_updates(
     w = _normalised(np.asarray(weights, dtype=np.float64))
     if len(deltas) != len(w):
         raise ValueError(f"{len(deltas)} updates but {len(w)} weights")
+    for delta in deltas:
+        if len(delta) != len(arrays) or any(np.shape(d) != np.shape(a) for d, a in zip(delta, arrays)):
+            raise ValueError("every update must have the model's arrays, with the same shapes")
     out = []
     for k, theta in enumerate(arrays):
-        step = sum(wi * np.asarray(delta[k], dtype=np.float64) for wi, delta in zip(w, deltas))
-        out.append((theta + step).astype(theta.dtype))
+        new = theta + sum(wi * np.asarray(delta[k], dtype=np.float64) for wi, delta in zip(w, deltas))
+        # Integer buffers (counters) are rounded, not truncated, back to their own dtype.
+        out.append((np.rint(new) if np.issubdtype(theta.dtype, np.integer) else new).astype(theta.dtype))
     return out
 
 

@@ -73,7 +73,8 @@ def local_train(
     for _ in range(config.local_epochs):
         order = torch.randperm(len(x), generator=generator)
         losses = []
-        # Drop a last batch smaller than half a batch: too few negatives for a stable InfoNCE.
+        # Drop a last batch of half a batch or less: too few negatives for a stable InfoNCE
+        # (the order is reshuffled each epoch, so no row is left out for good).
         for start in range(0, max(len(x) - batch // 2, 1), batch):
             rows = x[order[start : start + batch]]
             if len(rows) < 2:

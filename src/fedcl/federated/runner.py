@@ -56,6 +56,9 @@ def run_federation(
     on_round : callable, optional
         Called with each round's history record (for progress bars).
     """
+    for name, rows in node_rows.items():
+        if len(rows) < 2:
+            raise ValueError(f"node {name!r} has {len(rows)} training row(s); contrastive training needs at least 2")
     torch.manual_seed(config.seed)
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)

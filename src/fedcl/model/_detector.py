@@ -79,14 +79,16 @@ class FedCLDetector(BaseEstimator):
         self.scaler_ = NodeScaler(clip=self.clip).fit(X)
         z = self._embed(self.scaler_.transform(X))
         self.mean_ = z.mean(dim=0) if self.normalise else torch.zeros(z.shape[1])
-        self.std_ = z.std(dim=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])
+        self.std_ = z.std(dim=0, correction=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])
         z_norm = (z - self.mean_) / self.std_
         if len(z_norm) > self.n_references:
             km = KMeans(self.n_references, n_init=1, random_state=self.random_state).fit(z_norm.numpy())
             self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
         else:
             self.references_ = z_norm.clone()
-        self.decision_scores_ = self._score(z_norm)
+        # When the references are the training rows, each row would be its own nearest reference
+        # (distance 0): score training rows leave-one-out so a threshold fitted on them is not too low.
+        self.decision_scores_ = self._score(z_norm, skip_self=len(z_norm) <= self.n_references)
         calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
         self.threshold_ = float(np.quantile(calibration, 1 - self.fpr_target))
         return self
@@ -131,8 +133,8 @@ class FedCLDetector(BaseEstimator):
         return self.encoder(torch.from_numpy(np.ascontiguousarray(x_scaled, dtype=np.float32)))
 
     @torch.inference_mode()
-    def _score(self, z_norm: Tensor) -> np.ndarray:
-        k = min(self.n_neighbors, len(self.references_))
+    def _score(self, z_norm: Tensor, skip_self: bool = False) -> np.ndarray:
+        k = min(self.n_neighbors + skip_self, len(self.references_))
         refs = self.references_
         ref_sq = (refs * refs).sum(dim=1)  # (references,)
         out = []
@@ -140,5 +142,5 @@ class FedCLDetector(BaseEstimator):
             # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
             partial = torch.addmm(ref_sq, chunk, refs.T, alpha=-2)
             nearest = partial.topk(k, dim=1, largest=False).values + (chunk * chunk).sum(dim=1, keepdim=True)
-            out.append(nearest.clamp_min_(0).sqrt_().mean(dim=1))  # (rows,)
+            out.append(nearest[:, int(skip_self):].clamp_min_(0).sqrt_().mean(dim=1))  # (rows,)
         return torch.cat(out).numpy().astype(np.float64)

@@ -29,14 +29,14 @@ class EmbeddingNormaliser:
     def fit(self, z: Tensor) -> "EmbeddingNormaliser":
         if self.enabled:
             self.mean = z.mean(dim=0).detach()
-            self.std = z.std(dim=0).detach() + _EPS
+            self.std = z.std(dim=0, correction=0).detach() + _EPS
         return self
 
     def update(self, z: Tensor) -> None:
         if self.enabled:
             m = self.momentum
             self.mean = (1 - m) * self.mean + m * z.mean(dim=0).detach()
-            self.std = (1 - m) * self.std + m * (z.std(dim=0).detach() + _EPS)
+            self.std = (1 - m) * self.std + m * (z.std(dim=0, correction=0).detach() + _EPS)
 
     def __call__(self, z: Tensor) -> Tensor:
         # z: (batch, dim) -> z̃: (batch, dim)
