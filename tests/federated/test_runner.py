@@ -84,7 +84,7 @@ def test_result_holds_only_parameters_reference_and_history(dynamic_run):
     assert [a.shape for a in dynamic_run.arrays] == [a.shape for a in get_arrays(encoder)]
     assert dynamic_run.reference.shape == (CONFIG.embedding_dim,)
     for record in dynamic_run.history:
-        assert set(record) == {"round", "loss", "nodes"}
+        assert set(record) == {"round", "loss", "contrastive", "reference_norm", "nodes"}
         for stats in record["nodes"].values():
             assert set(stats) == {"loss", "distance", "weight"}
             assert all(isinstance(v, float) for v in stats.values())
@@ -125,8 +125,8 @@ def test_aggregation_choice_changes_the_result(dynamic_run, fedavg_run):
 def test_aggregate_round_matches_the_pieces():
     arrays = [np.zeros(2), np.ones((1, 2))]
     updates = [
-        LocalUpdate([np.array([1.0, 0.0]), np.array([[2.0, 2.0]])], 10, np.array([1.0, 0.0]), 0.0, 1.0),
-        LocalUpdate([np.array([0.0, 4.0]), np.array([[0.0, 0.0]])], 30, np.array([0.0, 1.0]), 1.0, 1.0),
+        LocalUpdate([np.array([1.0, 0.0]), np.array([[2.0, 2.0]])], 10, np.array([1.0, 0.0]), 0.0, 1.0, 1.0),
+        LocalUpdate([np.array([0.0, 4.0]), np.array([[0.0, 0.0]])], 30, np.array([0.0, 1.0]), 1.0, 1.0, 1.0),
     ]
 
     new_d, g_d, w_d = aggregate_round(arrays, updates, "dynamic")

@@ -29,21 +29,9 @@ def test_fit_returns_self():
     assert normaliser.fit(sample()) is normaliser
 
 
-def test_update_is_the_ema_formula():
-    z0, z1 = sample(seed=0), sample(n=50, seed=1) * 2
-    normaliser = EmbeddingNormaliser(4, momentum=0.25).fit(z0)
-    mean0, std0 = normaliser.mean.clone(), normaliser.std.clone()
-
-    normaliser.update(z1)
-
-    torch.testing.assert_close(normaliser.mean, 0.75 * mean0 + 0.25 * z1.mean(dim=0))
-    torch.testing.assert_close(normaliser.std, 0.75 * std0 + 0.25 * z1.std(dim=0, correction=0), atol=1e-5, rtol=0)
-
-
 def test_statistics_are_detached():
     z = sample().requires_grad_(True)
     normaliser = EmbeddingNormaliser(4).fit(z)
-    normaliser.update(z * 2)
 
     out = normaliser(z)
     out.sum().backward()
@@ -59,7 +47,6 @@ def test_disabled_is_identity():
     normaliser = EmbeddingNormaliser(4, enabled=False)
 
     normaliser.fit(z0)
-    normaliser.update(z1)
 
     torch.testing.assert_close(normaliser(z1), z1)
     assert torch.equal(normaliser.mean, torch.zeros(4)) and torch.equal(normaliser.std, torch.ones(4))

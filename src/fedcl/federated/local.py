@@ -28,7 +28,9 @@ class LocalUpdate:
     distance : float
         d_i, mean ‖z̃ − g‖² / dim over the local window.
     loss : float
-        Mean training loss of the last local epoch.
+        Mean training loss (InfoNCE + λ·consistency) of the last local epoch.
+    contrastive : float
+        Its InfoNCE part alone.
     """
 
     delta: list[np.ndarray]
@@ -36,6 +38,7 @@ class LocalUpdate:
     mean_embedding: np.ndarray
     distance: float
     loss: float
+    contrastive: float
 
 
 @torch.no_grad()
@@ -49,21 +52,24 @@ def local_train(
     encoder: nn.Module,
     global_arrays: list[np.ndarray],
     x: Tensor,
-    reference: np.ndarray,
+    reference: np.ndarray | None,
     config: FedCLConfig,
     generator: torch.Generator,
 ) -> LocalUpdate:
     """Train ``encoder`` (loaded with the global θ) on one node's scaled benign rows ``x``.
 
-    The node's statistics μ_i, σ_i start each round exact over its local window under the received
-    model and then follow the encoder as a running (EMA) estimate. The reported d_i and mean z̃ use
-    those running statistics, so a node whose representation moved far from where the round
-    started, or from g, reports a larger d_i.
+    g lives in the shared embedding space (a weighted mean of the nodes' embedding means μ_i); each
+    node compares its z̃ with g expressed in its own frame, (g − μ_i)/σ_i, so the consistency term
+    ‖z̃ − (g − μ_i)/σ_i‖² = ‖(z − g)/σ_i‖² pulls the node's embeddings toward the common centre.
+    (Compared with g in z̃ space directly, the term would be degenerate: every node's z̃ has mean 0
+    by construction, so g would be 0 and every d_i the same.)
+
+    μ_i, σ_i: during training, the detached statistics of the current batch, a sample of the local
+    window; for the reported μ_i and d_i, exact statistics over the whole window.
     """
     set_arrays(encoder, global_arrays)
-    g = torch.as_tensor(reference, dtype=torch.float32)
+    g = None if reference is None else torch.as_tensor(reference, dtype=torch.float32)
     normaliser = EmbeddingNormaliser(config.embedding_dim, enabled=config.node_normalisation)
-    normaliser.fit(embed(encoder, x))
     contrastive = InfoNCELoss(config.temperature)
     consistency = ConsistencyLoss()
     optimiser = torch.optim.Adam(encoder.parameters(), lr=config.lr)
@@ -72,7 +78,7 @@ def local_train(
     batch = min(config.batch_size, len(x))
     for _ in range(config.local_epochs):
         order = torch.randperm(len(x), generator=generator)
-        losses = []
+        losses, contrastive_losses = [], []
         # Drop a last batch of half a batch or less: too few negatives for a stable InfoNCE
         # (the order is reshuffled each epoch, so no row is left out for good).
         for start in range(0, max(len(x) - batch // 2, 1), batch):
@@ -81,21 +87,27 @@ def local_train(
                 continue
             z_a = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
             z_b = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
+            normaliser.fit(torch.cat([z_a, z_b]))  # this batch of the node's window, detached
             zn_a, zn_b = normaliser(z_a), normaliser(z_b)
             loss = contrastive(zn_a, zn_b)
-            if config.consistency_weight > 0:
-                loss = loss + config.consistency_weight * 0.5 * (consistency(zn_a, g) + consistency(zn_b, g))
+            contrastive_losses.append(loss.item())
+            if config.consistency_weight > 0 and g is not None:
+                g_node = normaliser(g[None])[0]  # g in this node's normalised frame: (g − μ_i)/σ_i
+                loss = loss + config.consistency_weight * 0.5 * (consistency(zn_a, g_node) + consistency(zn_b, g_node))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            normaliser.update(torch.cat([z_a, z_b]))
             losses.append(loss.item())
 
-    z_norm = normaliser(embed(encoder, x))
+    z = embed(encoder, x)
+    normaliser.fit(z)  # exact statistics of the updated model over the local window
+    z_norm = normaliser(z)
+    g_node = torch.zeros(z.shape[1]) if g is None else normaliser(g[None])[0]
     return LocalUpdate(
         delta=[new - old for new, old in zip(get_arrays(encoder), global_arrays)],
         n_samples=len(x),
-        mean_embedding=z_norm.mean(dim=0).numpy().astype(np.float64),
-        distance=float(squared_distance(z_norm, g).mean()),
+        mean_embedding=normaliser.mean.numpy().astype(np.float64),
+        distance=float(squared_distance(z_norm, g_node).mean()),
         loss=float(np.mean(losses)) if losses else float("nan"),
+        contrastive=float(np.mean(contrastive_losses)) if losses else float("nan"),
     )

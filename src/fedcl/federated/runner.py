@@ -63,7 +63,7 @@ def run_federation(
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
     arrays = get_arrays(encoder)
-    reference = np.zeros(config.embedding_dim)
+    reference = None  # no shared statistics before the first round
     generators = {
         name: torch.Generator().manual_seed(config.seed * 1_000_003 + i) for i, name in enumerate(node_rows)
     }
@@ -77,6 +77,8 @@ def run_federation(
         record = {
             "round": round_,
             "loss": float(np.average([u.loss for u in updates], weights=[u.n_samples for u in updates])),
+            "contrastive": float(np.average([u.contrastive for u in updates], weights=[u.n_samples for u in updates])),
+            "reference_norm": float(np.linalg.norm(reference)),
             "nodes": {
                 name: {"loss": u.loss, "distance": u.distance, "weight": float(w)}
                 for (name, u), w in zip(zip(node_rows, updates), weights)
