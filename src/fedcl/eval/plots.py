@@ -39,9 +39,11 @@ def plot_history(history: list[dict], path: Path) -> None:
     """Training loss and the server's node weights per round."""
     fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(9, 3.5))
     rounds = [h["round"] for h in history]
-    ax_loss.plot(rounds, [h["loss"] for h in history], marker="o", ms=3)
+    ax_loss.plot(rounds, [h["loss"] for h in history], marker="o", ms=3, label="InfoNCE + λ·consistency")
+    ax_loss.plot(rounds, [h["contrastive"] for h in history], ls="--", label="InfoNCE")
     ax_loss.set_xlabel("round")
-    ax_loss.set_ylabel("local loss (InfoNCE + λ·consistency)")
+    ax_loss.set_ylabel("mean local loss")
+    ax_loss.legend(fontsize=7)
     for name in history[0]["nodes"] if history else []:
         ax_w.plot(rounds, [h["nodes"][name]["weight"] for h in history], lw=1, label=name)
     ax_w.set_xlabel("round")
