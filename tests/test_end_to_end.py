@@ -57,3 +57,23 @@ def test_training_is_deterministic_for_a_seed(fedmse_slice, tmp_path):
 
     # Assert
     assert a == b
+
+
+def test_nodes_without_attacks_or_benign_test_are_trained_and_reported(fedmse_slice, tmp_path):
+    # Prepare: Client-2 saw no attack, Client-3 has no test_normal folder
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(fedmse_slice, data)
+    shutil.rmtree(data / "Client-2" / "abnormal")
+    shutil.rmtree(data / "Client-3" / "test_normal")
+
+    # Execute
+    summary = evaluate(train(FedCLConfig(data=str(data), rounds=2), tmp_path / "run"))
+
+    # Assert
+    no_attack = summary["nodes"]["Client-2"]
+    assert no_attack["auroc"] is None and no_attack["recall"] is None and no_attack["fpr_at_tpr99"] is None
+    assert no_attack["fpr"] is not None and no_attack["accuracy"] is not None
+    assert summary["nodes"]["Client-3"]["auroc"] > 0.9  # its benign test rows were carved from normal/
+    assert summary["counts"]["attack"] == 600

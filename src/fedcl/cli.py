@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fedcl.config import FedCLConfig, load_config
 from fedcl.data import DataError
+from fedcl.rundir import MODEL_FILE, REPORT_FILE
 
 app = typer.Typer(help="Federated contrastive anomaly detection on IoT network traffic.",
                   no_args_is_help=True, add_completion=False)
@@ -27,7 +27,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     pooled = summary["pooled"]
     shown = ", ".join(f"{k} {pooled[k]:.4f}" for k in ("auroc", "auprc", "fpr_at_tpr99", "f1") if pooled[k] is not None)
     typer.echo(f"pooled: {shown}")
-    typer.echo(f"report: {run_dir / 'report.md'}")
+    typer.echo(f"report: {run_dir / REPORT_FILE}")
 
 
 @app.command("train")
@@ -73,7 +73,7 @@ def train_command(
         task = progress.add_task("rounds", total=cfg.rounds, loss="–")
         run_dir = pipeline.train(cfg, out, splits=splits,
                                  on_round=lambda h: progress.update(task, advance=1, loss=f"{h['loss']:.4f}"))
-    typer.echo(f"model: {run_dir / pipeline.MODEL_FILE}")
+    typer.echo(f"model: {run_dir / MODEL_FILE}")
     if ctx.info_name == "run":
         _print_summary(pipeline.evaluate(run_dir), run_dir)
 
@@ -91,10 +91,6 @@ def evaluate_command(
     except (DataError, ValueError) as e:
         raise _fail(str(e)) from None
     _print_summary(summary, out)
-
-
-def main() -> None:  # pragma: no cover
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +16,17 @@ from fedcl.eval.metrics import detection_metrics
 from fedcl.federated import run_federation
 from fedcl.federated._params import set_arrays
 from fedcl.model import FedCLDetector, build_encoder
+from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, SCORES_FILE
 
-CONFIG_FILE, MODEL_FILE, HISTORY_FILE = "config.toml", "model.pt", "history.jsonl"
-METRICS_FILE, SCORES_FILE = "metrics.json", "scores.csv"
 
 
 def load_splits(config: FedCLConfig) -> list[NodeSplit]:
     """Read every node, split its benign rows (train/val/test) and apply the leakage guard."""
     if not config.data:
         raise ValueError("no data path given (--data)")
-    guard = {"on": lambda x: leakage_guard(x), "strict": lambda x: leakage_guard(x, strict=True),
-             "off": lambda x: x}[config.leakage_guard]
+    def guard(x):
+        return x if config.leakage_guard == "off" else leakage_guard(x, strict=config.leakage_guard == "strict")
+
     splits = []
     for node in read_dataset(config.data, config.layout):
         s = split_node(node, config.val_fraction, config.test_fraction, config.seed)
@@ -142,8 +141,3 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
     (run / METRICS_FILE).write_text(json.dumps(summary, indent=2))
     write_report(run, config, summary)
     return summary
-
-
-def read_history(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / HISTORY_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -21,7 +21,7 @@ def rows(n=64, seed=0):
     return torch.randn(n, 115, generator=torch.Generator().manual_seed(seed))
 
 
-def run(config=CONFIG, x=None, reference=np.zeros(DIM), seed=0):
+def run(config=CONFIG, x=None, reference=np.zeros(DIM), seed=0):  # noqa: B008 (read-only default)
     torch.manual_seed(seed)
     encoder = build_encoder("mlp", 115, config.hidden, config.embedding_dim)
     arrays = get_arrays(encoder)

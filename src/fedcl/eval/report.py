@@ -9,6 +9,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import METRIC_KEYS
 from fedcl.eval.plots import plot_history, plot_roc
+from fedcl.rundir import REPORT_FILE, SCORES_FILE, read_history
 
 
 def _cell(value: float | None) -> str:
@@ -23,8 +24,6 @@ def _table(rows: dict[str, dict], first: str) -> str:
 
 def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
     """Write report.md, roc.png and training.png into ``run_dir``."""
-    from fedcl.pipeline import SCORES_FILE, read_history
-
     plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
     history = read_history(run_dir)
     if history:
@@ -63,6 +62,6 @@ training embeddings of the node.
 Files: `config.toml` (resolved config), `history.jsonl` (per round), `model.pt` (weights-only),
 `scores.csv` (every test row's score), `metrics.json`.
 """
-    path = run_dir / "report.md"
+    path = run_dir / REPORT_FILE
     path.write_text(text)
     return path
