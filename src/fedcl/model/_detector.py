@@ -96,8 +96,14 @@ class FedCLDetector(BaseEstimator):
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores of rows ``X`` (n, 115), shape (n,); higher = more anomalous."""
         check_is_fitted(self, "references_")
-        z = self._embed(self.scaler_.transform(X))
-        return self._score((z - self.mean_) / self.std_)
+        X = np.asarray(X)
+        # Chunks keep every intermediate (scaled rows, hidden layers, distances) in cache:
+        # ~1.3x the rows/s of one pass over a large batch (benchmarks/scoring_throughput.py).
+        chunks = [
+            self._score((self._embed(self.scaler_.transform(X[i : i + _CHUNK])) - self.mean_) / self.std_)
+            for i in range(0, len(X), _CHUNK)
+        ]
+        return np.concatenate(chunks) if chunks else np.empty(0)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -138,7 +144,7 @@ class FedCLDetector(BaseEstimator):
         refs = self.references_
         ref_sq = (refs * refs).sum(dim=1)  # (references,)
         out = []
-        for chunk in z_norm.split(_CHUNK):  # chunks keep the (rows, references) block in cache
+        for chunk in z_norm.split(_CHUNK):  # bounds the (rows, references) block
             # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
             partial = torch.addmm(ref_sq, chunk, refs.T, alpha=-2)
             nearest = partial.topk(k, dim=1, largest=False).values + (chunk * chunk).sum(dim=1, keepdim=True)
