@@ -33,7 +33,7 @@ ABLATIONS = {
 def fedcl_summary(config: FedCLConfig, splits) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         train(config, tmp, splits=splits)
-        _, detectors = load_detectors(tmp)
+        detectors = load_detectors(tmp)
     return summarise(score_nodes(detectors, splits))
 
 

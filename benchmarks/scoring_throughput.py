@@ -46,7 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         splits = load_splits(config)
         train(config, tmp, splits=splits)
-        _, detectors = load_detectors(tmp)
+        detectors = load_detectors(tmp)
     torch.set_num_threads(1)  # the target is per core
     split = splits[0]
     det = detectors[split.name]

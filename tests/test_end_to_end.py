@@ -41,8 +41,8 @@ def test_saved_run_reloads_weights_only_with_identical_scores(fedmse_slice, tmp_
     rows = np.loadtxt(fedmse_slice / "Client-2" / "abnormal" / "data.csv", delimiter=",")[:50]
 
     # Execute
-    _, first = load_detectors(run)
-    _, second = load_detectors(run)
+    first = load_detectors(run)
+    second = load_detectors(run)
 
     # Assert
     torch.load(run / "model.pt", weights_only=True)  # raises if anything but tensors/primitives

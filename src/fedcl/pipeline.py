@@ -36,6 +36,11 @@ def load_splits(config: FedCLConfig) -> list[NodeSplit]:
     return splits
 
 
+def scaled_training_rows(split: NodeSplit) -> torch.Tensor:
+    """A node's benign training rows scaled with its own statistics: what its local training sees."""
+    return torch.from_numpy(NodeScaler().fit_transform(split.train))
+
+
 def _detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
     return FedCLDetector(encoder, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
                          fpr_target=config.fpr_target, random_state=config.seed)
@@ -53,7 +58,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / CONFIG_FILE)
     splits = load_splits(config) if splits is None else splits
-    node_rows = {s.name: torch.from_numpy(NodeScaler().fit_transform(s.train)) for s in splits}
+    node_rows = {s.name: scaled_training_rows(s) for s in splits}
 
     history_path = out / HISTORY_FILE
     history_path.write_text("")
@@ -80,17 +85,30 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     return out
 
 
-def load_detectors(run_dir: str | Path) -> tuple[FedCLConfig, dict[str, FedCLDetector]]:
-    """The config and the per-node detectors of a trained run (loaded with ``weights_only=True``)."""
+def load_run_config(run_dir: str | Path) -> FedCLConfig:
     run = Path(run_dir)
     if not (run / MODEL_FILE).is_file() or not (run / CONFIG_FILE).is_file():
         raise ValueError(f"{run}: not a trained run directory (no {MODEL_FILE} or {CONFIG_FILE}); run `fedcl train` first")
-    config = load_config(run / CONFIG_FILE)
-    saved = torch.load(run / MODEL_FILE, weights_only=True)
-    first = next(iter(saved["nodes"].values()))
-    encoder = build_encoder(config.encoder, len(first["scaler_mean"]), config.hidden, config.embedding_dim)
+    return load_config(run / CONFIG_FILE)
+
+
+def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -> dict[str, FedCLDetector]:
+    """The per-node detectors of a trained run (loaded with ``weights_only=True``).
+
+    A run trained over Flower holds only the global encoder and g (the server never sees node
+    data); its detectors are fitted here, each on its own node's training and validation rows, so
+    ``splits`` is needed then.
+    """
+    config = load_run_config(run_dir)
+    saved = torch.load(Path(run_dir) / MODEL_FILE, weights_only=True)
+    n_features = next(iter(saved["encoder"].values())).shape[1]  # first layer: (hidden, n_features)
+    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
     encoder.load_state_dict(saved["encoder"])
-    return config, {name: _detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}
+    if saved["nodes"]:
+        return {name: _detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}
+    if splits is None:
+        raise ValueError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
+    return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
 
 
 def score_nodes(detectors: dict[str, FedCLDetector], splits: list[NodeSplit]) -> pd.DataFrame:
@@ -132,10 +150,9 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
     from fedcl.eval.report import write_report  # matplotlib only when a report is written
 
     run = Path(run_dir)
-    config, detectors = load_detectors(run)
-    if data:
-        config = config.updated(data=data)
-    scores = score_nodes(detectors, load_splits(config))
+    config = load_run_config(run).updated(data=data)
+    splits = load_splits(config)
+    scores = score_nodes(load_detectors(run, splits), splits)
     scores.to_csv(run / SCORES_FILE, index=False)
     summary = summarise(scores)
     (run / METRICS_FILE).write_text(json.dumps(summary, indent=2))

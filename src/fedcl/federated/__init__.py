@@ -1,8 +1,8 @@
 """Federated training: local steps, server aggregation and the in-process runner."""
 
 from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
-from fedcl.federated.local import LocalUpdate, embed, local_train
-from fedcl.federated.runner import FederationResult, aggregate_round, run_federation
+from fedcl.federated.local import LocalUpdate, embed, local_train, node_generator
+from fedcl.federated.runner import FederationResult, aggregate_round, round_record, run_federation
 
 __all__ = [
     "FederationResult",
@@ -12,7 +12,9 @@ __all__ = [
     "dynamic_weights",
     "embed",
     "local_train",
+    "node_generator",
     "reference_vector",
+    "round_record",
     "run_federation",
     "sample_weights",
 ]

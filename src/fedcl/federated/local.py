@@ -41,6 +41,15 @@ class LocalUpdate:
     contrastive: float
 
 
+def node_generator(seed: int, node_index: int, round_: int) -> torch.Generator:
+    """The random stream of one node in one round (shuffling, augmentations).
+
+    A function of (seed, node, round) only, so a node that runs each round in a fresh process (a
+    Flower SuperNode) draws exactly what the in-process runner draws.
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + node_index) * 10_007 + round_)
+
+
 @torch.no_grad()
 def embed(encoder: nn.Module, x: Tensor, batch_size: int = 8192) -> Tensor:
     """Embeddings of x in eval mode, in batches to bound memory: (rows, dim)."""

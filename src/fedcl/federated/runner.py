@@ -12,7 +12,7 @@ from torch import Tensor
 from fedcl.config import FedCLConfig
 from fedcl.federated._params import get_arrays
 from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
-from fedcl.federated.local import LocalUpdate, local_train
+from fedcl.federated.local import LocalUpdate, local_train, node_generator
 from fedcl.model import build_encoder
 
 
@@ -23,6 +23,22 @@ class FederationResult:
     arrays: list[np.ndarray]
     reference: np.ndarray
     history: list[dict] = field(default_factory=list)
+
+
+def round_record(round_: int, names: list[str], updates: list[LocalUpdate], weights: np.ndarray,
+                 reference: np.ndarray) -> dict:
+    """One round of history: mean losses, ‖g‖ and each node's loss, distance and weight."""
+    counts = [u.n_samples for u in updates]
+    return {
+        "round": round_,
+        "loss": float(np.average([u.loss for u in updates], weights=counts)),
+        "contrastive": float(np.average([u.contrastive for u in updates], weights=counts)),
+        "reference_norm": float(np.linalg.norm(reference)),
+        "nodes": {
+            name: {"loss": u.loss, "distance": u.distance, "weight": float(w)}
+            for name, u, w in zip(names, updates, weights)
+        },
+    }
 
 
 def server_weights(updates: list[LocalUpdate], aggregation: str) -> np.ndarray:
@@ -64,26 +80,14 @@ def run_federation(
     encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
     arrays = get_arrays(encoder)
     reference = None  # no shared statistics before the first round
-    generators = {
-        name: torch.Generator().manual_seed(config.seed * 1_000_003 + i) for i, name in enumerate(node_rows)
-    }
     history = []
     for round_ in range(1, config.rounds + 1):
         updates = [
-            local_train(encoder, arrays, rows, reference, config, generators[name])
-            for name, rows in node_rows.items()
+            local_train(encoder, arrays, rows, reference, config, node_generator(config.seed, i, round_))
+            for i, rows in enumerate(node_rows.values())
         ]
         arrays, reference, weights = aggregate_round(arrays, updates, config.aggregation)
-        record = {
-            "round": round_,
-            "loss": float(np.average([u.loss for u in updates], weights=[u.n_samples for u in updates])),
-            "contrastive": float(np.average([u.contrastive for u in updates], weights=[u.n_samples for u in updates])),
-            "reference_norm": float(np.linalg.norm(reference)),
-            "nodes": {
-                name: {"loss": u.loss, "distance": u.distance, "weight": float(w)}
-                for (name, u), w in zip(zip(node_rows, updates), weights)
-            },
-        }
+        record = round_record(round_, list(node_rows), updates, weights, reference)
         history.append(record)
         if on_round is not None:
             on_round(record)

@@ -1,0 +1,51 @@
+"""Flower ClientApp: one node trains on its own rows, replies with its update and a few statistics.
+
+Node settings (``flower-supernode --node-config``): ``data-path`` (this node's data folder, any
+layout fedcl reads), ``node-name`` (which node of that folder, when it holds several) and
+``partition-id`` (this node's index, which seeds its random stream).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from flwr.app import Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedcl.config import FedCLConfig
+from fedcl.federated.flower._records import read_config_record, update_records
+from fedcl.federated.local import local_train, node_generator
+from fedcl.model import build_encoder
+from fedcl.pipeline import load_splits, scaled_training_rows
+
+app = ClientApp()
+
+
+@lru_cache(maxsize=16)  # in-process drivers call the app every round; a SuperNode starts afresh
+def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> torch.Tensor:
+    splits = load_splits(config.updated(data=data_path))
+    if node_name:
+        chosen = [s for s in splits if s.name == node_name]
+        if not chosen:
+            raise ValueError(f"{data_path}: no node named {node_name!r} (found {', '.join(s.name for s in splits)})")
+    elif len(splits) != 1:
+        raise ValueError(f"{data_path} holds {len(splits)} nodes; set node-name in the node config")
+    else:
+        chosen = splits
+    return scaled_training_rows(chosen[0])
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    config, reference = read_config_record(msg.content["config"])
+    round_ = int(msg.content["config"]["server-round"])
+    partition = int(context.node_config.get("partition-id", 0))
+    rows = _training_rows(str(context.node_config["data-path"]), str(context.node_config.get("node-name", "")),
+                          config)
+    global_arrays = msg.content["arrays"].to_numpy_ndarrays()
+    encoder = build_encoder(config.encoder, rows.shape[1], config.hidden, config.embedding_dim)
+    update = local_train(encoder, global_arrays, rows, reference, config,
+                         node_generator(config.seed, partition, round_))
+    arrays, metrics = update_records(update, global_arrays, partition)
+    return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)

@@ -1,0 +1,83 @@
+"""The server side of a Flower run: start or resume, checkpoint every round, write the model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord
+from flwr.serverapp import Grid
+
+from fedcl.config import FedCLConfig, save_config
+from fedcl.federated._params import get_arrays, set_arrays
+from fedcl.federated.flower.strategy import FedCLStrategy
+from fedcl.model import build_encoder
+from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _encoder_state(config: FedCLConfig, arrays: list[np.ndarray], n_features: int) -> dict:
+    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
+    set_arrays(encoder, arrays)
+    return encoder.state_dict()
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    # Write then rename: a crash mid-write never leaves a half checkpoint behind.
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(out_dir: Path) -> tuple[int, list[np.ndarray], np.ndarray] | None:
+    """(last finished round, θ, g) of an interrupted run, or None."""
+    path = out_dir / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=True)
+    return int(saved["round"]), [t.numpy() for t in saved["arrays"]], saved["reference"].numpy()
+
+
+def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_features: int = 115,
+               min_nodes: int = 2, round_timeout: float = 600.0, resume: bool = False) -> FedCLStrategy:
+    """Drive ``config.rounds`` rounds of fedcl over ``grid``; θ and g are saved after every round.
+
+    ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out
+    (their replies are missing after ``round_timeout`` seconds). ``resume``: continue from the last
+    checkpoint in ``out_dir`` instead of starting over.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / CONFIG_FILE)
+    checkpoint = load_checkpoint(out) if resume else None
+    if checkpoint is None:
+        torch.manual_seed(config.seed)  # the same initial θ as the in-process runner
+        done, arrays, reference = 0, get_arrays(build_encoder(config.encoder, n_features, config.hidden,
+                                                              config.embedding_dim)), None
+        (out / HISTORY_FILE).write_text("")
+    else:
+        done, arrays, reference = checkpoint
+
+    def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray, record: dict) -> None:
+        _atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
+                      "reference": torch.from_numpy(g)}, out / CHECKPOINT_FILE)
+        with (out / HISTORY_FILE).open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
+                             min_available_nodes=min_nodes, min_train_nodes=min_nodes)
+    result = strategy.start(grid=grid, initial_arrays=ArrayRecord(arrays), num_rounds=config.rounds - done,
+                            timeout=round_timeout)
+    final = result.arrays.to_numpy_ndarrays() if result.arrays is not None else arrays
+    _atomic_save({
+        "config": config.to_dict(),
+        "encoder": _encoder_state(config, final, n_features),
+        "reference": torch.as_tensor(strategy.reference if strategy.reference is not None
+                                     else np.zeros(config.embedding_dim), dtype=torch.float32),
+        "nodes": {},  # detectors are fitted where the data are (fedcl evaluate --data)
+    }, out / MODEL_FILE)
+    return strategy

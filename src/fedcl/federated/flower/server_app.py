@@ -1,0 +1,33 @@
+"""Flower ServerApp: reads the run settings once and hands over to :func:`run_server`.
+
+Run settings (``[tool.flwr.app.config]`` or ``flwr run -c``): any FedCLConfig field by its name
+(``rounds``, ``temperature``, ``consistency_weight``, ...), plus ``out-dir`` (where the server writes
+the checkpoint, history and model), ``min-nodes``, ``round-timeout`` and ``resume``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+from fedcl.config import FedCLConfig
+from fedcl.federated.flower.server import run_server
+
+app = ServerApp()
+
+
+def config_from_run_config(run_config: dict) -> FedCLConfig:
+    names = {f.name for f in fields(FedCLConfig)}
+    defaults = FedCLConfig()
+    values = {k: type(getattr(defaults, k))(v) for k, v in run_config.items() if k in names}
+    return defaults.updated(**values)
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    settings = context.run_config
+    run_server(grid, config_from_run_config(settings), str(settings.get("out-dir", "runs/flower")),
+               min_nodes=int(settings.get("min-nodes", 2)), round_timeout=float(settings.get("round-timeout", 600)),
+               resume=bool(settings.get("resume", False)))

@@ -1,0 +1,71 @@
+"""FedCL's server rule as a Flower strategy: the same plain functions as the in-process runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from fedcl.config import FedCLConfig
+from fedcl.federated.flower._records import config_record, read_update_records
+from fedcl.federated.runner import aggregate_round, round_record
+
+
+class FedCLStrategy(FedAvg):
+    """FedAvg's sampling and messaging with fedcl's aggregation.
+
+    Each round it broadcasts θ and g; from the replies it computes w_i (dynamic or by sample count),
+    θ ← θ + Σ w_i Δθ_i / Σ w_i and g ← Σ w_i μ_i / Σ w_i with
+    :func:`fedcl.federated.runner.aggregate_round`. Replies are put in partition order first, so the
+    floating-point sums match the in-process runner's.
+
+    Parameters
+    ----------
+    config : FedCLConfig
+    reference : ndarray, optional
+        g to start from (a resumed run); None before the first round.
+    on_round : callable, optional
+        Called with (round, arrays, g, history record) after each aggregation (checkpoints, logs).
+    round_offset : int
+        Rounds already done (a resumed run): round numbers, and so the nodes' random streams,
+        continue where they stopped.
+    **kwargs
+        FedAvg's sampling options (``min_available_nodes``, ``min_train_nodes``, ...).
+    """
+
+    def __init__(self, config: FedCLConfig, reference: np.ndarray | None = None,
+                 on_round: Callable[[int, list[np.ndarray], np.ndarray, dict], None] | None = None,
+                 round_offset: int = 0, **kwargs) -> None:
+        super().__init__(fraction_evaluate=0.0, **kwargs)
+        self.config = config
+        self.reference = reference
+        self.on_round = on_round
+        self.round_offset = round_offset
+        self.history: list[dict] = []
+        self._sent: list[np.ndarray] = []
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self._sent = arrays.to_numpy_ndarrays()
+        record = config_record(self.config, self.reference)
+        record.update(config)
+        return super().configure_train(server_round + self.round_offset, arrays, record, grid)
+
+    def aggregate_train(self, server_round: int,
+                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.round_offset
+        valid, _ = self._check_and_log_replies(replies, is_train=True)
+        if not valid:
+            return None, None
+        valid.sort(key=lambda m: int(m.content["metrics"]["partition-id"]))
+        updates = [read_update_records(m.content["arrays"], m.content["metrics"], self._sent) for m in valid]
+        names = [f"partition-{int(m.content['metrics']['partition-id'])}" for m in valid]
+        arrays, self.reference, weights = aggregate_round(self._sent, updates, self.config.aggregation)
+        record = round_record(server_round, names, updates, weights, self.reference)
+        self.history.append(record)
+        if self.on_round is not None:
+            self.on_round(server_round, arrays, self.reference, record)
+        return ArrayRecord(arrays), MetricRecord({"loss": record["loss"], "nodes": len(valid)})
