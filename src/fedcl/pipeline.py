@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +19,21 @@ from fedcl.federated._params import set_arrays
 from fedcl.model import FedCLDetector, build_encoder
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, SCORES_FILE
 
+_ROW_SETS = ("train", "val", "test_benign", "attack")
+
+
+def _guard(x: np.ndarray, mode: str) -> np.ndarray:
+    return x if mode == "off" else leakage_guard(x, strict=mode == "strict")
 
 
 def load_splits(config: FedCLConfig) -> list[NodeSplit]:
     """Read every node, split its benign rows (train/val/test) and apply the leakage guard."""
     if not config.data:
         raise ValueError("no data path given (--data)")
-    def guard(x):
-        return x if config.leakage_guard == "off" else leakage_guard(x, strict=config.leakage_guard == "strict")
-
     splits = []
     for node in read_dataset(config.data, config.layout):
         s = split_node(node, config.val_fraction, config.test_fraction, config.seed)
-        splits.append(NodeSplit(name=s.name, train=guard(s.train), val=guard(s.val),
-                                test_benign=guard(s.test_benign), attack=guard(s.attack),
-                                attack_family=s.attack_family))
+        splits.append(replace(s, **{k: _guard(getattr(s, k), config.leakage_guard) for k in _ROW_SETS}))
     return splits
 
 
