@@ -80,3 +80,14 @@ def test_unknown_option_and_bad_values_exit_2(tmp_path):
 def test_evaluate_without_a_trained_run_exits_2(tmp_path):
     result = runner.invoke(app, ["evaluate", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "fedcl train" in result.output
+
+
+@needs_nbaiot
+def test_flower_simulate_trains_with_the_flower_apps_and_reports(fedmse_slice, tmp_path):
+    result = runner.invoke(app, ["flower", "simulate", "--data", str(fedmse_slice), "--out", str(tmp_path / "f"),
+                                 "--rounds", "2"])
+
+    assert result.exit_code == 0, result.output
+    auroc = float(result.output.split("pooled AUROC ")[1].split(";")[0])
+    assert auroc > 0.9
+    assert len((tmp_path / "f" / "history.jsonl").read_text().splitlines()) == 2

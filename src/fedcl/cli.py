@@ -10,12 +10,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedcl.config import FedCLConfig, load_config
+from fedcl.cli_flower import flower_app
 from fedcl.data import DataError
 from fedcl.rundir import MODEL_FILE, REPORT_FILE
 
 app = typer.Typer(help="Federated contrastive anomaly detection on IoT network traffic.",
                   no_args_is_help=True, add_completion=False)
 err = Console(stderr=True)
+app.add_typer(flower_app, name="flower")
 
 
 def _fail(message: str) -> typer.Exit:

@@ -39,7 +39,7 @@ class FedCLStrategy(FedAvg):
     def __init__(self, config: FedCLConfig, reference: np.ndarray | None = None,
                  on_round: Callable[[int, list[np.ndarray], np.ndarray, dict], None] | None = None,
                  round_offset: int = 0, **kwargs) -> None:
-        super().__init__(fraction_evaluate=0.0, **kwargs)
+        super().__init__(**kwargs)
         self.config = config
         self.reference = reference
         self.on_round = on_round
@@ -53,6 +53,11 @@ class FedCLStrategy(FedAvg):
         record = config_record(self.config, self.reference)
         record.update(config)
         return super().configure_train(server_round + self.round_offset, arrays, record, grid)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        # Detectors are fitted and evaluated where the data are (fedcl evaluate), not per round.
+        return []
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
