@@ -91,3 +91,19 @@ def test_flower_simulate_trains_with_the_flower_apps_and_reports(fedmse_slice, t
     auroc = float(result.output.split("pooled AUROC ")[1].split(";")[0])
     assert auroc > 0.9
     assert len((tmp_path / "f" / "history.jsonl").read_text().splitlines()) == 2
+
+
+def test_features_command_writes_csv_and_rejects_a_non_capture(tmp_path):
+    from fedcl.data import COLUMNS
+    from fedcl.traffic import write_synthetic_capture
+
+    capture = tmp_path / "c.pcap"
+    write_synthetic_capture(capture, 300, seed=1)
+    ok = runner.invoke(app, ["features", str(capture), str(tmp_path / "f.csv")])
+    assert ok.exit_code == 0, ok.output
+    lines = (tmp_path / "f.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(COLUMNS) and len(lines) == 301
+
+    (tmp_path / "not.pcap").write_text("hello, not a capture\n")
+    bad = runner.invoke(app, ["features", str(tmp_path / "not.pcap"), str(tmp_path / "g.csv")])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output and "not.pcap" in bad.output

@@ -10,19 +10,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedcl.config import FedCLConfig, load_config
+from fedcl._cli_errors import bad_input_exits_2
 from fedcl.cli_flower import flower_app
-from fedcl.data import DataError
+from fedcl.traffic_cli import features_command
 from fedcl.rundir import MODEL_FILE, REPORT_FILE
 
 app = typer.Typer(help="Federated contrastive anomaly detection on IoT network traffic.",
                   no_args_is_help=True, add_completion=False)
 err = Console(stderr=True)
 app.add_typer(flower_app, name="flower")
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+app.command("features")(bad_input_exits_2(features_command))
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -34,6 +31,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 @app.command("train")
 @app.command("run")
+@bad_input_exits_2
 def train_command(
     ctx: typer.Context,
     data: Annotated[str | None, typer.Option(help="N-BaIoT data folder (UCI, Kaggle or client layout).")] = None,
@@ -54,22 +52,16 @@ def train_command(
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
 ) -> None:
     """Train a federated detector (`train`), or train then evaluate and report (`run`)."""
-    try:
-        base = load_config(config) if config else FedCLConfig()
-        cfg = base.updated(
-            data=data, layout=layout, leakage_guard="off" if no_leakage_guard else leakage_guard,
-            rounds=rounds, local_epochs=local_epochs, batch_size=batch_size, lr=lr, temperature=temperature,
-            consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
-            node_normalisation=node_normalisation, seed=seed,
-        )
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    base = load_config(config) if config else FedCLConfig()
+    cfg = base.updated(
+        data=data, layout=layout, leakage_guard="off" if no_leakage_guard else leakage_guard,
+        rounds=rounds, local_epochs=local_epochs, batch_size=batch_size, lr=lr, temperature=temperature,
+        consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
+        node_normalisation=node_normalisation, seed=seed,
+    )
     from fedcl import pipeline  # torch is imported only when there is work to do
 
-    try:
-        splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
-    except (DataError, ValueError) as e:
-        raise _fail(str(e)) from None
+    splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     with Progress(TextColumn("[bold]federated rounds"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("rounds", total=cfg.rounds, loss="–")
@@ -81,6 +73,7 @@ def train_command(
 
 
 @app.command("evaluate")
+@bad_input_exits_2
 def evaluate_command(
     out: Annotated[Path, typer.Option(help="Run directory written by `fedcl train`.")] = Path("runs/latest"),
     data: Annotated[str | None, typer.Option(help="Data folder, if it moved since training.")] = None,
@@ -88,11 +81,7 @@ def evaluate_command(
     """Score held-out rows with a trained run; write metrics.json, scores.csv and report.md."""
     from fedcl import pipeline
 
-    try:
-        summary = pipeline.evaluate(out, data=data)
-    except (DataError, ValueError) as e:
-        raise _fail(str(e)) from None
-    _print_summary(summary, out)
+    _print_summary(pipeline.evaluate(out, data=data), out)
 
 
 if __name__ == "__main__":  # pragma: no cover

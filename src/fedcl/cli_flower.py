@@ -8,19 +8,15 @@ from typing import Annotated
 
 import typer
 
+from fedcl._cli_errors import bad_input_exits_2
 from fedcl.config import FedCLConfig, load_config
-from fedcl.data import DataError
 
 flower_app = typer.Typer(help="Run fedcl on Flower: in one process, or as a SuperLink with SuperNodes.",
                          no_args_is_help=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 @flower_app.command("simulate")
+@bad_input_exits_2
 def simulate_command(
     data: Annotated[str, typer.Option(help="Data folder; every node in it becomes a Flower node.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, history, model).")] = Path("runs/flower"),
@@ -34,11 +30,8 @@ def simulate_command(
     from fedcl.federated.flower import InProcessGrid, run_server
     from fedcl.federated.flower.client_app import app as client_app
 
-    try:
-        cfg = (load_config(config) if config else FedCLConfig()).updated(data=data, rounds=rounds, seed=seed)
-        names = [s.name for s in pipeline.load_splits(cfg)]
-    except (DataError, ValueError) as e:
-        raise _fail(str(e)) from None
+    cfg = (load_config(config) if config else FedCLConfig()).updated(data=data, rounds=rounds, seed=seed)
+    names = [s.name for s in pipeline.load_splits(cfg)]
     logging.getLogger("flwr").setLevel(logging.WARNING)
     nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names)]
     run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)

@@ -1,0 +1,24 @@
+"""From packet captures to N-BaIoT's 115 per-packet features.
+
+Typical use::
+
+    df = extract_features("capture.pcap")            # pandas.DataFrame, fedcl.data.COLUMNS
+
+    extractor = FeatureExtractor()                   # or incrementally, in capture order
+    for chunk in batches(read_packets("capture.pcapng")):
+        rows = extractor.extract(chunk)              # (len(chunk), 115)
+"""
+
+from ._extractor import LAMBDAS, FeatureExtractor, extract_features
+from ._packets import CaptureReader, Packet, read_packets
+from ._synthetic import write_synthetic_capture
+
+__all__ = [
+    "LAMBDAS",
+    "CaptureReader",
+    "FeatureExtractor",
+    "Packet",
+    "extract_features",
+    "read_packets",
+    "write_synthetic_capture",
+]

@@ -1,0 +1,96 @@
+"""Reading pcap and pcapng: fields, keys for non-IP frames, truncated and foreign files."""
+
+from __future__ import annotations
+
+import struct
+
+import dpkt
+import pytest
+
+from fedcl.data import DataError
+from fedcl.traffic import read_packets, write_synthetic_capture
+from fedcl.traffic._synthetic import _frame
+
+MAC1, MAC2 = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
+IP1, IP2 = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+
+
+def _pcap(path, records):
+    """Write a little-endian microsecond pcap of (timestamp, wire length, frame) records."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for ts, wire, frame in records:
+            f.write(struct.pack("<IIII", int(ts), round(ts % 1 * 1e6), len(frame), wire) + frame)
+
+
+def test_fields_of_ip_arp_icmp_and_other_frames(tmp_path):
+    # Prepare
+    v6a, v6b = b"\xfd" + bytes(14) + b"\x01", b"\xfd" + bytes(14) + b"\x02"
+    lldp = bytes(dpkt.ethernet.Ethernet(src=MAC1, dst=MAC2, type=0x88CC, data=b"\x00" * 40))
+    _pcap(tmp_path / "a.pcap", [
+        (1.5, 1514, _frame(MAC1, MAC2, IP1, IP2, "tcp", 4000, 80, b"x" * 10)),  # captured short: 64 < 1514
+        (2.25, 0, _frame(MAC2, MAC1, v6b, v6a, "udp", 53, 5353, b"")),
+        (3.0, 0, _frame(MAC1, MAC2, IP1, IP2, "icmp", 0, 0, b"ping")),
+        (4.0, 0, _frame(MAC1, MAC2, IP1, IP2, "arp", 0, 0, b"")),
+        (5.0, 0, lldp),
+        (6.0, 10, b"\x00" * 10),  # runt: skipped
+    ])
+
+    # Execute
+    packets = list(read_packets(tmp_path / "a.pcap"))
+
+    # Assert
+    assert len(packets) == 5
+    tcp, udp6, icmp, arp, other = packets
+    assert (tcp.timestamp, tcp.size, tcp.src_ip, tcp.dst_ip, tcp.src_port, tcp.dst_port) == (1.5, 1514, IP1, IP2, 4000, 80)
+    assert (udp6.src_ip, udp6.dst_ip, udp6.src_port, udp6.dst_port, udp6.src_mac) == (v6b, v6a, 53, 5353, MAC2)
+    assert (icmp.src_ip, icmp.src_port, icmp.dst_port) == (IP1, -1, -1)
+    assert (arp.src_ip, arp.dst_ip, arp.src_port) == (IP1, IP2, -1)
+    assert (other.src_ip, other.dst_ip, other.dst_mac) == (MAC1, MAC2, MAC2)
+
+
+def test_pcapng_reads_like_pcap(tmp_path):
+    write_synthetic_capture(tmp_path / "c.pcap", 200, seed=3)
+    write_synthetic_capture(tmp_path / "c.pcapng", 200, seed=3, pcapng=True)
+
+    plain, ng = list(read_packets(tmp_path / "c.pcap")), list(read_packets(tmp_path / "c.pcapng"))
+
+    assert len(plain) == len(ng) == 200
+    assert [p[1:] for p in plain] == [p[1:] for p in ng]
+    assert max(abs(a.timestamp - b.timestamp) for a, b in zip(plain, ng)) < 2e-6
+
+
+@pytest.mark.parametrize("suffix", ["pcap", "pcapng"])
+def test_truncated_capture_yields_intact_packets_then_fails(tmp_path, suffix):
+    # Prepare: cut the last record in half
+    path = tmp_path / f"c.{suffix}"
+    write_synthetic_capture(path, 50, seed=1, pcapng=suffix == "pcapng")
+    path.write_bytes(path.read_bytes()[:-30])
+    packets = []
+
+    # Execute
+    with pytest.raises(DataError) as err:
+        for p in read_packets(path):
+            packets.append(p)
+
+    # Assert
+    assert len(packets) == 49
+    assert "read 49 packets" in str(err.value) and "truncated" in str(err.value)
+    assert err.value.path == str(path) and "\n" not in str(err.value)
+
+
+def test_non_capture_file_fails_with_zero_packets(tmp_path):
+    path = tmp_path / "notes.pcap"
+    path.write_text("MI_dir_L5_weight,MI_dir_L5_mean\n1,60\n")
+
+    with pytest.raises(DataError, match="not a pcap or pcapng file.*read 0 packets"):
+        list(read_packets(path))
+
+
+def test_non_ethernet_link_type_fails(tmp_path):
+    path = tmp_path / "raw.pcap"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))  # DLT_RAW
+
+    with pytest.raises(DataError, match="link type 101 is not Ethernet"):
+        list(read_packets(path))
