@@ -13,13 +13,16 @@ import json
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pytest
 import torch
+from cryptography import x509
 
 from conftest import needs_nbaiot
+from fedcl.config import FedCLConfig
 from fedcl.federated.flower import deploy
 
 pytestmark = needs_nbaiot
@@ -31,6 +34,30 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_app_config_lists_every_run_setting_with_fedcl_defaults():
+    # Flower rejects `flwr run -c` keys missing from [tool.flwr.app.config]: every setting the
+    # ServerApp reads must be there, with the same default as `fedcl train`.
+    app = tomllib.loads((deploy.default_app_dir() / "pyproject.toml").read_text())
+    config = app["tool"]["flwr"]["app"]["config"]
+    names = {f.name for f in fields(FedCLConfig)} - {"data"}  # data paths are per node
+    assert set(config) == names | {"out-dir", "min-nodes", "round-timeout", "resume"}
+    assert {n: config[n] for n in names} == {n: getattr(FedCLConfig(), n) for n in names}
+    assert app["project"]["dependencies"] == []  # nothing to install at run time
+
+
+def test_server_certificate_is_signed_by_the_ca_for_every_host(tmp_path):
+    certs = deploy.generate_certificates(tmp_path, hosts=("10.0.0.5", "superlink.lan"))
+    ca = x509.load_pem_x509_certificate(certs.ca_cert.read_bytes())
+    server = x509.load_pem_x509_certificate(certs.server_cert.read_bytes())
+    server.verify_directly_issued_by(ca)
+    san = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {"10.0.0.5", "127.0.0.1"}
+    assert set(san.get_values_for_type(x509.DNSName)) == {"superlink.lan", "localhost"}
+    assert certs.server_key.stat().st_mode & 0o077 == 0
+    with pytest.raises(ValueError):
+        deploy.superlink_command(insecure=True, supernode_auth=True)  # auth without TLS
 
 
 @dataclass

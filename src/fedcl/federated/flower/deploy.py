@@ -468,8 +468,11 @@ def _flwr_json(args: Sequence[str], env: Mapping[str, str], timeout: float = 120
 
 
 def register_supernodes(public_keys: Iterable[str | Path], env: Mapping[str, str],
-                        connection: str = CONNECTION) -> list[int]:
+                        connection: str = CONNECTION, exist_ok: bool = False) -> list[int | None]:
     """Register SuperNode public keys with a SuperLink that runs ``--enable-supernode-auth``.
+
+    Registration goes through the SuperLink's Control API (``flwr supernode register``) and is
+    kept in its ``--database``; with an in-memory SuperLink it must be redone after a restart.
 
     Parameters
     ----------
@@ -478,15 +481,27 @@ def register_supernodes(public_keys: Iterable[str | Path], env: Mapping[str, str
     env : mapping
         From :func:`flwr_home_env`.
     connection : str
+    exist_ok : bool
+        Skip keys the SuperLink already has (their entry is None) instead of failing: lets a
+        restarted SuperLink with a database re-run the same registration.
 
     Returns
     -------
-    list of int
+    list of int or None
         The node id the SuperLink gives each key (it shows in :func:`list_nodes`).
     """
-    return [int(_flwr_json(["supernode", "register", str(Path(p).expanduser().resolve()), connection,
-                            "--format", "json"], env)["node-id"])
-            for p in public_keys]
+    ids: list[int | None] = []
+    for path in public_keys:
+        try:
+            answer = _flwr_json(["supernode", "register", str(Path(path).expanduser().resolve()), connection,
+                                 "--format", "json"], env)
+        except RuntimeError as err:
+            if exist_ok and "already in use" in str(err):
+                ids.append(None)
+                continue
+            raise
+        ids.append(int(answer["node-id"]))
+    return ids
 
 
 def list_nodes(env: Mapping[str, str], connection: str = CONNECTION) -> list[dict]:
