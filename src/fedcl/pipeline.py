@@ -13,6 +13,7 @@ import torch
 
 from fedcl.config import FedCLConfig, load_config, save_config
 from fedcl.data import NodeScaler, NodeSplit, leakage_guard, read_dataset, split_node
+from fedcl.detect import choose_window
 from fedcl.eval.metrics import detection_metrics
 from fedcl.federated import run_federation
 from fedcl.federated._params import set_arrays
@@ -78,6 +79,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     # Thresholds come from each node's benign validation rows only.
     detectors = {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
     torch.save({
+        "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
         "encoder": encoder.state_dict(),
         "reference": torch.as_tensor(result.reference, dtype=torch.float32),
@@ -110,6 +112,11 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
     if splits is None:
         raise ValueError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
     return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
+
+
+def load_windows(run_dir: str | Path) -> dict[str, int]:
+    """Each node's vote window, chosen on its benign validation rows at training (empty for Flower runs)."""
+    return dict(torch.load(Path(run_dir) / MODEL_FILE, weights_only=True).get("windows", {}))
 
 
 def score_nodes(detectors: dict[str, FedCLDetector], splits: list[NodeSplit]) -> pd.DataFrame:

@@ -10,7 +10,7 @@ Typical use::
 
 from ._errors import DataError
 from ._preprocess import JITTER_LIMIT, NodeScaler, leakage_guard
-from ._readers import KAGGLE_DEVICES, LAYOUTS, NodeData, detect_layout, read_dataset
+from ._readers import KAGGLE_DEVICES, LAYOUTS, NodeData, detect_layout, read_dataset, read_feature_csv
 from ._schema import (
     COLUMNS,
     JITTER_COLUMNS,
@@ -36,5 +36,6 @@ __all__ = [
     "detect_layout",
     "leakage_guard",
     "read_dataset",
+    "read_feature_csv",
     "split_node",
 ]

@@ -12,7 +12,7 @@ import pandas as pd
 from ._errors import DataError
 from ._schema import COLUMNS, N_FEATURES
 
-__all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "detect_layout", "read_dataset"]
+__all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "detect_layout", "read_dataset", "read_feature_csv"]
 
 #: Layout names accepted by :func:`read_dataset` (besides ``"auto"``).
 LAYOUTS = ("uci", "kaggle", "clients")
@@ -217,6 +217,20 @@ def _read_matrix(path: Path, *, header: bool) -> np.ndarray:
         i = first + r
         raise _inf_error(_fields(raw, starts[i], ends[i])[j].strip(), path, i + 1, j)
     return values
+
+
+def read_feature_csv(path) -> np.ndarray:
+    """One feature file with the 115-column header (e.g. from ``fedcl features``): (n, 115) float64.
+
+    Raises
+    ------
+    DataError
+        On any malformed content, naming the file, line and column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    return _read_matrix(path, header=True)
 
 
 def _empty_attack() -> tuple[np.ndarray, np.ndarray]:

@@ -540,6 +540,11 @@ def run_status(run_id: int, env: Mapping[str, str], connection: str = CONNECTION
     return str(runs[0]["status"])
 
 
+def stop_run(run_id: int, env: Mapping[str, str], connection: str = CONNECTION) -> None:
+    """Ask the SuperLink to stop a run (``flwr stop``); it ends as ``finished:stopped``."""
+    _flwr_json(["stop", str(run_id), connection, "--format", "json"], env)
+
+
 def wait_finished(run_id: int, env: Mapping[str, str], timeout: float = 3600.0, poll: float = 3.0,
                   connection: str = CONNECTION) -> str:
     """Poll a run until it finishes and return its final status.
