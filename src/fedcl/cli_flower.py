@@ -37,3 +37,117 @@ def simulate_command(
     run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)
     summary = pipeline.evaluate(out, data=data)
     typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}")
+
+
+@flower_app.command("certs")
+@bad_input_exits_2
+def certs_command(
+    out: Annotated[Path, typer.Argument(help="Folder for ca.crt, server.pem, server.key (and nodes/ keys).")],
+    host: Annotated[list[str] | None, typer.Option(help="Name or address the SuperLink is reached at (repeat).")] = None,
+    days: Annotated[int, typer.Option(help="Validity of the certificates.")] = 365,
+    nodes: Annotated[int, typer.Option(help="Also make this many SuperNode authentication key pairs.")] = 0,
+) -> None:
+    """Make a CA and a SuperLink TLS certificate (and SuperNode keys); keep ca.crt for every node."""
+    from fedcl.federated.flower import deploy
+
+    hosts = tuple(dict.fromkeys([*(host or []), "127.0.0.1", "localhost"]))  # the SuperLink's own executor uses loopback
+    certs = deploy.generate_certificates(out, hosts, days=days)
+    typer.echo(f"CA {certs.ca_cert}; SuperLink certificate {certs.server_cert} for {', '.join(hosts)}")
+    for key, pub in deploy.generate_node_keys(out / "nodes", nodes) if nodes else []:
+        typer.echo(f"node key {key} (register {pub})")
+
+
+@flower_app.command("superlink")
+@bad_input_exits_2
+def superlink_command(
+    certs: Annotated[Path | None, typer.Option(help="Folder written by `fedcl flower certs`.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="The one port of Fleet, Control and runtime APIs.")] = 9092,
+    database: Annotated[Path | None, typer.Option(help="SuperLink state file (registered nodes, runs).")] = None,
+    register: Annotated[list[Path] | None, typer.Option(help="A SuperNode public key to accept (repeat); turns on node authentication.")] = None,
+    insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
+) -> None:
+    """Start a SuperLink in the foreground (Ctrl-C stops it and its children)."""
+    import tempfile
+
+    from fedcl.federated.flower import deploy
+
+    if not insecure and certs is None:
+        raise ValueError("give --certs DIR (from `fedcl flower certs`) or --insecure")
+    tls = deploy.Certificates.in_dir(certs) if certs else None
+    argv = deploy.superlink_command(certs=tls, insecure=insecure, host=host, port=port, database=database,
+                                    supernode_auth=bool(register))
+    with tempfile.TemporaryDirectory() as home:
+        proc = deploy.start_process(argv, Path(home) / "superlink.log", deploy.base_env())
+        try:
+            local = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+            deploy.wait_healthy(local, tls.ca_cert if tls else None, insecure=insecure, process=proc)
+            if register:
+                env = deploy.flwr_home_env(home, local, tls.ca_cert if tls else None, insecure=insecure)
+                deploy.register_supernodes(register, env, exist_ok=True)
+            typer.echo(f"SuperLink on {host}:{port} ({'TLS' if tls else 'insecure'}); log {home}/superlink.log")
+            proc.wait()
+        finally:
+            deploy.stop_processes([proc])
+
+
+@flower_app.command("supernode")
+@bad_input_exits_2
+def supernode_command(
+    data: Annotated[Path, typer.Option(help="This node's data folder (its own rows only).")],
+    superlink: Annotated[str, typer.Option(help="HOST:PORT of the SuperLink.")],
+    partition_id: Annotated[int, typer.Option(help="This node's index in the federation.")] = 0,
+    root_certificates: Annotated[Path | None, typer.Option(help="The CA certificate (ca.crt).")] = None,
+    auth_key: Annotated[Path | None, typer.Option(help="This node's private key, when the SuperLink authenticates nodes.")] = None,
+    node_name: Annotated[str | None, typer.Option(help="Which node of the data folder, if it holds several.")] = None,
+    port: Annotated[int, typer.Option(help="Local port of this SuperNode's ClientApp API.")] = 9094,
+    insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
+) -> None:
+    """Start a SuperNode serving one node's data (replaces this process)."""
+    import os
+
+    from fedcl.federated.flower import deploy
+
+    if not data.exists():
+        raise ValueError(f"{data}: data folder not found")
+    if not insecure and root_certificates is None:
+        raise ValueError("give --root-certificates ca.crt or --insecure")
+    argv = deploy.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
+                                    node_name=node_name, root_certificates=root_certificates, insecure=insecure,
+                                    private_key=auth_key, port=port)
+    os.execvpe(argv[0], argv, deploy.base_env())
+
+
+@flower_app.command("run")
+@bad_input_exits_2
+def submit_command(
+    superlink: Annotated[str, typer.Option(help="HOST:PORT of the SuperLink.")],
+    out: Annotated[str, typer.Option(help="Run directory ON THE SUPERLINK MACHINE (absolute path).")],
+    root_certificates: Annotated[Path | None, typer.Option(help="The CA certificate (ca.crt).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file with FedCLConfig keys.")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,
+    round_timeout: Annotated[float, typer.Option(help="Seconds to wait for replies in a round.")] = 600.0,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the run; exit 1 unless it completes.")] = False,
+    insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
+) -> None:
+    """Submit a fedcl run to a SuperLink and print its run id."""
+    import tempfile
+
+    from fedcl.federated.flower import deploy
+
+    cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed)
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "data"}
+    settings.update({"out-dir": out, "min-nodes": min_nodes, "round-timeout": round_timeout, "resume": resume})
+    # A private FLWR_HOME: flwr's config.toml there is rewritten for this connection.
+    with tempfile.TemporaryDirectory() as home:
+        env = deploy.flwr_home_env(home, superlink, root_certificates, insecure=insecure)
+        run_id = deploy.submit_run(env, settings)
+        typer.echo(f"run {run_id} submitted")
+        if wait:
+            status = deploy.wait_finished(run_id, env)
+            typer.echo(f"run {run_id}: {status}")
+            if status != "finished:completed":
+                raise typer.Exit(1)
