@@ -67,8 +67,6 @@ def test_unknown_option_and_bad_values_exit_2(tmp_path):
     assert runner.invoke(app, ["run", "--no-such-option"]).exit_code == 2
     bad_agg = runner.invoke(app, ["train", "--data", str(tmp_path), "--aggregation", "median"])
     assert bad_agg.exit_code == 2 and "aggregation must be one of" in bad_agg.output
-    no_data = runner.invoke(app, ["train", "--out", str(tmp_path / "r")])
-    assert no_data.exit_code == 2 and "--data" in no_data.output
     missing = runner.invoke(app, ["train", "--data", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "nope" in missing.output
     unknown_key = tmp_path / "c.toml"
@@ -107,3 +105,21 @@ def test_features_command_writes_csv_and_rejects_a_non_capture(tmp_path):
     (tmp_path / "not.pcap").write_text("hello, not a capture\n")
     bad = runner.invoke(app, ["features", str(tmp_path / "not.pcap"), str(tmp_path / "g.csv")])
     assert bad.exit_code == 2 and "Traceback" not in bad.output and "not.pcap" in bad.output
+
+
+def test_without_data_the_simulated_network_is_made_once_and_used(tmp_path, monkeypatch):
+    # Prepare: an empty data home, as on a fresh machine
+    monkeypatch.setenv("FEDCL_DATA_HOME", str(tmp_path / "home"))
+
+    # Execute
+    first = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--rounds", "1"])
+    made = (tmp_path / "home" / "simulated-seed0" / "SIMULATION.json").stat().st_mtime_ns
+    second = runner.invoke(app, ["train", "--out", str(tmp_path / "r2"), "--rounds", "1"])
+
+    # Assert
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert (tmp_path / "home" / "simulated-seed0" / "SIMULATION.json").stat().st_mtime_ns == made  # not redone
+    assert "simulated-seed0" in (tmp_path / "r" / "config.toml").read_text()
+    from fedcl.pipeline import load_detectors
+    assert len(load_detectors(tmp_path / "r")) == 9  # the nine simulated devices

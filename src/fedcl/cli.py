@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedcl.config import FedCLConfig, load_config
 from fedcl._cli_errors import bad_input_exits_2
 from fedcl.cli_flower import flower_app
-from fedcl.traffic_cli import features_command
+from fedcl.traffic_cli import features_command, simulate_command
 from fedcl.rundir import MODEL_FILE, REPORT_FILE
 
 app = typer.Typer(help="Federated contrastive anomaly detection on IoT network traffic.",
@@ -20,6 +20,9 @@ app = typer.Typer(help="Federated contrastive anomaly detection on IoT network t
 err = Console(stderr=True)
 app.add_typer(flower_app, name="flower")
 app.command("features")(bad_input_exits_2(features_command))
+data_app = typer.Typer(help="Data sets: the simulated IoT network.", no_args_is_help=True)
+data_app.command("simulate")(bad_input_exits_2(simulate_command))
+app.add_typer(data_app, name="data")
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -34,7 +37,8 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 @bad_input_exits_2
 def train_command(
     ctx: typer.Context,
-    data: Annotated[str | None, typer.Option(help="N-BaIoT data folder (UCI, Kaggle or client layout).")] = None,
+    data: Annotated[str | None, typer.Option(help="N-BaIoT data folder (UCI, Kaggle or client layout); "
+                                                  "default: the simulated network (made on first use).")] = None,
     out: Annotated[Path, typer.Option(help="Run directory to write.")] = Path("runs/latest"),
     config: Annotated[Path | None, typer.Option(help="TOML file whose keys are option names (with _).")] = None,
     layout: Annotated[str | None, typer.Option(help="auto | uci | kaggle | clients.")] = None,
@@ -61,6 +65,11 @@ def train_command(
     )
     from fedcl import pipeline  # torch is imported only when there is work to do
 
+    if not cfg.data:
+        from fedcl.default_data import default_data_dir, ensure_default_data
+
+        err.print(f"no --data: using the simulated IoT network in {default_data_dir()}")
+        cfg = cfg.updated(data=str(ensure_default_data()))
     splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     with Progress(TextColumn("[bold]federated rounds"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=err) as progress:

@@ -197,20 +197,21 @@ def _mac(i: int) -> bytes:
 #: The nine N-BaIoT devices, in the Kaggle file order.
 DEVICES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
-        "Danmini_Doorbell", _mac(0), "192.168.1.101", 9000.0,
+        "Danmini_Doorbell", _mac(0), "192.168.1.101", 10000.0,
         _common(600, 74, 3600)
         + _p2p(39.0, (102, 102), (98, 98))
+        + _p2p(41.0, (102, 102), (98, 98), hosts=("p2p_a", "p2p_b"), port=32101)
         + (Periodic("tcp", "doorbell_cloud", 443, 75.0, ((OUT, 60, 60), (IN, 60, 60)), jitter=0.01),),
-        (Sessions("upload", "doorbell_cloud", 443, 1500.0, up=(20_000, 45_000), down=(800, 2_000)),
-         Sessions("video_udp", "viewer", 10002, 1500.0, duration=(8, 15), fps=10, gop=20,
+        (Sessions("upload", "doorbell_cloud", 443, 6000.0, up=(20_000, 45_000), down=(800, 2_000)),
+         Sessions("video_udp", "viewer", 10002, 6000.0, duration=(5, 10), fps=10, gop=20,
                   p_frame=(500, 1_400), i_frame=(6_000, 12_000), audio_pps=8)),
         cpu=0.7,
     ),
     DeviceProfile(
-        "Ecobee_Thermostat", _mac(1), "192.168.1.102", 9000.0,
+        "Ecobee_Thermostat", _mac(1), "192.168.1.102", 12000.0,
         _common(300, 86, 1024, "ntp2")
         + (_tls_keepalive("ecobee_cloud", 443, 15.0, (260, 460), (150, 320), jitter=0.02),),
-        (Sessions("upload", "ecobee_cloud", 443, 180.0, up=(1_500, 3_500), down=(500, 1_200)),),
+        (Sessions("upload", "ecobee_cloud", 443, 600.0, up=(1_500, 3_500), down=(500, 1_200)),),
         mirai=False, cpu=0.5,
     ),
     DeviceProfile(
@@ -219,68 +220,68 @@ DEVICES: tuple[DeviceProfile, ...] = (
         + _p2p(30.0, (90, 90), (90, 90), hosts=("p2p_a", "p2p_b"), port=32108)
         + (Periodic("tcp", "ennio_cloud", 8000, 20.0, ((OUT, 78, 78), (IN, 66, 66), (IN, 70, 70), (OUT, 66, 66)),
                     jitter=0.02),),
-        (Sessions("video_tcp", "ennio_cloud", 8001, 1800.0, duration=(10, 20), fps=15, gop=30,
+        (Sessions("video_tcp", "ennio_cloud", 8001, 6000.0, duration=(8, 15), fps=15, gop=30,
                   p_frame=(700, 2_000), i_frame=(10_000, 18_000)),),
         cpu=0.6,
     ),
     DeviceProfile(
-        "Philips_B120N10_Baby_Monitor", _mac(3), "192.168.1.104", 2400.0,
+        "Philips_B120N10_Baby_Monitor", _mac(3), "192.168.1.104", 8000.0,
         _common(300, 82, 1024)
         + (Periodic("udp", "philips_relay", 3478, 5.0, ((OUT, 86, 86), (IN, 86, 86)), jitter=0.02),
            _tls_keepalive("philips_cloud", 443, 60.0, (180, 260), (140, 200))),
-        (Sessions("video_udp", "viewer", 40000, 1200.0, duration=(25, 60), fps=10, gop=30,
-                  p_frame=(800, 2_000), i_frame=(15_000, 25_000), audio_pps=25),),
+        (Sessions("video_udp", "viewer", 40000, 4000.0, duration=(15, 30), fps=10, gop=30,
+                  p_frame=(800, 2_000), i_frame=(15_000, 25_000), audio_pps=15),),
         cpu=1.0,
     ),
     DeviceProfile(
-        "Provision_PT_737E_Security_Camera", _mac(4), "192.168.1.105", 4000.0,
+        "Provision_PT_737E_Security_Camera", _mac(4), "192.168.1.105", 8000.0,
         _common(300, 80, 1024)
-        + _p2p(10.0, (90, 90), (74, 74), hosts=("p2p_a", "p2p_b"), port=32100)
+        + _p2p(10.0, (86, 96), (74, 78), hosts=("p2p_a", "p2p_b"), port=32100)
         + (_ssdp(60.0, (380, 420)),),
-        (Sessions("upload", "provision_cloud", 443, 600.0, up=(40_000, 90_000), down=(600, 1_500)),
-         Sessions("video_udp", "viewer", 32200, 1800.0, duration=(20, 40), fps=12, gop=24,
+        (Sessions("upload", "provision_cloud", 443, 1200.0, up=(40_000, 90_000), down=(600, 1_500)),
+         Sessions("video_udp", "viewer", 32200, 6000.0, duration=(10, 20), fps=12, gop=24,
                   p_frame=(1_000, 3_000), i_frame=(20_000, 35_000))),
         cpu=1.2,
     ),
     DeviceProfile(
-        "Provision_PT_838_Security_Camera", _mac(5), "192.168.1.106", 4000.0,
+        "Provision_PT_838_Security_Camera", _mac(5), "192.168.1.106", 8000.0,
         _common(300, 80, 1024)
-        + _p2p(12.0, (94, 94), (74, 74), hosts=("p2p_b", "p2p_c"), port=32100)
+        + _p2p(12.0, (90, 98), (74, 78), hosts=("p2p_b", "p2p_c"), port=32100)
         + (_ssdp(120.0, (380, 420)),
            _tls_keepalive("provision_cloud", 443, 30.0, (120, 180), (100, 140))),
-        (Sessions("upload", "provision_cloud", 443, 900.0, up=(60_000, 120_000), down=(600, 1_500)),
-         Sessions("video_udp", "viewer", 32200, 1200.0, duration=(20, 45), fps=15, gop=30,
+        (Sessions("upload", "provision_cloud", 443, 1800.0, up=(60_000, 120_000), down=(600, 1_500)),
+         Sessions("video_udp", "viewer", 32200, 6000.0, duration=(10, 20), fps=15, gop=30,
                   p_frame=(1_200, 3_500), i_frame=(25_000, 40_000))),
         cpu=1.2,
     ),
     DeviceProfile(
-        "Samsung_SNH_1011_N_Webcam", _mac(6), "192.168.1.107", 4500.0,
+        "Samsung_SNH_1011_N_Webcam", _mac(6), "192.168.1.107", 14000.0,
         _common(600, 90, 3600, "ntp2")
-        + (_tls_keepalive("samsung_xmpp", 5222, 60.0, (120, 160), (120, 160)),
+        + (_tls_keepalive("samsung_xmpp", 5222, 20.0, (120, 160), (120, 160)),
            _ssdp(180.0, (330, 370), n=4),
            Periodic("tcp", "gateway", 49152, 600.0, ((OUT, 74, 74), (IN, 74, 74), (OUT, 66, 66), (OUT, 400, 450),
                                                      (IN, 66, 66), (IN, 600, 900), (OUT, 66, 66)),
                     jitter=0.1, persistent=False)),  # UPnP port-mapping refresh
-        (Sessions("video_tcp", "samsung_stream", 1935, 1200.0, duration=(15, 45), fps=15, gop=30,
-                  p_frame=(1_500, 4_000), i_frame=(30_000, 50_000)),),
+        (Sessions("video_tcp", "samsung_stream", 1935, 7000.0, duration=(10, 20), fps=15, gop=30,
+                  p_frame=(800, 2_500), i_frame=(30_000, 50_000)),),
         mirai=False, cpu=1.5,
     ),
     DeviceProfile(
-        "SimpleHome_XCS7_1002_WHT_Security_Camera", _mac(7), "192.168.1.108", 5000.0,
+        "SimpleHome_XCS7_1002_WHT_Security_Camera", _mac(7), "192.168.1.108", 9000.0,
         _common(120, 78, 1024)
-        + _p2p(20.0, (74, 74), (70, 70), port=32100)
+        + _p2p(20.0, (74, 80), (70, 72), port=32100)
         + (_tls_keepalive("simplehome_cloud", 443, 45.0, (150, 200), (110, 130)),),
-        (Sessions("upload", "simplehome_cloud", 443, 400.0, up=(25_000, 60_000), down=(500, 1_000)),
-         Sessions("video_udp", "viewer", 32300, 2400.0, duration=(15, 30), fps=10, gop=20,
+        (Sessions("upload", "simplehome_cloud", 443, 1200.0, up=(25_000, 60_000), down=(500, 1_000)),
+         Sessions("video_udp", "viewer", 32300, 9000.0, duration=(15, 30), fps=10, gop=20,
                   p_frame=(900, 2_500), i_frame=(15_000, 25_000))),
         cpu=0.9,
     ),
     DeviceProfile(
-        "SimpleHome_XCS7_1003_WHT_Security_Camera", _mac(8), "192.168.1.109", 6000.0,
+        "SimpleHome_XCS7_1003_WHT_Security_Camera", _mac(8), "192.168.1.109", 14000.0,
         _common(180, 78, 1024)
-        + _p2p(25.0, (74, 74), (70, 70), hosts=("p2p_a", "p2p_c"), port=32100)
+        + _p2p(25.0, (74, 80), (70, 72), hosts=("p2p_a", "p2p_c"), port=32100)
         + (_tls_keepalive("simplehome_cloud", 443, 60.0, (150, 200), (110, 130)),),
-        (Sessions("upload", "simplehome_cloud", 443, 900.0, up=(25_000, 60_000), down=(500, 1_000)),),
+        (Sessions("upload", "simplehome_cloud", 443, 2400.0, up=(25_000, 60_000), down=(500, 1_000)),),
         cpu=0.9,
     ),
 )

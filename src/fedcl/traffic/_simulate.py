@@ -17,7 +17,7 @@ Scenarios per device, in the UCI layout of :func:`fedcl.data.read_dataset`:
   the attack command a few seconds into the capture, then attacks.
 
 Attack intensity: per device and family, three attacks are floods (continuous, at the rate the
-device's CPU allows, 150-1,000 packets/s), one comes in bursts (half rate, 1 s on, 2 s off)
+device's CPU allows, 150-1,080 packets/s), one comes in bursts (half rate, 1 s on, 2 s off)
 and one is mild (20 packets/s, 2 s on, 4 s off), which one is drawn from the seed. The
 capture holds about 1,000, 700 or 300 attack packets (times ``scale``), plus background.
 
