@@ -15,7 +15,7 @@ from fedcl.config import FedCLConfig, load_config, save_config
 from fedcl.data import NodeScaler, NodeSplit, leakage_guard, read_dataset, split_node
 from fedcl.detect import choose_window
 from fedcl.eval.metrics import detection_metrics
-from fedcl.federated import run_federation
+from fedcl.federated import FederationResult, run_federation
 from fedcl.federated._params import set_arrays
 from fedcl.model import FedCLDetector, build_encoder
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, SCORES_FILE
@@ -48,6 +48,20 @@ def _detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
                          fpr_target=config.fpr_target, random_state=config.seed)
 
 
+def trained_encoder(config: FedCLConfig, arrays: list[np.ndarray], n_features: int) -> torch.nn.Module:
+    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
+    set_arrays(encoder, arrays)
+    return encoder
+
+
+def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
+                  ) -> tuple[dict[str, FedCLDetector], FederationResult]:
+    """Federated training, then each node's detector on its own rows (threshold from its validation rows)."""
+    result = run_federation({s.name: scaled_training_rows(s) for s in splits}, config, on_round=on_round)
+    encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
+    return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}, result
+
+
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
           splits: list[NodeSplit] | None = None) -> Path:
     """Federated training on ``config.data``; writes config, per-round history and the model.
@@ -60,7 +74,6 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / CONFIG_FILE)
     splits = load_splits(config) if splits is None else splits
-    node_rows = {s.name: scaled_training_rows(s) for s in splits}
 
     history_path = out / HISTORY_FILE
     history_path.write_text("")
@@ -72,16 +85,11 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
         if on_round is not None:
             on_round(entry)
 
-    result = run_federation(node_rows, config, on_round=record)
-    encoder = build_encoder(config.encoder, node_rows[splits[0].name].shape[1], config.hidden,
-                            config.embedding_dim)
-    set_arrays(encoder, result.arrays)
-    # Thresholds come from each node's benign validation rows only.
-    detectors = {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
+    detectors, result = fit_detectors(splits, config, on_round=record)
     torch.save({
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
-        "encoder": encoder.state_dict(),
+        "encoder": next(iter(detectors.values())).encoder.state_dict(),
         "reference": torch.as_tensor(result.reference, dtype=torch.float32),
         "nodes": {name: d.state_dict() for name, d in detectors.items()},
     }, out / MODEL_FILE)

@@ -12,18 +12,13 @@ from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 
 from fedcl.config import FedCLConfig, save_config
-from fedcl.federated._params import get_arrays, set_arrays
+from fedcl.federated._params import get_arrays
 from fedcl.federated.flower.strategy import FedCLStrategy
 from fedcl.model import build_encoder
+from fedcl.pipeline import trained_encoder
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-def _encoder_state(config: FedCLConfig, arrays: list[np.ndarray], n_features: int) -> dict:
-    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
-    set_arrays(encoder, arrays)
-    return encoder.state_dict()
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -75,7 +70,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     final = result.arrays.to_numpy_ndarrays() if result.arrays is not None else arrays
     _atomic_save({
         "config": config.to_dict(),
-        "encoder": _encoder_state(config, final, n_features),
+        "encoder": trained_encoder(config, final, n_features).state_dict(),
         "reference": torch.as_tensor(strategy.reference if strategy.reference is not None
                                      else np.zeros(config.embedding_dim), dtype=torch.float32),
         "nodes": {},  # detectors are fitted where the data are (fedcl evaluate --data)
