@@ -33,14 +33,14 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
     out.mkdir(parents=True, exist_ok=True)
     rows, scores = run_methods(methods, config, seeds, quick, progress)
     rows.to_csv(out / "results.csv", index=False)
-    save_scores(scores, out / "scores_first_seed.csv")
+    save_scores(scores, out / "scores_first_seed.csv.gz")
     import pandas as pd
 
-    plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv"), out / "roc.png")
+    plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv.gz"), out / "roc.png")
     report = out / "report.md"
     report.write_text(f"# {title}\n\nData: `{config.data}`\n\n{_protocol(config, seeds, quick)}\n\n"
                       f"{mean_std_table(rows)}\n\n![ROC](roc.png)\n\nEvery run: [results.csv](results.csv); "
-                      f"test scores of the first seed: [scores_first_seed.csv](scores_first_seed.csv).\n")
+                      f"test scores of the first seed: [scores_first_seed.csv.gz](scores_first_seed.csv.gz).\n")
     return report
 
 
