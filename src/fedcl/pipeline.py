@@ -48,6 +48,12 @@ def _detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
                          fpr_target=config.fpr_target, random_state=config.seed)
 
 
+def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config: FedCLConfig,
+                       ) -> dict[str, FedCLDetector]:
+    """Each node's detector on its own rows; thresholds from its benign validation rows only."""
+    return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
+
+
 def trained_encoder(config: FedCLConfig, arrays: list[np.ndarray], n_features: int) -> torch.nn.Module:
     encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
     set_arrays(encoder, arrays)
@@ -59,7 +65,7 @@ def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callab
     """Federated training, then each node's detector on its own rows (threshold from its validation rows)."""
     result = run_federation({s.name: scaled_training_rows(s) for s in splits}, config, on_round=on_round)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
-    return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}, result
+    return fit_node_detectors(encoder, splits, config), result
 
 
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
@@ -119,7 +125,7 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
         return {name: _detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}
     if splits is None:
         raise ValueError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
-    return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
+    return fit_node_detectors(encoder, splits, config)
 
 
 def load_windows(run_dir: str | Path) -> dict[str, int]:

@@ -16,7 +16,7 @@ import torch
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeSplit
 from fedcl.federated import run_federation
-from fedcl.pipeline import _detector, fit_detectors, scaled_training_rows, trained_encoder
+from fedcl.pipeline import fit_detectors, fit_node_detectors, scaled_training_rows, trained_encoder
 
 Detectors = dict[str, object]
 
@@ -45,8 +45,7 @@ def _local_only(splits, config):
     detectors = {}
     for s in splits:
         result = run_federation({s.name: scaled_training_rows(s)}, config)
-        encoder = trained_encoder(config, result.arrays, s.train.shape[1])
-        detectors[s.name] = _detector(encoder, config).fit(s.train, X_val=s.val)
+        detectors |= fit_node_detectors(trained_encoder(config, result.arrays, s.train.shape[1]), [s], config)
     return detectors, splits
 
 
@@ -55,7 +54,7 @@ def _centralised_ours(splits, config):
     pooled = torch.cat([scaled_training_rows(s) for s in splits])
     result = run_federation({"pooled": pooled}, config)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
-    return {s.name: _detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}, splits
+    return fit_node_detectors(encoder, splits, config), splits
 
 
 def _per_node(make: Callable[[FedCLConfig], object]) -> Callable:
