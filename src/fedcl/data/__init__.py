@@ -9,6 +9,7 @@ Typical use::
 """
 
 from ._errors import DataError
+from ._partition import GROUPINGS, MIN_BENIGN, dirichlet_partition, quantity_skew_partition
 from ._preprocess import JITTER_LIMIT, NodeScaler, leakage_guard
 from ._readers import KAGGLE_DEVICES, LAYOUTS, NodeData, detect_layout, read_dataset, read_feature_csv
 from ._schema import (
@@ -38,4 +39,8 @@ __all__ = [
     "read_dataset",
     "read_feature_csv",
     "split_node",
+    "GROUPINGS",
+    "MIN_BENIGN",
+    "dirichlet_partition",
+    "quantity_skew_partition",
 ]
