@@ -115,7 +115,7 @@ def local_train(
     return LocalUpdate(
         delta=[new - old for new, old in zip(get_arrays(encoder), global_arrays)],
         n_samples=len(x),
-        mean_embedding=normaliser.mean.numpy().astype(np.float64),
+        mean_embedding=z.mean(dim=0).numpy().astype(np.float64),  # μ_i, also without normalisation
         distance=float(squared_distance(z_norm, g_node).mean()),
         loss=float(np.mean(losses)) if losses else float("nan"),
         contrastive=float(np.mean(contrastive_losses)) if losses else float("nan"),
