@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fedcl.experiments._runner import one_torch_thread as _one_thread
+
 _CANDIDATES = [
     os.environ.get("FEDCL_SHARED_DATA", ""),
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nbaiot",
@@ -40,3 +42,10 @@ def fedmse_slice(tmp_path_factory) -> Path:
         for part, rows in sizes.items():
             _head(NBAIOT / "fedmse-iid" / client / part / "data.csv", root / client / part / "data.csv", rows)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models train faster on one thread, and do not stall when other jobs hold the CPUs."""
+    with _one_thread():
+        yield

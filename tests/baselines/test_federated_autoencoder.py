@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
 from fedcl.baselines import AutoencoderDetector, train_federated_autoencoder
@@ -10,13 +9,7 @@ from fedcl.data import NodeScaler
 from fedcl.federated._params import get_arrays
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny MLPs train faster on one thread, and do not stall when other jobs hold the CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

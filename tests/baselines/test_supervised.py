@@ -22,7 +22,7 @@ from fedcl.baselines.supervised import (
 )
 from fedcl.data import COLUMNS, NodeSplit
 
-torch.set_num_threads(1)  # tiny models: threads only add overhead
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # Small and fast: a few epochs are plenty on the synthetic task.
 CLASSIFIERS = [

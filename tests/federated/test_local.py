@@ -11,7 +11,7 @@ from fedcl.federated import LocalUpdate, local_train
 from fedcl.federated._params import get_arrays
 from fedcl.model import build_encoder
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DIM = 4
 CONFIG = FedCLConfig(local_epochs=2, batch_size=16, embedding_dim=DIM, hidden=16, lr=1e-2)

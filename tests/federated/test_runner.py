@@ -12,7 +12,7 @@ from fedcl.federated import FederationResult, LocalUpdate, aggregate_round, dyna
 from fedcl.federated._params import get_arrays
 from fedcl.model import build_encoder
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CONFIG = FedCLConfig(rounds=3, local_epochs=1, batch_size=16, embedding_dim=4, hidden=8, seed=5)
 COUNTS = {"cam": 24, "bell": 40, "plug": 56}
