@@ -55,6 +55,7 @@ def train_command(
     embedding_dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
     aggregation: Annotated[str | None, typer.Option(help="dynamic (w_i = 1/(1+d_i)) | fedavg (by sample count).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
+    missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
 ) -> None:
     """Train a federated detector (`train`), or train then evaluate and report (`run`)."""
@@ -63,7 +64,7 @@ def train_command(
         data=data, layout=layout, leakage_guard="off" if no_leakage_guard else leakage_guard,
         rounds=rounds, local_epochs=local_epochs, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
-        node_normalisation=node_normalisation, seed=seed,
+        node_normalisation=node_normalisation, missing_mask=missing_mask, seed=seed,
     )
     from fedcl import pipeline  # torch is imported only when there is work to do
 

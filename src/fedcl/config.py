@@ -31,6 +31,7 @@ class FedCLConfig:
     embedding_dim: int = 32
     hidden: int = 128
     encoder: str = "mlp"
+    missing_mask: bool = True  # the encoder reads which cells are missing, not only imputed values
     aggregation: str = "dynamic"
     node_normalisation: bool = True
     mask_prob: float = 0.2

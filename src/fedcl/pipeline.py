@@ -12,12 +12,12 @@ import pandas as pd
 import torch
 
 from fedcl.config import FedCLConfig, load_config, save_config
-from fedcl.data import NodeScaler, NodeSplit, leakage_guard, read_dataset, split_node
+from fedcl.data import NodeData, NodeScaler, NodeSplit, leakage_guard, read_dataset, split_node
 from fedcl.detect import choose_window
 from fedcl.eval.metrics import detection_metrics
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated._params import set_arrays
-from fedcl.model import FedCLDetector, build_encoder
+from fedcl.model import FedCLDetector, encoder_for
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, SCORES_FILE
 
 _ROW_SETS = ("train", "val", "test_benign", "attack")
@@ -27,20 +27,25 @@ def _guard(x: np.ndarray, mode: str) -> np.ndarray:
     return x if mode == "off" else leakage_guard(x, strict=mode == "strict")
 
 
-def load_splits(config: FedCLConfig) -> list[NodeSplit]:
-    """Read every node, split its benign rows (train/val/test) and apply the leakage guard."""
-    if not config.data:
-        raise ValueError("no data path given (--data)")
+def split_nodes(nodes: list[NodeData], config: FedCLConfig) -> list[NodeSplit]:
+    """Split each node's benign rows (train/val/test) and apply the leakage guard."""
     splits = []
-    for node in read_dataset(config.data, config.layout):
+    for node in nodes:
         s = split_node(node, config.val_fraction, config.test_fraction, config.seed)
         splits.append(replace(s, **{k: _guard(getattr(s, k), config.leakage_guard) for k in _ROW_SETS}))
     return splits
 
 
+def load_splits(config: FedCLConfig) -> list[NodeSplit]:
+    """Read every node of ``config.data`` and split it (see :func:`split_nodes`)."""
+    if not config.data:
+        raise ValueError("no data path given (--data)")
+    return split_nodes(read_dataset(config.data, config.layout), config)
+
+
 def scaled_training_rows(split: NodeSplit) -> torch.Tensor:
-    """A node's benign training rows scaled with its own statistics: what its local training sees."""
-    return torch.from_numpy(NodeScaler().fit_transform(split.train))
+    """A node's benign training rows scaled with its own statistics (NaN = missing): what its local training sees."""
+    return torch.from_numpy(NodeScaler(keep_missing=True).fit_transform(split.train))
 
 
 def _detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
@@ -55,7 +60,7 @@ def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config
 
 
 def trained_encoder(config: FedCLConfig, arrays: list[np.ndarray], n_features: int) -> torch.nn.Module:
-    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
+    encoder = encoder_for(config, n_features)
     set_arrays(encoder, arrays)
     return encoder
 
@@ -95,6 +100,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     torch.save({
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
+        "n_features": splits[0].train.shape[1],
         "encoder": next(iter(detectors.values())).encoder.state_dict(),
         "reference": torch.as_tensor(result.reference, dtype=torch.float32),
         "nodes": {name: d.state_dict() for name, d in detectors.items()},
@@ -118,8 +124,7 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
     """
     config = load_run_config(run_dir)
     saved = torch.load(Path(run_dir) / MODEL_FILE, weights_only=True)
-    n_features = next(iter(saved["encoder"].values())).shape[1]  # first layer: (hidden, n_features)
-    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
+    encoder = encoder_for(config, saved["n_features"])
     encoder.load_state_dict(saved["encoder"])
     if saved["nodes"]:
         return {name: _detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}

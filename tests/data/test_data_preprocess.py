@@ -116,7 +116,7 @@ def test_scaler_imputes_nan_clips_and_handles_constant_columns():
 
 def test_scaler_api_contract():
     scaler = NodeScaler()
-    assert scaler.get_params() == {"clip": 10.0}
+    assert scaler.get_params() == {"clip": 10.0, "keep_missing": False}
     assert not hasattr(scaler, "mean_")
     assert clone(NodeScaler(clip=2.0)).clip == 2.0
     with pytest.raises(Exception, match="not fitted"):
@@ -126,3 +126,14 @@ def test_scaler_api_contract():
         scaler.transform(np.zeros((2, N_FEATURES - 1)))
     with pytest.raises(ValueError):
         NodeScaler().fit(np.full((2, N_FEATURES), np.inf))
+
+
+def test_scaler_keeps_missing_cells_when_asked():
+    x = _data()
+    x[::3, 7] = np.nan
+
+    kept = NodeScaler(keep_missing=True).fit(x).transform(x)
+    imputed = NodeScaler().fit(x).transform(x)
+
+    assert np.array_equal(np.isnan(kept), np.isnan(x))
+    assert np.array_equal(np.nan_to_num(kept), imputed)

@@ -10,7 +10,7 @@ import torch
 from fedcl.config import FedCLConfig
 from fedcl.federated import FederationResult, LocalUpdate, aggregate_round, dynamic_weights, run_federation
 from fedcl.federated._params import get_arrays
-from fedcl.model import build_encoder
+from fedcl.model import encoder_for
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -76,7 +76,7 @@ def test_fedavg_weights_proportional_to_row_counts(fedavg_run):
 
 
 def test_result_holds_only_parameters_reference_and_history(dynamic_run):
-    encoder = build_encoder("mlp", 115, CONFIG.hidden, CONFIG.embedding_dim)
+    encoder = encoder_for(CONFIG, 115)
 
     fields = {f.name for f in dataclasses.fields(FederationResult)}
 
@@ -88,8 +88,8 @@ def test_result_holds_only_parameters_reference_and_history(dynamic_run):
         for stats in record["nodes"].values():
             assert set(stats) == {"loss", "distance", "weight"}
             assert all(isinstance(v, float) for v in stats.values())
-    # No array of the result has a row's width except the first layer (hidden, 115) weight.
-    assert [a.shape for a in dynamic_run.arrays if 115 in a.shape] == [(CONFIG.hidden, 115)]
+    # No array of the result has a row's width except the first layer: (hidden, 115 values + 115 mask bits).
+    assert [a.shape for a in dynamic_run.arrays if any(n in a.shape for n in (115, 230))] == [(CONFIG.hidden, 230)]
     # No row's bytes (nor its first 8 values) appear anywhere in the serialised result.
     blob = pickle.dumps(dynamic_run)
     for x in nodes().values():
@@ -108,7 +108,7 @@ def test_on_round_receives_each_record():
 
 def test_training_moves_parameters_from_initialisation(dynamic_run):
     torch.manual_seed(CONFIG.seed)
-    initial = get_arrays(build_encoder("mlp", 115, CONFIG.hidden, CONFIG.embedding_dim))
+    initial = get_arrays(encoder_for(CONFIG, 115))
 
     assert any(not np.allclose(a, b) for a, b in zip(initial, dynamic_run.arrays))
     assert np.all(np.isfinite(dynamic_run.reference)) and np.any(dynamic_run.reference != 0)

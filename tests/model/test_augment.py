@@ -10,6 +10,11 @@ def rows(n=64, d=115, seed=0):
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed)) + 3.0
 
 
+def same(a, b):
+    """Equal values and equal missing cells (NaN != NaN for torch.equal)."""
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+
+
 def test_same_seed_same_views():
     x = rows()
 
@@ -17,8 +22,8 @@ def test_same_seed_same_views():
     b = augment(x, 0.3, 0.1, torch.Generator().manual_seed(7))
     c = augment(x, 0.3, 0.1, torch.Generator().manual_seed(8))
 
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
+    assert same(a, b)
+    assert not same(a, c)
 
 
 def test_two_calls_on_one_generator_differ():
@@ -27,7 +32,7 @@ def test_two_calls_on_one_generator_differ():
 
     a, b = augment(x, 0.3, 0.1, gen), augment(x, 0.3, 0.1, gen)
 
-    assert not torch.equal(a, b)
+    assert not same(a, b)
 
 
 def test_no_mask_no_noise_is_identity():
@@ -50,13 +55,22 @@ def test_input_is_not_modified():
 
 @pytest.mark.parametrize("mask_prob", [0.1, 0.5, 0.9])
 def test_masked_fraction_close_to_mask_prob(mask_prob):
-    x = torch.ones(400, 250)  # 100k cells, none zero before masking
+    x = torch.ones(400, 250)  # 100k cells, none missing before masking
 
     out = augment(x, mask_prob, 0.0, torch.Generator().manual_seed(1))
 
-    masked = (out == 0).float().mean().item()
-    assert masked == pytest.approx(mask_prob, abs=0.01)
-    assert torch.all((out == 0) | (out == 1))  # no noise: kept cells unchanged
+    masked = out.isnan().float().mean().item()
+    assert masked == pytest.approx(mask_prob, abs=0.01)  # hidden cells are missing (NaN), not 0
+    assert torch.all(out.isnan() | (out == 1))  # no noise: kept cells unchanged
+
+
+def test_a_missing_cell_stays_missing():
+    x = rows()
+    x[:, :10] = float("nan")
+
+    out = augment(x, 0.2, 0.1, torch.Generator().manual_seed(3))
+
+    assert out[:, :10].isnan().all()
 
 
 def test_noise_std_without_mask():

@@ -35,3 +35,20 @@ def test_unknown_name_lists_the_options():
     assert "transformer" in message
     for name in ENCODERS:
         assert name in message
+
+
+def test_missing_cells_reach_the_mask_encoder_as_missing_not_as_the_mean():
+    torch.manual_seed(0)
+    x = torch.randn(6, 115)
+    filled = x.clone()
+    filled[:, :40] = 0.0  # the node mean after scaling
+    missing = x.clone()
+    missing[:, :40] = float("nan")
+
+    masked = build_encoder("mlp", 115, 16, 8, missing_mask=True)
+    imputing = build_encoder("mlp", 115, 16, 8, missing_mask=False)
+
+    assert masked.net[0].in_features == 230
+    assert torch.isfinite(masked(missing)).all()
+    assert not torch.allclose(masked(missing), masked(filled))  # the mask tells them apart
+    assert torch.equal(imputing(missing), imputing(filled))  # imputation alone cannot

@@ -8,6 +8,14 @@ Typical use::
     X_train = scaler.transform(leakage_guard(split.train))
 """
 
+from ._corrupt import (
+    FEATURE_GROUPS,
+    contaminate,
+    missing_completely_at_random,
+    missing_feature_group,
+    missing_row_blocks,
+    scaled_gaussian_noise,
+)
 from ._errors import DataError
 from ._partition import GROUPINGS, MIN_BENIGN, dirichlet_partition, quantity_skew_partition
 from ._preprocess import JITTER_LIMIT, NodeScaler, leakage_guard
@@ -43,4 +51,10 @@ __all__ = [
     "MIN_BENIGN",
     "dirichlet_partition",
     "quantity_skew_partition",
+    "FEATURE_GROUPS",
+    "contaminate",
+    "missing_completely_at_random",
+    "missing_feature_group",
+    "missing_row_blocks",
+    "scaled_gaussian_noise",
 ]

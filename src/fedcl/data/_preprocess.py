@@ -79,13 +79,16 @@ class NodeScaler(TransformerMixin, BaseEstimator):
     Each node scales with its own statistics, so no raw statistic leaves the
     node. ``transform`` applies ``sign(x) * log1p(|x|)`` (the features span
     many orders of magnitude), standardises with the mean and std learned in
-    ``fit``, imputes missing values with 0 (the node's own mean), and clips
-    to ``[-clip, clip]``.
+    ``fit``, imputes missing values with 0 (the node's own mean) unless
+    ``keep_missing``, and clips to ``[-clip, clip]``.
 
     Parameters
     ----------
     clip : float, default=10.0
         Absolute bound of the output, in standard deviations.
+    keep_missing : bool, default=False
+        Leave missing cells as NaN, for a model that treats them itself
+        (fedcl's encoder reads a missing-value mask).
 
     Attributes
     ----------
@@ -99,8 +102,9 @@ class NodeScaler(TransformerMixin, BaseEstimator):
         Number of columns seen in ``fit``.
     """
 
-    def __init__(self, clip=10.0):
+    def __init__(self, clip=10.0, keep_missing=False):
         self.clip = clip
+        self.keep_missing = keep_missing
 
     def fit(self, X, y=None):
         """Learn the node's mean and std from its benign training rows.
@@ -146,7 +150,7 @@ class NodeScaler(TransformerMixin, BaseEstimator):
         Returns
         -------
         X_scaled : ndarray of shape (n_samples, n_features), float32
-            No NaN; values in ``[-clip, clip]``.
+            Values in ``[-clip, clip]``; no NaN unless ``keep_missing``.
 
         Raises
         ------
@@ -165,5 +169,6 @@ class NodeScaler(TransformerMixin, BaseEstimator):
         np.copysign(Z, X, out=Z, casting="same_kind")
         Z -= self.mean_.astype(np.float32)
         Z /= self.scale_.astype(np.float32)
-        np.nan_to_num(Z, copy=False, nan=0.0)  # 0 = the node's own mean after standardising
+        if not self.keep_missing:
+            np.nan_to_num(Z, copy=False, nan=0.0)  # 0 = the node's own mean after standardising
         return np.clip(Z, -self.clip, self.clip, out=Z)

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from fedcl.config import FedCLConfig
+from fedcl.data import NodeSplit
 from fedcl.experiments._methods import Method, shrink
 from fedcl.pipeline import load_splits, score_nodes, summarise
 
@@ -34,12 +35,17 @@ def one_torch_thread():
 
 @one_torch_thread()
 def run_methods(methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[int], quick: bool,
-                progress: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """One row per (method, seed) with pooled metrics, and the first seed's test scores per method."""
+                progress: Callable[[str], None] = print,
+                make_splits: Callable[[FedCLConfig], list[NodeSplit]] = load_splits,
+                ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """One row per (method, seed) with pooled metrics, and the first seed's test scores per method.
+
+    ``make_splits(config)`` gives the nodes of one seed (default: the data folder as it is).
+    """
     rows, first_scores = [], {}
     for seed in seeds:
         cfg = config.updated(seed=seed, rounds=QUICK_ROUNDS if quick else None)
-        splits = load_splits(cfg)
+        splits = make_splits(cfg)
         if quick:
             splits = shrink(splits, seed)
         for method in methods:

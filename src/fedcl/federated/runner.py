@@ -13,7 +13,7 @@ from fedcl.config import FedCLConfig
 from fedcl.federated._params import get_arrays
 from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
-from fedcl.model import build_encoder
+from fedcl.model import encoder_for
 
 
 @dataclass
@@ -77,7 +77,7 @@ def run_federation(
             raise ValueError(f"node {name!r} has {len(rows)} training row(s); contrastive training needs at least 2")
     torch.manual_seed(config.seed)
     n_features = next(iter(node_rows.values())).shape[1]
-    encoder = build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim)
+    encoder = encoder_for(config, n_features)
     arrays = get_arrays(encoder)
     reference = None  # no shared statistics before the first round
     history = []

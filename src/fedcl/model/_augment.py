@@ -10,9 +10,8 @@ def augment(x: Tensor, mask_prob: float, noise_std: float, generator: torch.Gene
     """Random feature masking plus small Gaussian jitter, in the node's scaled feature space.
 
     Why these two: the 115 features are 23 statistics each seen through 5 decay windows, so they are
-    highly redundant; hiding a random subset (set to 0, which is exactly how a missing value is
-    imputed after scaling) teaches the encoder to rely on that redundancy and to tolerate missing
-    cells. The jitter (in units of the node's own standard deviation) stands for the measurement
+    highly redundant; hiding a random subset (set to NaN, exactly what a missing cell is) teaches the
+    encoder to rely on that redundancy and to tolerate missing cells. The jitter (in units of the node's own standard deviation) stands for the measurement
     noise of damped statistics. Crops, flips or permutations, the usual image/sequence views, have
     no meaning for a fixed-order tabular row.
 
@@ -26,6 +25,6 @@ def augment(x: Tensor, mask_prob: float, noise_std: float, generator: torch.Gene
     generator : torch.Generator
         Source of randomness, so that runs are reproducible.
     """
-    keep = torch.rand(x.shape, generator=generator) >= mask_prob
+    hide = torch.rand(x.shape, generator=generator) < mask_prob
     noise = torch.randn(x.shape, generator=generator) * noise_std
-    return x * keep + noise
+    return (x + noise).masked_fill(hide, float("nan"))  # a cell missing already stays missing

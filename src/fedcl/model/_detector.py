@@ -76,7 +76,7 @@ class FedCLDetector(BaseEstimator):
             raise ValueError(f"fpr_target must be in (0, 1), got {self.fpr_target}")
         if not 1 <= self.n_neighbors <= self.n_references:
             raise ValueError(f"need 1 <= n_neighbors <= n_references, got {self.n_neighbors}, {self.n_references}")
-        self.scaler_ = NodeScaler(clip=self.clip).fit(X)
+        self.scaler_ = NodeScaler(clip=self.clip, keep_missing=True).fit(X)  # the encoder reads the NaN
         z = self._embed(self.scaler_.transform(X))
         self.mean_ = z.mean(dim=0) if self.normalise else torch.zeros(z.shape[1])
         self.std_ = z.std(dim=0, correction=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])
@@ -123,7 +123,7 @@ class FedCLDetector(BaseEstimator):
 
     def load_state_dict(self, state: dict[str, Tensor]) -> "FedCLDetector":
         """Restore a fitted detector from :meth:`state_dict` (the encoder is given at construction)."""
-        scaler = NodeScaler(clip=self.clip)
+        scaler = NodeScaler(clip=self.clip, keep_missing=True)
         scaler.mean_ = state["scaler_mean"].numpy()
         scaler.scale_ = state["scaler_scale"].numpy()
         scaler.n_features_in_ = len(scaler.mean_)

@@ -16,7 +16,7 @@ from flwr.clientapp import ClientApp
 from fedcl.config import FedCLConfig
 from fedcl.federated.flower._records import read_config_record, update_records
 from fedcl.federated.local import local_train, node_generator
-from fedcl.model import build_encoder
+from fedcl.model import encoder_for
 from fedcl.pipeline import load_splits, scaled_training_rows
 
 app = ClientApp()
@@ -44,7 +44,7 @@ def train(msg: Message, context: Context) -> Message:
     rows = _training_rows(str(context.node_config["data-path"]), str(context.node_config.get("node-name", "")),
                           config)
     global_arrays = msg.content["arrays"].to_numpy_ndarrays()
-    encoder = build_encoder(config.encoder, rows.shape[1], config.hidden, config.embedding_dim)
+    encoder = encoder_for(config, rows.shape[1])
     update = local_train(encoder, global_arrays, rows, reference, config,
                          node_generator(config.seed, partition, round_))
     arrays, metrics = update_records(update, global_arrays, partition)

@@ -14,7 +14,7 @@ from flwr.serverapp import Grid
 from fedcl.config import FedCLConfig, save_config
 from fedcl.federated._params import get_arrays
 from fedcl.federated.flower.strategy import FedCLStrategy
-from fedcl.model import build_encoder
+from fedcl.model import encoder_for
 from fedcl.pipeline import trained_encoder
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 
@@ -51,8 +51,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     checkpoint = load_checkpoint(out) if resume else None
     if checkpoint is None:
         torch.manual_seed(config.seed)  # the same initial θ as the in-process runner
-        done, arrays, reference = 0, get_arrays(build_encoder(config.encoder, n_features, config.hidden,
-                                                              config.embedding_dim)), None
+        done, arrays, reference = 0, get_arrays(encoder_for(config, n_features)), None
         (out / HISTORY_FILE).write_text("")
     else:
         done, arrays, reference = checkpoint
@@ -70,6 +69,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     final = result.arrays.to_numpy_ndarrays() if result.arrays is not None else arrays
     _atomic_save({
         "config": config.to_dict(),
+        "n_features": n_features,
         "encoder": trained_encoder(config, final, n_features).state_dict(),
         "reference": torch.as_tensor(strategy.reference if strategy.reference is not None
                                      else np.zeros(config.embedding_dim), dtype=torch.float32),
