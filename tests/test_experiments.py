@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from conftest import needs_nbaiot
+from conftest import NBAIOT, needs_nbaiot
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
+from fedcl.eval.plots import plot_curves
 from fedcl.experiments import ablation_methods, shrink, unsupervised_methods
+from fedcl.experiments._heterogeneity import (ALPHAS, MIN_BENIGN_ROWS, dirichlet_groups, heterogeneity_methods,
+                                              partitions)
+from fedcl.experiments._runner import run_methods
 from fedcl.pipeline import load_splits
 
 runner = CliRunner()
@@ -54,3 +61,65 @@ def test_ablation_and_sweep_quick(fedmse_slice, tmp_path):
     assert swept["temperature"].nunique() == 7 and swept["f1"].between(0, 1).all()
     assert (tmp_path / "s" / "sweep_temperature.png").is_file()
     assert unknown.exit_code == 2 and "momentum" in unknown.output
+
+
+def test_heterogeneity_quick_runs_every_partition_method_and_seed(fedmse_slice, tmp_path):
+    result = runner.invoke(app, ["experiment", "heterogeneity", "--data", str(fedmse_slice), "--out", str(tmp_path),
+                                 "--seeds", "1", "--quick"])
+
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "heterogeneity.csv")
+    labels = [p.label for p in partitions("clusters")]
+    methods = [m.name for m in heterogeneity_methods()]
+    assert list(pd.unique(rows["partition"])) == labels  # the order of the x axis
+    assert sorted(zip(rows["partition"], rows["method"], rows["seed"])) == sorted(
+        (label, method, 0) for label in labels for method in methods)
+    assert rows["auroc"].between(0.5, 1).all()
+    assert rows["worst_node_auroc"].between(0, 1).all()
+    dirichlet = rows["partition"].str.startswith("Dirichlet")
+    assert sorted(set(rows.loc[dirichlet, "alpha"])) == sorted(ALPHAS)
+    assert rows.loc[~dirichlet, "alpha"].isna().all()
+    report = (tmp_path / "heterogeneity.md").read_text()
+    assert all(f"| {label} | {method} |" in report for label in labels for method in methods)
+    assert "QUICK mode" in report and "k-means" in report and "![heterogeneity](heterogeneity.png)" in report
+    assert (tmp_path / "heterogeneity.png").stat().st_size > 10_000
+
+
+def test_worst_node_auroc_is_the_lowest_node_auroc(fedmse_slice, one_torch_thread):
+    alpha_01 = partitions("clusters")[ALPHAS.index(0.1) + 1]
+
+    rows, scores = run_methods(heterogeneity_methods()[:1], FedCLConfig(data=str(fedmse_slice)), [0], quick=True,
+                               progress=lambda _: None, make_splits=alpha_01.make_splits)
+
+    per_node = [roc_auc_score(df["label"], df["score"]) for _, df in scores["fedcl (ours)"].groupby("node")]
+    assert len(per_node) == 3
+    assert rows.loc[0, "worst_node_auroc"] == pytest.approx(min(per_node), abs=1e-4)
+    assert rows.loc[0, "worst_node_auroc"] < max(per_node)
+
+
+def test_partition_is_redrawn_per_seed_with_enough_benign_rows(fedmse_slice):
+    alpha_01 = partitions("clusters")[ALPHAS.index(0.1) + 1]
+    config = FedCLConfig(data=str(fedmse_slice))
+
+    a, b, c = (alpha_01.make_splits(config.updated(seed=seed)) for seed in (0, 0, 1))
+
+    assert all(np.array_equal(x.train, y.train, equal_nan=True) for x, y in zip(a, b))  # real rows hold NaN
+    assert not all(np.array_equal(x.train, z.train, equal_nan=True) for x, z in zip(a, c))
+    assert min(len(s.train) + len(s.val) for s in a + c) >= MIN_BENIGN_ROWS
+    assert dirichlet_groups(config) == "clusters"
+    assert dirichlet_groups(FedCLConfig(data=str(NBAIOT / "uci-sample"))) == "source"
+
+
+def test_plot_curves_draws_a_panel_grid(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame([{"attack": attack, "malicious": m, "aggregator": agg, "seed": seed,
+                          "auroc": rng.uniform(0.8, 1.0), "f1": rng.uniform(0.5, 1.0)}
+                         for attack in ("sign flip", "scaling") for m in (0, 2, 1)
+                         for agg in ("fedavg", "median", "krum") for seed in range(3)
+                         if not (attack == "scaling" and agg == "krum")])  # a line missing from one panel
+
+    out = plot_curves(rows, "malicious", ["auroc", "f1"], tmp_path / "grid.png", line="aggregator",
+                      panel="attack", title="attacks")
+
+    assert out == tmp_path / "grid.png"
+    assert out.stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""`fedcl experiment ...`: the comparison table, the ablation table and sensitivity sweeps."""
+"""`fedcl experiment ...`: the comparison table, the ablation table, sensitivity sweeps and heterogeneity."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import typer
 from fedcl._cli_errors import bad_input_exits_2
 from fedcl.config import FedCLConfig, load_config
 
-experiment_app = typer.Typer(help="Reproducible experiments: compare, ablation, sweep.", no_args_is_help=True)
+experiment_app = typer.Typer(help="Reproducible experiments: compare, ablation, sweep, heterogeneity.",
+                             no_args_is_help=True)
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
 Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]
@@ -56,3 +57,15 @@ def sweep_command(param: Annotated[str, typer.Argument(help="lr (AUROC) or tempe
     from fedcl.experiments import sweep_parameter
 
     _done(sweep_parameter(param, _config(data, config), range(seeds), quick, out, progress=typer.echo))
+
+
+@experiment_app.command("heterogeneity")
+@bad_input_exits_2
+def heterogeneity_command(data: Data,
+                          out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/heterogeneity"),
+                          seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+    """fedcl (dynamic / FedAvg weights) and the federated autoencoder on natural, Dirichlet(α) and
+    quantity-skewed partitions of the same rows: AUROC, FPR@TPR0.99, worst-node AUROC (CSV, PNG, Markdown)."""
+    from fedcl.experiments import heterogeneity
+
+    _done(heterogeneity(_config(data, config), range(seeds), quick, out, progress=typer.echo))

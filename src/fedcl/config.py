@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-AGGREGATIONS = ("dynamic", "fedavg")
+AGGREGATIONS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
 LAYOUTS = ("auto", "uci", "kaggle", "clients")
 GUARDS = ("on", "strict", "off")
 
@@ -31,7 +31,7 @@ class FedCLConfig:
     embedding_dim: int = 32
     hidden: int = 128
     encoder: str = "mlp"
-    missing_mask: bool = True  # the encoder reads which cells are missing, not only imputed values
+    missing_mask: bool = False  # also feed the encoder which cells are missing (measured worse on fedmse-iid)
     aggregation: str = "dynamic"
     node_normalisation: bool = True
     mask_prob: float = 0.2

@@ -129,6 +129,22 @@ def test_every_node_gets_min_benign(groups):
     assert min(len(n.benign) for n in q) >= MIN_BENIGN
 
 
+@pytest.mark.parametrize("partition", [
+    lambda nodes, **kw: dirichlet_partition(nodes, 8, alpha=0.05, seed=0, **kw),
+    lambda nodes, **kw: dirichlet_partition(nodes, 8, alpha=0.05, seed=0, groups="clusters", **kw),
+    lambda nodes, **kw: quantity_skew_partition(nodes, 8, ratio=100.0, seed=0, **kw),
+], ids=IDS)
+def test_min_benign_tops_up_every_node(partition):
+    nodes = make_nodes()  # 400 benign rows for 8 nodes: 40 each is feasible, tiny alpha leaves some near empty
+
+    default, topped = partition(nodes), partition(nodes, min_benign=40)
+
+    assert min(len(n.benign) for n in default) < 40
+    assert min(len(n.benign) for n in topped) >= 40
+    assert sorted_bytes(np.concatenate([n.benign for n in topped])) == sorted_bytes(
+        np.concatenate([n.benign for n in nodes]))
+
+
 def test_one_node_gets_everything():
     out = dirichlet_partition(make_nodes(), 1, alpha=0.1)
 
@@ -144,6 +160,9 @@ def test_one_node_gets_everything():
         (lambda n: dirichlet_partition(n, 3, alpha=1.0, groups="device"), "groups"),
         (lambda n: dirichlet_partition(n, 1000, alpha=1.0), "benign rows"),
         (lambda n: dirichlet_partition([], 3, alpha=1.0), "empty"),
+        (lambda n: dirichlet_partition(n, 5, alpha=1.0, min_benign=81), "benign rows"),
+        (lambda n: dirichlet_partition(n, 3, alpha=1.0, min_benign=0), "min_benign"),
+        (lambda n: quantity_skew_partition(n, 5, min_benign=81), "benign rows"),
         (lambda n: quantity_skew_partition(n, 3, ratio=0.5), "ratio"),
         (lambda n: quantity_skew_partition(n, 0), "n_nodes"),
     ],

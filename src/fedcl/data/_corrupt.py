@@ -190,12 +190,12 @@ def missing_row_blocks(X, fraction, rng, block=50) -> np.ndarray:
     return X
 
 
-def scaled_gaussian_noise(X, std, rng) -> np.ndarray:
+def scaled_gaussian_noise(X, std, rng, reference=None) -> np.ndarray:
     """Add Gaussian noise of ``std`` standard deviations of the node's scaled space.
 
     Works where :class:`NodeScaler` works: ``z = sign(x) * log1p(|x|)``. With
     ``s`` the NaN-ignoring (population) std of each column of ``z`` over the
-    given rows, ``z' = z + std * s * eps`` with ``eps ~ N(0, 1)`` per cell, and
+    ``reference`` rows (default: ``X`` itself), ``z' = z + std * s * eps`` with ``eps ~ N(0, 1)`` per cell, and
     ``x' = sign(z') * expm1(|z'|)``. A scaler fitted on ``X`` thus sees
     ``transform(x') = transform(x) + std * eps`` (before clipping). Columns
     with ``s`` about 0 (constant or all missing) get no noise; NaN stays NaN.
@@ -208,6 +208,9 @@ def scaled_gaussian_noise(X, std, rng) -> np.ndarray:
         Noise level in scaled units, finite and >= 0.
     rng : numpy.random.Generator
         Source of randomness.
+    reference : array-like of shape (m, 115), optional
+        Rows whose spread sets the units, e.g. the node's benign training rows
+        when noising its attack rows, so every row set gets the same noise.
 
     Returns
     -------
@@ -229,12 +232,13 @@ def scaled_gaussian_noise(X, std, rng) -> np.ndarray:
     if np.isinf(X).any():
         raise ValueError("X holds inf values")
     Z = _signed_log1p(X)
-    observed = ~np.isnan(Z)
+    R = Z if reference is None else _signed_log1p(_rows(reference, "reference"))
+    observed = ~np.isnan(R)
     count = observed.sum(axis=0)
     # By hand, as in NodeScaler.fit: np.nanstd warns on all-NaN columns.
-    mean = np.divide(np.where(observed, Z, 0.0).sum(axis=0), count,
+    mean = np.divide(np.where(observed, R, 0.0).sum(axis=0), count,
                      out=np.zeros(N_FEATURES), where=count > 0)
-    sq = np.where(observed, (Z - mean) ** 2, 0.0).sum(axis=0)
+    sq = np.where(observed, (R - mean) ** 2, 0.0).sum(axis=0)
     s = np.sqrt(np.divide(sq, count, out=np.zeros(N_FEATURES), where=count > 0))
     eps = rng.standard_normal(Z.shape)
     # Only noisy columns go through the log round trip, so the others keep their exact values.

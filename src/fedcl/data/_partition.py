@@ -15,7 +15,7 @@ __all__ = ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "quantity_skew_part
 #: Group names accepted by :func:`dirichlet_partition`.
 GROUPINGS = ("source", "clusters")
 
-#: Fewest benign rows any output node gets (split_node needs train, val and test).
+#: Default fewest benign rows an output node gets (split_node needs train, val and test).
 MIN_BENIGN = 3
 
 # k of the k-means used by groups="clusters": N-BaIoT has 9 devices, so 8
@@ -41,16 +41,18 @@ class _Pool:
         self.test_src = np.concatenate([np.full(len(t), i) for i, t in enumerate(tests)])
 
 
-def _check(nodes, n_nodes):
-    """Raise ValueError for an empty input, n_nodes < 1 or too few benign rows."""
+def _check(nodes, n_nodes, min_benign):
+    """Raise ValueError for an empty input, n_nodes < 1, min_benign < 1 or too few benign rows."""
     if not nodes:
         raise ValueError("nodes is empty")
     if n_nodes < 1:
         raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
+    if min_benign < 1:
+        raise ValueError(f"min_benign must be >= 1, got {min_benign}")
     total = sum(len(n.benign) for n in nodes)
-    if total < MIN_BENIGN * n_nodes:
+    if total < min_benign * n_nodes:
         raise ValueError(
-            f"{total} benign rows cannot give {n_nodes} nodes {MIN_BENIGN} benign rows each"
+            f"{total} benign rows cannot give {n_nodes} nodes {min_benign} benign rows each"
         )
 
 
@@ -72,20 +74,20 @@ def _allocate(labels, props, rng):
     return [np.concatenate(p) if p else np.empty(0, dtype=int) for p in parts]
 
 
-def _top_up(parts, labels, rng):
-    """Move benign rows from the largest node to nodes with fewer than MIN_BENIGN.
+def _top_up(parts, labels, rng, min_benign):
+    """Move benign rows from the largest node to nodes with fewer than min_benign.
 
     Re-drawing rarely helps: at small alpha most nodes of a Dirichlet draw are
     near empty. The moved rows come from the donor's largest group, so a
     topped-up node stays as skewed as the draw made it.
     """
     for k in range(len(parts)):
-        while len(parts[k]) < MIN_BENIGN:
+        while len(parts[k]) < min_benign:
             donor = max(range(len(parts)), key=lambda j: len(parts[j]))
             rows = parts[donor]
             values, counts = np.unique(labels[rows], return_counts=True)
             candidates = np.flatnonzero(labels[rows] == values[np.argmax(counts)])
-            need = min(MIN_BENIGN - len(parts[k]), len(candidates), len(rows) - MIN_BENIGN)
+            need = min(min_benign - len(parts[k]), len(candidates), len(rows) - min_benign)
             take = rng.choice(candidates, size=need, replace=False)
             parts[k] = np.concatenate([parts[k], rows[take]])
             parts[donor] = np.delete(rows, take)
@@ -115,7 +117,8 @@ def _build(pool, benign_parts, attack_parts, test_parts, rng):
 
 
 def dirichlet_partition(
-    nodes: list[NodeData], n_nodes: int, alpha: float, seed=0, groups: str = "source"
+    nodes: list[NodeData], n_nodes: int, alpha: float, seed=0, groups: str = "source",
+    min_benign: int = MIN_BENIGN,
 ) -> list[NodeData]:
     """Re-split pooled nodes into ``n_nodes`` nodes with Dirichlet group skew.
 
@@ -141,6 +144,10 @@ def dirichlet_partition(
         device in UCI/Kaggle layouts). ``"clusters"``: groups are 8 k-means
         clusters of the benign rows on signed-log1p features, found without
         labels (feature skew, for data without device labels).
+    min_benign : int, default=MIN_BENIGN (3)
+        Fewest benign rows any output node gets, at least 1. 3 is enough for
+        :func:`split_node`; a node that trains and thresholds a detector
+        needs far more (the heterogeneity experiment uses 100).
 
     Returns
     -------
@@ -148,9 +155,11 @@ def dirichlet_partition(
         ``n_nodes`` nodes named ``"node-1"`` … ``"node-N"``, rows shuffled,
         ``ordered=False``. Every input row appears in exactly one output node.
 
-        - ``benign``: split as above. A node left with fewer than 3 benign
-          rows gets rows moved from the largest node (from its largest group),
-          so the skew of the draw is kept as far as possible.
+        - ``benign``: split as above. A node left with fewer than
+          ``min_benign`` benign rows gets rows moved from the largest node
+          (from its largest group), so the skew of the draw is kept as far
+          as possible. ``benign_test`` rows are not topped up: a node can
+          end with none.
         - ``attack``: for ``"source"``, each source's attack rows are split by
           the same ``p_g`` as its benign rows, so a node attacks like the
           devices it holds. For ``"clusters"``, attack rows have no cluster
@@ -163,14 +172,15 @@ def dirichlet_partition(
     Raises
     ------
     ValueError
-        If ``alpha <= 0``, ``n_nodes < 1``, ``groups`` is unknown, ``nodes``
-        is empty or there are fewer than ``3 * n_nodes`` benign rows.
+        If ``alpha <= 0``, ``n_nodes < 1``, ``min_benign < 1``, ``groups`` is
+        unknown, ``nodes`` is empty or there are fewer than
+        ``min_benign * n_nodes`` benign rows.
     """
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     if groups not in GROUPINGS:
         raise ValueError(f"groups must be one of {GROUPINGS}, got {groups!r}")
-    _check(nodes, n_nodes)
+    _check(nodes, n_nodes, min_benign)
     rng = np.random.default_rng(seed)
     pool = _Pool(nodes)
 
@@ -187,7 +197,7 @@ def dirichlet_partition(
 
     # props[g, k]: share of group g's rows that go to output node k.
     props = rng.dirichlet(np.full(n_nodes, float(alpha)), size=n_groups)
-    benign_parts = _top_up(_allocate(benign_labels, props, rng), benign_labels, rng)
+    benign_parts = _top_up(_allocate(benign_labels, props, rng), benign_labels, rng, min_benign)
     test_parts = _allocate(test_labels, props, rng)
     if groups == "source":
         attack_parts = _allocate(pool.attack_src, props, rng)
@@ -196,7 +206,9 @@ def dirichlet_partition(
     return _build(pool, benign_parts, attack_parts, test_parts, rng)
 
 
-def quantity_skew_partition(nodes: list[NodeData], n_nodes: int, ratio=10.0, seed=0) -> list[NodeData]:
+def quantity_skew_partition(
+    nodes: list[NodeData], n_nodes: int, ratio=10.0, seed=0, min_benign: int = MIN_BENIGN
+) -> list[NodeData]:
     """Re-split pooled nodes IID into ``n_nodes`` nodes of skewed sizes.
 
     Simulation tool for experiments only (it pools all rows, see
@@ -215,6 +227,8 @@ def quantity_skew_partition(nodes: list[NodeData], n_nodes: int, ratio=10.0, see
         Size of the largest node over the smallest, >= 1.
     seed : int, default=0
         Seed of the numpy Generator.
+    min_benign : int, default=MIN_BENIGN (3)
+        Fewest benign rows any output node gets, at least 1.
 
     Returns
     -------
@@ -222,18 +236,18 @@ def quantity_skew_partition(nodes: list[NodeData], n_nodes: int, ratio=10.0, see
         ``n_nodes`` nodes named ``"node-1"`` (smallest) … ``"node-N"``
         (largest), ``ordered=False``. Benign, attack and ``benign_test``
         rows (None if no input has one) are each split with the same
-        shares. A node with fewer than 3 benign rows gets rows moved from
-        the largest node.
+        shares. A node with fewer than ``min_benign`` benign rows gets rows
+        moved from the largest node.
 
     Raises
     ------
     ValueError
-        If ``ratio < 1``, ``n_nodes < 1``, ``nodes`` is empty or there are
-        fewer than ``3 * n_nodes`` benign rows.
+        If ``ratio < 1``, ``n_nodes < 1``, ``min_benign < 1``, ``nodes`` is
+        empty or there are fewer than ``min_benign * n_nodes`` benign rows.
     """
     if not ratio >= 1:
         raise ValueError(f"ratio must be >= 1, got {ratio}")
-    _check(nodes, n_nodes)
+    _check(nodes, n_nodes, min_benign)
     rng = np.random.default_rng(seed)
     pool = _Pool(nodes)
 
@@ -243,7 +257,7 @@ def quantity_skew_partition(nodes: list[NodeData], n_nodes: int, ratio=10.0, see
     # One group holding every row: _allocate then is a plain IID split by shares.
     one = shares[None, :]
     benign_labels = np.zeros(len(pool.benign), dtype=int)
-    benign_parts = _top_up(_allocate(benign_labels, one, rng), benign_labels, rng)
+    benign_parts = _top_up(_allocate(benign_labels, one, rng), benign_labels, rng, min_benign)
     attack_parts = _allocate(np.zeros(len(pool.attack), dtype=int), one, rng)
     test_parts = _allocate(np.zeros(len(pool.test), dtype=int), one, rng)
     return _build(pool, benign_parts, attack_parts, test_parts, rng)

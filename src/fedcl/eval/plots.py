@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
@@ -85,3 +87,66 @@ def plot_sweep(rows: pd.DataFrame, param: str, metric: str, path: Path, log_x: b
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, line: str = "method",
+                panel: str | None = None, title: str = "") -> Path:
+    """Mean ± std over seeds of each metric against ``x``, one line per value of ``line``.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        One row per run (e.g. per seed), with columns ``x``, ``line``, ``panel`` (if given) and
+        each of ``metrics``.
+    x : str
+        Column on the x axis, drawn as ordered categories in the order they first appear in
+        ``rows`` (so "natural, α=100, …, quantity" or "0, 0.1, 0.3" keep the order they ran in).
+    metrics : sequence of str
+        One column of subplots per metric.
+    out : Path
+        PNG file to write.
+    line : str, default="method"
+        One line per value of this column; rows sharing (``panel``, ``line``, ``x``) are the
+        runs averaged.
+    panel : str or None, default=None
+        If given, one row of subplots per value of this column (a panel × metric grid).
+    title : str, default=""
+        Figure title.
+
+    Returns
+    -------
+    out : Path
+        The PNG written.
+    """
+    xs, lines = pd.unique(rows[x]), pd.unique(rows[line])
+    panels = pd.unique(rows[panel]) if panel else [None]
+    fig, axes = plt.subplots(len(panels), len(metrics), figsize=(4.5 * len(metrics), 3.4 * len(panels) + 0.8),
+                             squeeze=False)
+    # Lines side by side within a category, so their error bars do not hide each other.
+    offsets = (np.arange(len(lines)) - (len(lines) - 1) / 2) * min(0.08, 0.5 / len(lines))
+    for ax_row, value in zip(axes, panels):
+        runs = rows if panel is None else rows[rows[panel] == value]
+        for ax, metric in zip(ax_row, metrics):
+            stats = runs.groupby([line, x], sort=False)[metric].agg(["mean", "std"])
+            for name, offset in zip(lines, offsets):
+                if name in stats.index.get_level_values(0):
+                    s = stats.loc[name].reindex(xs)
+                    ax.errorbar(np.arange(len(xs)) + offset, s["mean"], yerr=s["std"].fillna(0), marker="o",
+                                ms=4, capsize=3, lw=1.2, label=str(name))
+            ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=30, ha="right", fontsize=8)
+            ax.set_title(metric if panel is None else f"{panel} = {value}: {metric}", fontsize=9)
+            ax.grid(alpha=0.3)
+        ax_row[0].set_ylabel("mean ± std over seeds", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel(x)
+    # One legend below the grid, from every subplot: a line may be missing from some panels.
+    legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    columns = min(len(legend), 4)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=columns, fontsize=8, title=line,
+               title_fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    legend_inches = 0.35 + 0.22 * -(-len(legend) // columns)
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,6 +1,8 @@
-"""Experiments: the comparison with every baseline, the ablation table and sensitivity sweeps."""
+"""Experiments: the comparison with every baseline, the ablation table, sensitivity sweeps, heterogeneity."""
 
 from fedcl.experiments._drivers import ablation, compare, sweep_parameter
+from fedcl.experiments._heterogeneity import heterogeneity
 from fedcl.experiments._methods import Method, ablation_methods, shrink, unsupervised_methods
 
-__all__ = ["Method", "ablation", "ablation_methods", "compare", "shrink", "sweep_parameter", "unsupervised_methods"]
+__all__ = ["Method", "ablation", "ablation_methods", "compare", "heterogeneity", "shrink", "sweep_parameter",
+           "unsupervised_methods"]

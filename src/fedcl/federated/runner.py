@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from fedcl.config import FedCLConfig
+from fedcl.federated import robust
 from fedcl.federated._params import get_arrays
 from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
+from fedcl.federated.behaviours import Behaviour
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
 from fedcl.model import encoder_for
 
@@ -41,40 +44,69 @@ def round_record(round_: int, names: list[str], updates: list[LocalUpdate], weig
     }
 
 
-def server_weights(updates: list[LocalUpdate], aggregation: str) -> np.ndarray:
-    if aggregation == "dynamic":
-        return dynamic_weights([u.distance for u in updates])
-    return sample_weights([u.n_samples for u in updates])
+ROBUST_RULES = {
+    "dynamic-guarded": robust.guarded_dynamic_rule,
+    "median": robust.median_rule,
+    "trimmed-mean": robust.trimmed_mean_rule,
+    "krum": partial(robust.krum_rule, multi=False),
+    "multi-krum": partial(robust.krum_rule, multi=True),
+}
 
 
 def aggregate_round(
     arrays: list[np.ndarray], updates: list[LocalUpdate], aggregation: str
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """One server step: weights, new θ, new g."""
-    weights = server_weights(updates, aggregation)
+    """One server step: new θ, new g, and each node's weight in it."""
+    if aggregation in ROBUST_RULES:
+        return ROBUST_RULES[aggregation](arrays, updates)
+    if aggregation == "dynamic":
+        weights = dynamic_weights([u.distance for u in updates])
+    else:
+        weights = sample_weights([u.n_samples for u in updates])
     new_arrays = apply_updates(arrays, [u.delta for u in updates], weights)
     reference = reference_vector([u.mean_embedding for u in updates], weights)
     return new_arrays, reference, weights
+
+
+def participants(n_nodes: int, dropout: float, seed: int, round_: int) -> np.ndarray:
+    """Which nodes answer in a round: each misses it with probability ``dropout``, at least one answers."""
+    rng = np.random.default_rng([seed, round_, 31337])
+    present = rng.random(n_nodes) >= dropout
+    if not present.any():
+        present[rng.integers(n_nodes)] = True
+    return present
 
 
 def run_federation(
     node_rows: dict[str, Tensor],
     config: FedCLConfig,
     on_round: Callable[[dict], None] | None = None,
+    behaviours: Mapping[str, Behaviour] | None = None,
+    dropout: float = 0.0,
 ) -> FederationResult:
     """Train one encoder across nodes without moving their rows.
 
     Parameters
     ----------
     node_rows : dict of name -> Tensor of shape (n_i, n_features)
-        Each node's scaled benign training rows; they never leave ``local_train``.
+        Each node's scaled benign training rows (NaN = missing); they never leave ``local_train``.
     config : FedCLConfig
     on_round : callable, optional
         Called with each round's history record (for progress bars).
+    behaviours : dict of name -> Behaviour, optional
+        Simulated faulty or malicious nodes (:mod:`fedcl.federated.behaviours`): what they send
+        instead of their honest update.
+    dropout : float, default=0
+        Each node misses each round with this probability (seeded); the round aggregates the others.
     """
     for name, rows in node_rows.items():
         if len(rows) < 2:
             raise ValueError(f"node {name!r} has {len(rows)} training row(s); contrastive training needs at least 2")
+    behaviours = dict(behaviours or {})
+    if set(behaviours) - set(node_rows):
+        raise ValueError(f"behaviours for unknown nodes: {sorted(set(behaviours) - set(node_rows))}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     torch.manual_seed(config.seed)
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = encoder_for(config, n_features)
@@ -82,12 +114,18 @@ def run_federation(
     reference = None  # no shared statistics before the first round
     history = []
     for round_ in range(1, config.rounds + 1):
-        updates = [
-            local_train(encoder, arrays, rows, reference, config, node_generator(config.seed, i, round_))
-            for i, rows in enumerate(node_rows.values())
-        ]
+        present = participants(len(node_rows), dropout, config.seed, round_)
+        names, updates = [], []
+        for i, (name, rows) in enumerate(node_rows.items()):
+            if not present[i]:
+                continue
+            update = local_train(encoder, arrays, rows, reference, config, node_generator(config.seed, i, round_))
+            if name in behaviours:
+                update = behaviours[name](update, reference, np.random.default_rng([config.seed, i, round_]))
+            names.append(name)
+            updates.append(update)
         arrays, reference, weights = aggregate_round(arrays, updates, config.aggregation)
-        record = round_record(round_, list(node_rows), updates, weights, reference)
+        record = round_record(round_, names, updates, weights, reference)
         history.append(record)
         if on_round is not None:
             on_round(record)
