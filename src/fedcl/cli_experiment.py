@@ -69,3 +69,26 @@ def heterogeneity_command(data: Data,
     from fedcl.experiments import heterogeneity
 
     _done(heterogeneity(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+
+
+@experiment_app.command("corruption")
+@bad_input_exits_2
+def corruption_command(data: Data,
+                       out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/corruption"),
+                       seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+    """AUROC vs missing cells (MCAR), missing stream groups, missing row blocks, noise and attack rows
+    in benign training, for fedcl and the baselines (CSV, PNG, Markdown)."""
+    from fedcl.experiments import corruption
+
+    _done(corruption(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+
+
+@experiment_app.command("attacks")
+@bad_input_exits_2
+def attacks_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/attacks"),
+                    seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+    """AUROC vs 0–3 faulty or malicious nodes (noisy, free-rider, sign-flip, ×10, random, lying) for
+    each server rule, and under 30 % dropouts (CSV, PNG, Markdown)."""
+    from fedcl.experiments import attacks_report
+
+    _done(attacks_report(_config(data, config), range(seeds), quick, out, progress=typer.echo))

@@ -77,7 +77,7 @@ def corruption_methods() -> list[Method]:
 
     return [
         Method("fedcl (ours)", "ours", _ours()),
-        Method("fedcl, imputation without the mask", "ablation", _ours(missing_mask=False)),
+        Method("fedcl with the missing-value mask input", "ablation", _ours(missing_mask=True)),
         Method("federated autoencoder, FedAvg", "unsupervised", _federated_autoencoder),
         Method("autoencoder per node (Meidan et al.)", "unsupervised",
                _per_node(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
