@@ -65,7 +65,7 @@ def test_bad_csv_is_one_line_error_with_exit_2(tmp_path):
 
 def test_unknown_option_and_bad_values_exit_2(tmp_path):
     assert runner.invoke(app, ["run", "--no-such-option"]).exit_code == 2
-    bad_agg = runner.invoke(app, ["train", "--data", str(tmp_path), "--aggregation", "median"])
+    bad_agg = runner.invoke(app, ["train", "--data", str(tmp_path), "--aggregation", "mean"])
     assert bad_agg.exit_code == 2 and "aggregation must be one of" in bad_agg.output
     missing = runner.invoke(app, ["train", "--data", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "nope" in missing.output

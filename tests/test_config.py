@@ -81,7 +81,7 @@ def test_wrong_type_raises(tmp_path, line, key):
 
 
 @pytest.mark.parametrize("line, message", [
-    ('aggregation = "median"', "aggregation"),
+    ('aggregation = "mean"', "aggregation"),
     ("temperature = 0", "temperature"),
     ("temperature = -0.5", "temperature"),
     ("rounds = 0", "rounds"),
@@ -98,7 +98,7 @@ def test_invalid_value_raises(tmp_path, line, message):
         load_config(path)
 
 
-@pytest.mark.parametrize("kwargs", [{"aggregation": "median"}, {"temperature": 0.0}, {"consistency_weight": -1.0}])
+@pytest.mark.parametrize("kwargs", [{"aggregation": "mean"}, {"temperature": 0.0}, {"consistency_weight": -1.0}])
 def test_constructor_validates(kwargs):
     with pytest.raises(ValueError):
         FedCLConfig(**kwargs)

@@ -53,7 +53,7 @@ def train_command(
     temperature: Annotated[float | None, typer.Option("--temperature", "--tau", help="InfoNCE temperature τ.")] = None,
     consistency_weight: Annotated[float | None, typer.Option("--consistency-weight", "--lambda", help="Weight λ of ‖z̃ − g‖².")] = None,
     embedding_dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
-    aggregation: Annotated[str | None, typer.Option(help="dynamic (w_i = 1/(1+d_i)) | fedavg (by sample count).")] = None,
+    aggregation: Annotated[str | None, typer.Option(help="dynamic (w_i = 1/(1+d_i)) | dynamic-guarded (clipped, screened, d_i floored) | fedavg (by sample count) | median | trimmed-mean | krum | multi-krum.")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,

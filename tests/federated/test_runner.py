@@ -88,8 +88,8 @@ def test_result_holds_only_parameters_reference_and_history(dynamic_run):
         for stats in record["nodes"].values():
             assert set(stats) == {"loss", "distance", "weight"}
             assert all(isinstance(v, float) for v in stats.values())
-    # No array of the result has a row's width except the first layer: (hidden, 115 values + 115 mask bits).
-    assert [a.shape for a in dynamic_run.arrays if any(n in a.shape for n in (115, 230))] == [(CONFIG.hidden, 230)]
+    # No array of the result has a row's width except the first layer's weight (hidden, 115).
+    assert [a.shape for a in dynamic_run.arrays if 115 in a.shape] == [(CONFIG.hidden, 115)]
     # No row's bytes (nor its first 8 values) appear anywhere in the serialised result.
     blob = pickle.dumps(dynamic_run)
     for x in nodes().values():

@@ -12,8 +12,8 @@ from fedcl.experiments._runner import log_grid, mean_std_table, run_methods, sav
 PROTOCOL = """Protocol: unsupervised detectors train on benign rows only; each node's threshold is the 99th
 percentile of its benign validation scores; metrics on held-out benign test rows and attack rows,
 pooled over nodes; leakage guard {guard}; splits per node (train / validation / test, seeded);
-mean ± std over seeds {seeds}{quick}. Supervised rows train on a labelled slice of the attack rows,
-which is removed from their test rows."""
+mean ± std over seeds {seeds}{quick}."""
+SUPERVISED_NOTE = " Supervised rows train on a labelled slice of the attack rows, which is removed from their test rows."
 
 SWEEPS = {  # parameter -> (grid, metric, log axis)
     "lr": (log_grid(1e-4, 1e-1, 7), "auroc", True),
@@ -21,13 +21,14 @@ SWEEPS = {  # parameter -> (grid, metric, log axis)
 }
 
 
-def _protocol(config: FedCLConfig, seeds: Sequence[int], quick: bool) -> str:
+def _protocol(config: FedCLConfig, seeds: Sequence[int], quick: bool, supervised: bool = False) -> str:
     return PROTOCOL.format(guard=config.leakage_guard, seeds=list(seeds),
-                           quick=" (QUICK mode: 3 nodes, a few hundred rows each, 3 rounds)" if quick else "")
+                           quick=" (QUICK mode: 3 nodes, a few hundred rows each, 3 rounds)" if quick else "",
+                           ) + (SUPERVISED_NOTE if supervised else "")
 
 
 def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[int], quick: bool,
-                  out: Path, progress: Callable[[str], None]) -> Path:
+                  out: Path, progress: Callable[[str], None], supervised: bool = False) -> Path:
     from fedcl.eval.plots import plot_roc_methods
 
     out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +39,7 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
 
     plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv.gz"), out / "roc.png")
     report = out / "report.md"
-    report.write_text(f"# {title}\n\nData: `{config.data}`\n\n{_protocol(config, seeds, quick)}\n\n"
+    report.write_text(f"# {title}\n\nData: `{config.data}`\n\n{_protocol(config, seeds, quick, supervised)}\n\n"
                       f"{mean_std_table(rows)}\n\n![ROC](roc.png)\n\nEvery run: [results.csv](results.csv); "
                       f"test scores of the first seed: [scores_first_seed.csv.gz](scores_first_seed.csv.gz).\n")
     return report
@@ -52,7 +53,7 @@ def compare(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path,
         from fedcl.experiments._supervised import supervised_methods
 
         methods += supervised_methods()
-    return _table_report("fedcl against every baseline", methods, config, seeds, quick, out, progress)
+    return _table_report("fedcl against every baseline", methods, config, seeds, quick, out, progress, supervised)
 
 
 def ablation(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path,
