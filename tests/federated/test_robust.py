@@ -57,7 +57,7 @@ def test_krum_matches_flower(rule, to_keep):
     assert set(krum_selection(updates, to_keep)) <= set(range(7))
 
 
-@pytest.mark.parametrize("attack", ["sign-flip", "scaled x10", "random", "lying d=0 + sign-flip"])
+@pytest.mark.parametrize("attack", ["sign-flip", "scaled x10", "random", "lying d=0 + flip x10"])
 def test_guarded_dynamic_sets_forged_updates_aside(attack):
     updates = honest_updates()
     forged = [BEHAVIOURS[attack](u, np.zeros(2), np.random.default_rng(100 + i)) for i, u in enumerate(updates[:2])]
@@ -95,8 +95,9 @@ def test_behaviours_forge_what_they_say():
     assert all(np.allclose(f, 10 * d) for f, d in zip(BEHAVIOURS["scaled x10"](u, g, RNG).delta, u.delta))
     random = BEHAVIOURS["random"](u, g, np.random.default_rng(0)).delta
     assert random[0].dtype == u.delta[0].dtype and 0.5 < np.concatenate([r.ravel() for r in random]).std() < 2
-    liar = BEHAVIOURS["lying d=0 + sign-flip"](u, g, RNG)
+    liar = BEHAVIOURS["lying d=0 + flip x10"](u, g, RNG)
     assert liar.distance == 0 and np.array_equal(liar.mean_embedding, g)
+    assert all(np.allclose(f, -10 * d) for f, d in zip(liar.delta, u.delta))
 
 
 def test_participation_is_seeded_and_about_one_minus_dropout():

@@ -41,9 +41,11 @@ def random_update(update: LocalUpdate, reference, rng) -> LocalUpdate:
 
 
 def lying(update: LocalUpdate, reference, rng) -> LocalUpdate:
-    """Claims to sit exactly on g (d_i = 0, μ_i = g), the largest dynamic weight, while sending −Δθ."""
+    """Claims to sit exactly on g (d_i = 0, μ_i = g), which earns the largest dynamic weight, while
+    sending the most damaging of the forged updates above: −10 · Δθ."""
     claimed_mean = update.mean_embedding if reference is None else np.array(reference, dtype=np.float64)
-    return replace(sign_flip(update, reference, rng), distance=0.0, mean_embedding=claimed_mean)
+    poisoned = [-SCALE * d for d in update.delta]
+    return replace(update, delta=poisoned, distance=0.0, mean_embedding=claimed_mean)
 
 
 BEHAVIOURS: dict[str, Behaviour] = {
@@ -51,5 +53,5 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "sign-flip": sign_flip,
     "scaled x10": scaled,
     "random": random_update,
-    "lying d=0 + sign-flip": lying,
+    "lying d=0 + flip x10": lying,
 }

@@ -21,9 +21,10 @@ def node_configs(root, names):
     return [{"data-path": str(root / name), "partition-id": i} for i, name in enumerate(names)]
 
 
-def test_flower_path_equals_in_process_runner(fedmse_slice, tmp_path):
+@pytest.mark.parametrize("aggregation", ["dynamic", "multi-krum"])
+def test_flower_path_equals_in_process_runner(fedmse_slice, tmp_path, aggregation):
     # Prepare
-    config = FedCLConfig(data=str(fedmse_slice), rounds=3, seed=5)
+    config = FedCLConfig(data=str(fedmse_slice), rounds=3, seed=5, aggregation=aggregation)
     splits = load_splits(config)
 
     # Execute
