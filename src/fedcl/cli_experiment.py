@@ -64,7 +64,7 @@ def sweep_command(param: Annotated[str, typer.Argument(help="lr (AUROC) or tempe
 def heterogeneity_command(data: Data,
                           out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/heterogeneity"),
                           seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
-    """fedcl (dynamic / FedAvg weights) and the federated autoencoder on natural, Dirichlet(α) and
+    """fedcl (dynamic, FedAvg, guarded weights) and the federated autoencoder on natural, Dirichlet(α) and
     quantity-skewed partitions of the same rows: AUROC, FPR@TPR0.99, worst-node AUROC (CSV, PNG, Markdown)."""
     from fedcl.experiments import heterogeneity
 

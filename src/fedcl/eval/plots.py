@@ -100,7 +100,8 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
         each of ``metrics``.
     x : str
         Column on the x axis, drawn as ordered categories in the order they first appear in
-        ``rows`` (so "natural, α=100, …, quantity" or "0, 0.1, 0.3" keep the order they ran in).
+        ``rows`` (so "natural, α=100, …, quantity" or "0, 0.1, 0.3" keep the order they ran in);
+        each panel shows its own values.
     metrics : sequence of str
         One column of subplots per metric.
     out : Path
@@ -118,7 +119,7 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
     out : Path
         The PNG written.
     """
-    xs, lines = pd.unique(rows[x]), pd.unique(rows[line])
+    lines = pd.unique(rows[line])
     panels = pd.unique(rows[panel]) if panel else [None]
     fig, axes = plt.subplots(len(panels), len(metrics), figsize=(4.5 * len(metrics), 3.4 * len(panels) + 0.8),
                              squeeze=False)
@@ -126,6 +127,7 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
     offsets = (np.arange(len(lines)) - (len(lines) - 1) / 2) * min(0.08, 0.5 / len(lines))
     for ax_row, value in zip(axes, panels):
         runs = rows if panel is None else rows[rows[panel] == value]
+        xs = pd.unique(runs[x])  # per panel: panels may have their own levels
         for ax, metric in zip(ax_row, metrics):
             stats = runs.groupby([line, x], sort=False)[metric].agg(["mean", "std"])
             for name, offset in zip(lines, offsets):
