@@ -99,11 +99,16 @@ def _loss_table(rows: pd.DataFrame) -> str:
 def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path,
                    progress: Callable[[str], None] = print) -> Path:
     """AUROC vs malicious nodes for each rule and attack: CSV, PNG and a Markdown report."""
+    out.mkdir(parents=True, exist_ok=True)
+    attack_rows(config, seeds, quick, progress=progress).to_csv(out / "attacks.csv", index=False)
+    return write_attacks_report(out, config, seeds, quick)
+
+
+def write_attacks_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
+    """PNG and Markdown from ``out/attacks.csv``."""
     from fedcl.eval.plots import plot_curves
     from fedcl.experiments._drivers import _protocol
 
-    out.mkdir(parents=True, exist_ok=True)
-    attack_rows(config, seeds, quick, progress=progress).to_csv(out / "attacks.csv", index=False)
     rows = pd.read_csv(out / "attacks.csv")
     attacked = rows[rows["dropout"] == 0]
     plot_curves(attacked, "malicious", ["auroc"], out / "attacks.png", line="aggregator", panel="attack",
