@@ -23,7 +23,8 @@ from fedcl.pipeline import load_detectors, load_splits, score_nodes, summarise, 
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nbaiot" / "fedmse-iid"
 ABLATIONS = {
-    "fedcl (dynamic weights)": {},
+    "fedcl (guarded dynamic weights)": {},
+    "fedcl, plain dynamic weights": {"aggregation": "dynamic"},
     "fedcl, FedAvg weights": {"aggregation": "fedavg"},
     "fedcl, λ = 0": {"consistency_weight": 0.0},
     "fedcl, no node normalisation": {"node_normalisation": False},

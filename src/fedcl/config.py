@@ -32,7 +32,7 @@ class FedCLConfig:
     hidden: int = 128
     encoder: str = "mlp"
     missing_mask: bool = False  # also feed the encoder which cells are missing (measured worse on fedmse-iid)
-    aggregation: str = "dynamic"
+    aggregation: str = "dynamic-guarded"  # dynamic weights without trusting what nodes report
     node_normalisation: bool = True
     mask_prob: float = 0.2
     noise_std: float = 0.1

@@ -14,7 +14,7 @@ from fedcl.model import encoder_for
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CONFIG = FedCLConfig(rounds=3, local_epochs=1, batch_size=16, embedding_dim=4, hidden=8, seed=5)
+CONFIG = FedCLConfig(rounds=3, local_epochs=1, batch_size=16, embedding_dim=4, hidden=8, seed=5, aggregation="dynamic")
 COUNTS = {"cam": 24, "bell": 40, "plug": 56}
 
 

@@ -86,9 +86,9 @@ def corruption_methods() -> list[Method]:
 
 
 def corruption_rows(config: FedCLConfig, seeds: Sequence[int], quick: bool, kinds: Sequence[str] = tuple(CORRUPTIONS),
-                    progress: Callable[[str], None] = print) -> pd.DataFrame:
+                    progress: Callable[[str], None] = print, methods: Sequence[Method] | None = None) -> pd.DataFrame:
     """One row per (corruption, level, method, seed); the clean run (level 0) is shared by every kind."""
-    methods = corruption_methods()
+    methods = corruption_methods() if methods is None else methods
     clean, _ = run_methods(methods, config, seeds, quick, progress)
     frames = [clean.assign(corruption=kind, level=0.0) for kind in kinds]
     for kind in kinds:

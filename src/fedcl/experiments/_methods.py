@@ -107,6 +107,7 @@ def unsupervised_methods() -> list[Method]:
 def ablation_methods() -> list[Method]:
     return [
         Method("fedcl (ours)", "ours", _ours()),
+        Method("plain dynamic weights (reports trusted)", "ablation", _ours(aggregation="dynamic")),
         Method("FedAvg weights instead of dynamic", "ablation", _ours(aggregation="fedavg")),
         Method("without consistency loss (λ = 0)", "ablation", _ours(consistency_weight=0.0)),
         Method("without per-node normalisation", "ablation", _ours(node_normalisation=False)),
