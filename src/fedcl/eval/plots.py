@@ -148,7 +148,7 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
                title_fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     legend_inches = 0.35 + 0.22 * -(-len(legend) // columns)
-    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1 - 0.3 / fig.get_figheight()))
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -109,7 +109,7 @@ def _table(rows: pd.DataFrame) -> str:
 
 def heterogeneity(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path,
                   progress: Callable[[str], None] = print) -> Path:
-    """fedcl (dynamic and FedAvg weights) and the federated autoencoder on each partition of the data.
+    """fedcl (guarded, plain dynamic and FedAvg weights) and the federated autoencoder on each partition.
 
     Parameters
     ----------
@@ -129,8 +129,6 @@ def heterogeneity(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: P
     report : Path
         ``out / "heterogeneity.md"``.
     """
-    from fedcl.eval.plots import plot_curves
-
     groups = dirichlet_groups(config)
     out.mkdir(parents=True, exist_ok=True)
     frames = []
@@ -139,7 +137,14 @@ def heterogeneity(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: P
                               lambda line: progress(f"{p.label}: {line}"), make_splits=p.make_splits)
         frames.append(rows.assign(partition=p.label, alpha=p.alpha))
     pd.concat(frames, ignore_index=True).to_csv(out / "heterogeneity.csv", index=False)
+    return write_heterogeneity_report(out, config, seeds, quick)
 
+
+def write_heterogeneity_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
+    """PNG and Markdown from ``out/heterogeneity.csv``."""
+    from fedcl.eval.plots import plot_curves
+
+    groups = dirichlet_groups(config)
     rows = pd.read_csv(out / "heterogeneity.csv")
     plot_curves(rows, "partition", list(METRICS), out / "heterogeneity.png",
                 title="Pooled AUROC, FPR@TPR0.99 and worst-node AUROC per partition (mean ± std over seeds)")
