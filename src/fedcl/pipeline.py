@@ -20,7 +20,7 @@ from fedcl.federated._params import set_arrays
 from fedcl.model import FedCLDetector, encoder_for
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, SCORES_FILE
 
-_ROW_SETS = ("train", "val", "test_benign", "attack")
+ROW_SETS = ("train", "val", "test_benign", "attack")  # every row array of a NodeSplit
 
 
 def _guard(x: np.ndarray, mode: str) -> np.ndarray:
@@ -32,7 +32,7 @@ def split_nodes(nodes: list[NodeData], config: FedCLConfig) -> list[NodeSplit]:
     splits = []
     for node in nodes:
         s = split_node(node, config.val_fraction, config.test_fraction, config.seed)
-        splits.append(replace(s, **{k: _guard(getattr(s, k), config.leakage_guard) for k in _ROW_SETS}))
+        splits.append(replace(s, **{k: _guard(getattr(s, k), config.leakage_guard) for k in ROW_SETS}))
     return splits
 
 

@@ -18,10 +18,9 @@ from fedcl.config import FedCLConfig
 from fedcl.data import (NodeSplit, contaminate, missing_completely_at_random, missing_feature_group,
                         missing_row_blocks, scaled_gaussian_noise)
 from fedcl.experiments._methods import Method, _federated_autoencoder, _ours, _per_node
-from fedcl.experiments._runner import run_methods
-from fedcl.pipeline import load_splits
+from fedcl.experiments._runner import mean_std, run_methods
+from fedcl.pipeline import ROW_SETS, load_splits
 
-_ROW_SETS = ("train", "val", "test_benign", "attack")
 MISSING_GROUP = "HpHp"  # the widest stream (35 columns): a node whose extractor skips socket-level streams
 
 # kind -> (levels, what a level means)
@@ -36,7 +35,7 @@ CORRUPTIONS = {
 
 def _each_row_set(split: NodeSplit, corrupt: Callable[[np.ndarray], np.ndarray]) -> NodeSplit:
     return replace(split, **{k: corrupt(getattr(split, k)) if len(getattr(split, k)) else getattr(split, k)
-                             for k in _ROW_SETS})
+                             for k in ROW_SETS})
 
 
 def _contaminated(split: NodeSplit, fraction: float, rng: np.random.Generator) -> NodeSplit:
@@ -105,10 +104,9 @@ def level_table(rows: pd.DataFrame) -> str:
     levels = sorted(rows["level"].unique())
     lines = ["| method | " + " | ".join(f"{level:g}" for level in levels) + " |", "|---" * (len(levels) + 1) + "|"]
     for method, df in rows.groupby("method", sort=False):
-        stats = df.groupby("level")[["auroc", "worst_node_auroc"]].agg(["mean", "std"])
+        by_level = dict(tuple(df.groupby("level")))
         lines.append(f"| {method} | " + " | ".join(
-            f"{stats.loc[v, ('auroc', 'mean')]:.4f} ± {stats.loc[v, ('auroc', 'std')]:.4f} "
-            f"({stats.loc[v, ('worst_node_auroc', 'mean')]:.4f})" for v in levels) + " |")
+            f"{mean_std(by_level[v]['auroc'])} ({by_level[v]['worst_node_auroc'].mean():.4f})" for v in levels) + " |")
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, quantity_skew_partition, read_dataset
 from fedcl.experiments._drivers import _protocol
 from fedcl.experiments._methods import Method, _federated_autoencoder, _ours
-from fedcl.experiments._runner import run_methods
+from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.pipeline import split_nodes
 
 ALPHAS = (100.0, 1.0, 0.5, 0.1)
@@ -93,16 +93,12 @@ def heterogeneity_methods() -> list[Method]:
             Method("federated autoencoder, FedAvg", "unsupervised", _federated_autoencoder)]
 
 
-def _mean_std(values: pd.Series) -> str:
-    return f"{values.mean():.4f} ± {values.std(ddof=1) if values.count() > 1 else 0:.4f}"
-
-
 def _table(rows: pd.DataFrame) -> str:
     """Markdown: mean ± std over seeds per (partition, method), in the order they ran."""
     lines = ["| partition | method | " + " | ".join(METRICS.values()) + " | seeds |",
              "|---" * (len(METRICS) + 3) + "|"]
     for (label, method), df in rows.groupby(["partition", "method"], sort=False):
-        cells = " | ".join(_mean_std(df[m]) for m in METRICS)
+        cells = " | ".join(mean_std(df[m]) for m in METRICS)
         lines.append(f"| {label} | {method} | {cells} | {len(df)} |")
     return "\n".join(lines)
 

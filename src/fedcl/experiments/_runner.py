@@ -62,13 +62,18 @@ def run_methods(methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[
     return pd.DataFrame(rows), first_scores
 
 
+def mean_std(values: pd.Series) -> str:
+    """A table cell: mean ± sample std over seeds (± 0 for one seed)."""
+    return f"{values.mean():.4f} ± {values.std(ddof=1) if values.count() > 1 else 0:.4f}"
+
+
 def mean_std_table(rows: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS) -> str:
     """Markdown: mean ± std over seeds, one line per method, in the order the methods ran."""
     grouped = rows.groupby(["method", "kind"], sort=False)
     header = "| method | kind | " + " | ".join(metrics) + " | seeds | s/run |"
     lines = [header, "|---" * (len(metrics) + 4) + "|"]
     for (method, kind), df in grouped:
-        cells = [f"{df[m].mean():.4f} ± {df[m].std(ddof=1) if len(df) > 1 else 0:.4f}" for m in metrics]
+        cells = [mean_std(df[m]) for m in metrics]
         lines.append(f"| {method} | {kind} | " + " | ".join(cells) + f" | {len(df)} | {df['seconds'].mean():.1f} |")
     return "\n".join(lines)
 

@@ -33,6 +33,11 @@ def _as(theta: Sequence[np.ndarray], arrays: Sequence[np.ndarray]) -> list[np.nd
     return [np.asarray(t).astype(a.dtype) for t, a in zip(theta, arrays)]
 
 
+def _flat(deltas: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """Each node's Δθ as one float64 vector: (nodes, parameters)."""
+    return np.stack([np.concatenate([np.ravel(d) for d in delta]).astype(np.float64) for delta in deltas])
+
+
 def _means(updates: Sequence[LocalUpdate]) -> np.ndarray:
     return np.stack([u.mean_embedding for u in updates])
 
@@ -57,7 +62,7 @@ def krum_selection(updates: Sequence[LocalUpdate], to_keep: int) -> np.ndarray:
 
     Score of a node: the sum of squared distances to its n − f − 2 nearest other updates.
     """
-    flat = np.stack([np.concatenate([d.ravel() for d in u.delta]) for u in updates])
+    flat = _flat([u.delta for u in updates])
     distances = ((flat[:, None, :] - flat[None, :, :]) ** 2).sum(axis=2)
     closest = max(1, len(updates) - assumed_malicious(len(updates)) - 2)
     scores = np.array([np.sort(row)[1 : closest + 1].sum() for row in distances])
@@ -92,12 +97,11 @@ def guarded_dynamic_rule(arrays, updates):
     3. Weights w_i ∝ 1 / (1 + max(d_i, median d)): a reported d_i can lower a node's pull but never
        raise it above that of a typical node, so claiming d_i = 0 buys nothing.
     """
-    deltas = [list(u.delta) for u in updates]
-    norms = np.array([np.sqrt(sum(float((d.astype(np.float64) ** 2).sum()) for d in delta)) for delta in deltas])
+    norms = np.linalg.norm(_flat([u.delta for u in updates]), axis=1)
     cap = np.median(norms)
-    deltas = [[d * min(1.0, cap / n) if n > 0 else d for d in delta] for delta, n in zip(deltas, norms)]
+    deltas = [[d * min(1.0, cap / n) if n > 0 else d for d in u.delta] for u, n in zip(updates, norms)]
 
-    flat = np.stack([np.concatenate([d.ravel() for d in delta]) for delta in deltas])
+    flat = _flat(deltas)
     means = _means(updates)
     update_spread = np.linalg.norm(flat - np.median(flat, axis=0), axis=1)
     mean_spread = np.linalg.norm(means - np.median(means, axis=0), axis=1)
