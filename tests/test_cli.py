@@ -6,13 +6,11 @@ import json
 
 from typer.testing import CliRunner
 
-from conftest import needs_nbaiot
 from fedcl.cli import app
 
 runner = CliRunner()
 
 
-@needs_nbaiot
 def test_run_writes_every_artefact(fedmse_slice, tmp_path):
     # Execute
     result = runner.invoke(app, ["run", "--data", str(fedmse_slice), "--out", str(tmp_path / "r"),
@@ -27,7 +25,6 @@ def test_run_writes_every_artefact(fedmse_slice, tmp_path):
     assert 'aggregation = "fedavg"' in config and "temperature = 0.2" in config and "rounds = 2" in config
 
 
-@needs_nbaiot
 def test_train_then_evaluate_as_separate_steps(fedmse_slice, tmp_path):
     # Prepare
     toml = tmp_path / "c.toml"
@@ -80,7 +77,6 @@ def test_evaluate_without_a_trained_run_exits_2(tmp_path):
     assert result.exit_code == 2 and "fedcl train" in result.output
 
 
-@needs_nbaiot
 def test_flower_simulate_trains_with_the_flower_apps_and_reports(fedmse_slice, tmp_path):
     result = runner.invoke(app, ["flower", "simulate", "--data", str(fedmse_slice), "--out", str(tmp_path / "f"),
                                  "--rounds", "2"])

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from conftest import NBAIOT, needs_nbaiot
+from conftest import NBAIOT
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.eval.plots import plot_curves
@@ -19,8 +19,6 @@ from fedcl.experiments._runner import run_methods
 from fedcl.pipeline import load_splits
 
 runner = CliRunner()
-pytestmark = needs_nbaiot
-
 
 def test_shrink_keeps_a_small_disjoint_slice(fedmse_slice):
     splits = load_splits(FedCLConfig(data=str(fedmse_slice)))

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import needs_nbaiot
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.data import FEATURE_GROUPS
@@ -16,8 +15,6 @@ from fedcl.experiments._corruption import CORRUPTIONS, MISSING_GROUP, corrupt, c
 from fedcl.pipeline import load_splits
 
 runner = CliRunner()
-pytestmark = needs_nbaiot
-
 
 @pytest.fixture(scope="module")
 def splits(fedmse_slice):

@@ -14,8 +14,7 @@ from fedcl.data import (
     read_dataset,
 )
 
-REAL = Path("/work/shared/data/nbaiot")
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="real N-BaIoT sample not available")
+from conftest import NBAIOT as REAL
 
 
 def make_rows(n, seed=0):
@@ -323,25 +322,21 @@ def test_path_is_a_file(tmp_path):
 # ------------------------------------------------------------------ real data
 
 
-@needs_real
 def test_real_fedmse_iid():
     nodes = read_dataset(REAL / "fedmse-iid")
 
-    assert [n.name for n in nodes] == [f"Client-{i}" for i in range(1, 11)]
-    assert sum(len(n.benign) for n in nodes) == 16_676
-    assert sum(len(n.benign_test) for n in nodes) == 5_520
-    assert sum(len(n.attack) for n in nodes) == 32_491
+    assert [n.name for n in nodes] == ["Client-1", "Client-2", "Client-3"]
+    assert [(len(n.benign), len(n.benign_test), len(n.attack)) for n in nodes] == [(400, 100, 200)] * 3
     assert all(not n.ordered and n.benign.shape[1] == N_FEATURES for n in nodes)
 
 
-@needs_real
 def test_real_uci_sample():
     assert detect_layout(REAL / "uci-sample") == "uci"
 
     (danmini,) = read_dataset(REAL / "uci-sample/Danmini_Doorbell")
     assert danmini.name == "Danmini_Doorbell" and danmini.ordered
-    assert danmini.benign.shape == (3_050, N_FEATURES)
-    assert danmini.attack.shape == (598, N_FEATURES)
+    assert danmini.benign.shape == (800, N_FEATURES)
+    assert danmini.attack.shape == (400, N_FEATURES)
     assert set(danmini.attack_family) == {"gafgyt.scan", "gafgyt.udp"}
 
     # The sample holds only a mirai/udp.csv for the thermostat, no benign file.

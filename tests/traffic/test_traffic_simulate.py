@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import typer
-from conftest import NBAIOT, needs_nbaiot
+from conftest import NBAIOT
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
@@ -156,7 +156,6 @@ def _real_benign() -> np.ndarray:
     return np.vstack(parts)
 
 
-@needs_nbaiot
 def test_benign_features_sit_in_the_real_orders_of_magnitude(nodes):
     # Prepare: all simulated benign rows vs the real fedmse-iid benign rows (all nine devices)
     sim = np.vstack([n.benign for n in nodes.values()])
@@ -170,7 +169,6 @@ def test_benign_features_sit_in_the_real_orders_of_magnitude(nodes):
         assert np.all(np.abs(q_sim - q_real) <= tol), (stream, stat, q_sim, q_real)
 
 
-@needs_nbaiot
 def test_size_means_and_weights_match_real_ranges(nodes):
     sim = np.vstack([n.benign for n in nodes.values()])
     real = _real_benign()
@@ -183,7 +181,6 @@ def test_size_means_and_weights_match_real_ranges(nodes):
     assert abs(np.log10(np.quantile(sim[:, weights], 0.95)) - np.log10(np.quantile(real[:, weights], 0.95))) < 1.0
 
 
-@needs_nbaiot
 def test_danmini_doorbell_matches_its_real_sample(nodes):
     # Prepare: the real first rows of Danmini's benign file, and the simulated Danmini
     real = pd.read_csv(NBAIOT / "uci-sample" / "Danmini_Doorbell" / "benign_traffic.csv").to_numpy()

@@ -23,11 +23,8 @@ import pytest
 import torch
 from cryptography import x509
 
-from conftest import needs_nbaiot
 from fedcl.config import FedCLConfig
 from fedcl.federated.flower import deploy
-
-pytestmark = needs_nbaiot
 
 NODES = (1, 2, 3)  # partition ids, and the Client-<i> folders of the fedmse slice
 FEDCL = str(Path(sys.executable).with_name("fedcl"))

@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import needs_nbaiot
 from fedcl.config import FedCLConfig
 from fedcl.federated import run_federation
 from fedcl.federated.flower import run_inprocess
 from fedcl.federated.flower.server import CHECKPOINT_FILE
 from fedcl.pipeline import evaluate, load_splits, scaled_training_rows
-
-pytestmark = needs_nbaiot
 
 
 def node_configs(root, names):
