@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 from fedcl.config import FedCLConfig
-from fedcl.detect import majority_vote
+from fedcl.model import majority_vote
 from fedcl.pipeline import load_detectors, load_splits, load_windows, train
 
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import NBAIOT
 from fedcl.cli import app
-from fedcl.detect import choose_window, majority_vote
+from fedcl.model import choose_window, majority_vote
 
 runner = CliRunner()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fedcl.config import FedCLConfig, load_config
+from fedcl.errors import ConfigError
+
 CONFIG_FILE = "config.toml"
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.jsonl"
@@ -13,7 +16,50 @@ SCORES_FILE = "scores.csv"
 REPORT_FILE = "report.md"
 
 
+def prepare_run_dir(run_dir: str | Path) -> Path:
+    """Create the run directory (and its parents), or say in one line why it cannot be one."""
+    run = Path(run_dir)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        probe = run / ".fedcl-write-test"
+        probe.touch()
+        probe.unlink()
+    except FileExistsError:
+        raise ConfigError(f"{run}: is a file, not a run directory (--out)") from None
+    except NotADirectoryError:
+        raise ConfigError(f"{run}: a part of this path is a file, not a folder (--out)") from None
+    except OSError as e:
+        raise ConfigError(f"{run}: cannot write the run directory here ({e.strerror}) (--out)") from None
+    return run
+
+
+def append_history(run_dir: Path, entry: dict) -> None:
+    # Appended as it happens, so a crash keeps every finished round.
+    with (run_dir / HISTORY_FILE).open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
 def read_history(run_dir: str | Path) -> list[dict]:
     """Per-round records of a run, as far as training got."""
     path = Path(run_dir) / HISTORY_FILE
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def load_run_config(run_dir: str | Path) -> FedCLConfig:
+    """The resolved config a trained run directory was written with."""
+    run = Path(run_dir)
+    if not (run / MODEL_FILE).is_file() or not (run / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run}: not a trained run directory (no {MODEL_FILE} or {CONFIG_FILE}); run `fedcl train` first")
+    return load_config(run / CONFIG_FILE)
+
+
+def load_model(run_dir: str | Path) -> dict:
+    """model.pt as written by :func:`fedcl.pipeline.train` (tensors only: ``weights_only=True``)."""
+    import torch
+
+    return torch.load(Path(run_dir) / MODEL_FILE, weights_only=True)
+
+
+def load_windows(run_dir: str | Path) -> dict[str, int]:
+    """Each node's vote window, chosen on its benign validation rows at training (empty for Flower runs)."""
+    return dict(load_model(run_dir).get("windows", {}))

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fedcl.baselines import AutoencoderDetector
-from fedcl.federated._params import get_arrays
+from fedcl.federated.params import get_arrays
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

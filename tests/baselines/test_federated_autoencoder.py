@@ -6,7 +6,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedcl.baselines import AutoencoderDetector, train_federated_autoencoder
 from fedcl.data import NodeScaler
-from fedcl.federated._params import get_arrays
+from fedcl.federated.params import get_arrays
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

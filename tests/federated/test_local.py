@@ -8,7 +8,7 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.federated import LocalUpdate, local_train
-from fedcl.federated._params import get_arrays
+from fedcl.federated.params import get_arrays
 from fedcl.model import build_encoder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

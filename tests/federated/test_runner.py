@@ -9,7 +9,7 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.federated import FederationResult, LocalUpdate, aggregate_round, dynamic_weights, run_federation
-from fedcl.federated._params import get_arrays
+from fedcl.federated.params import get_arrays
 from fedcl.model import encoder_for
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

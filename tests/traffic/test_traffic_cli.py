@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from fedcl.data import COLUMNS, DataError
 from fedcl.traffic import extract_features, write_synthetic_capture
-from fedcl.traffic_cli import features_command
+from fedcl.cli.traffic import features_command
 
 
 def test_capture_to_csv_end_to_end(tmp_path):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from fedcl.baselines import KNNDetector
 from fedcl.data import COLUMNS, read_dataset
 from fedcl.traffic import ATTACKS, DEVICES, read_packets, simulate_network
-from fedcl.traffic_cli import simulate_command
+from fedcl.cli.traffic import simulate_command
 
 NO_MIRAI = {"Ecobee_Thermostat", "Samsung_SNH_1011_N_Webcam"}
 SCALE = 0.3  # ~1,000-2,000 benign rows per device, 90-300 attack packets per file; ~3 s

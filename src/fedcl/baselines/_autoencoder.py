@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from fedcl.baselines._base import _ScaledDetector
+from fedcl.baselines._base import ScaledDetector
 from fedcl.data import NodeScaler
-from fedcl.federated._params import set_arrays
+from fedcl.federated.params import set_arrays
 
 #: Hidden widths as fractions of the input size, from the paper: 75 %, 50 %, 33 %, 25 %.
 HIDDEN_FRACTIONS = (0.75, 0.50, 0.33, 0.25)
@@ -25,7 +25,7 @@ def _hidden_sizes(n_features: int) -> list[int]:
     return [max(1, math.floor(f * n_features + 0.5)) for f in HIDDEN_FRACTIONS]
 
 
-def _build_autoencoder(n_features: int, activation: str, seed: int) -> nn.Sequential:
+def build_autoencoder(n_features: int, activation: str, seed: int) -> nn.Sequential:
     """Symmetric MLP n → 75 % → 50 % → 33 % → 25 % → 33 % → 50 % → 75 % → n, linear output, seeded init."""
     widths = [n_features, *_hidden_sizes(n_features)]
     widths += widths[-2::-1]  # mirrored decoder, back to n_features
@@ -49,7 +49,7 @@ def _reconstruction_error(model: nn.Module, x: Tensor) -> Tensor:
     return torch.cat([((model(c) - c) ** 2).mean(dim=1) for c in x.split(_CHUNK)])
 
 
-def _train_epochs(
+def train_epochs(
     model: nn.Module,
     x: Tensor,
     *,
@@ -95,7 +95,7 @@ def _train_epochs(
     return train_curve, val_curve
 
 
-class AutoencoderDetector(_ScaledDetector):
+class AutoencoderDetector(ScaledDetector):
     """Deep autoencoder anomaly detector for one node (Meidan et al. 2018, N-BaIoT), PyOD-style.
 
     The rows are scaled with the node's own :class:`fedcl.data.NodeScaler` (signed log1p +
@@ -159,8 +159,8 @@ class AutoencoderDetector(_ScaledDetector):
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
     def _fit_scaled(self, x: np.ndarray, x_val: np.ndarray | None) -> None:
-        self.model_ = _build_autoencoder(x.shape[1], self.activation, self.random_state)
-        self.loss_curve_, self.val_loss_curve_ = _train_epochs(
+        self.model_ = build_autoencoder(x.shape[1], self.activation, self.random_state)
+        self.loss_curve_, self.val_loss_curve_ = train_epochs(
             self.model_, torch.from_numpy(x), epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             generator=torch.Generator().manual_seed(self.random_state),
             x_val=None if x_val is None else torch.from_numpy(x_val), patience=self.patience,
@@ -178,7 +178,7 @@ class AutoencoderDetector(_ScaledDetector):
         self.scaler_ = NodeScaler().fit(X)
         x = self.scaler_.transform(X)
         x_val = None if X_val is None else self.scaler_.transform(X_val)
-        self.model_ = _build_autoencoder(x.shape[1], self.activation, self.random_state)
+        self.model_ = build_autoencoder(x.shape[1], self.activation, self.random_state)
         set_arrays(self.model_, arrays)
         self.model_.eval()
         self.n_epochs_, self.loss_curve_, self.val_loss_curve_ = 0, [], []

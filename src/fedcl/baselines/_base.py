@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 from fedcl.data import NodeScaler
 
 
-class _ScaledDetector(BaseEstimator):
+class ScaledDetector(BaseEstimator):
     """PyOD-style detector on NodeScaler-scaled rows; subclasses write ``_fit_scaled`` and ``_score_scaled``.
 
     ``fit`` scales with a NodeScaler fitted on the training rows, trains on the scaled rows, then

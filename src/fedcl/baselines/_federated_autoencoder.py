@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import torch
 
-from fedcl.baselines._autoencoder import AutoencoderDetector, _build_autoencoder, _train_epochs
+from fedcl.baselines._autoencoder import AutoencoderDetector, build_autoencoder, train_epochs
 from fedcl.data import NodeScaler
-from fedcl.federated._params import get_arrays, set_arrays
+from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.federated.aggregate import apply_updates, sample_weights
-
-
-def _node_generator(seed: int, node: str, round_: int) -> torch.Generator:
-    """A node's batch order in one round: a function of (seed, node name, round) only.
-
-    Keyed on the name, not the node's position, so adding or removing another node leaves this
-    node's stream unchanged.
-    """
-    state = np.random.SeedSequence([seed, zlib.crc32(node.encode()), round_]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+from fedcl.federated.local import node_generator
 
 
 def train_federated_autoencoder(
@@ -83,14 +72,14 @@ def train_federated_autoencoder(
         raise ValueError(f"every node needs the same number of columns, got {sorted(widths)}")
     weights = sample_weights([len(x[n]) for n in names])
 
-    model = _build_autoencoder(widths.pop(), activation, seed)
+    model = build_autoencoder(widths.pop(), activation, seed)
     arrays = get_arrays(model)
     for round_ in range(rounds):
         deltas = []
         for n in names:
             set_arrays(model, arrays)
-            _train_epochs(model, x[n], epochs=local_epochs, batch_size=batch_size, lr=lr,
-                          generator=_node_generator(seed, n, round_))
+            train_epochs(model, x[n], epochs=local_epochs, batch_size=batch_size, lr=lr,
+                          generator=node_generator(seed, n, round_))
             deltas.append([new - old for new, old in zip(get_arrays(model), arrays)])
         arrays = apply_updates(arrays, deltas, weights)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from fedcl.baselines._base import _ScaledDetector
+from fedcl.baselines._base import ScaledDetector
 
 
-class IsolationForestDetector(_ScaledDetector):
+class IsolationForestDetector(ScaledDetector):
     """scikit-learn's IsolationForest after signed log1p + z-score; score = −``score_samples``.
 
     Parameters

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import LocalOutlierFactor
 
-from fedcl.baselines._base import _ScaledDetector
+from fedcl.baselines._base import ScaledDetector
 
 
-class LOFDetector(_ScaledDetector):
+class LOFDetector(ScaledDetector):
     """scikit-learn's LocalOutlierFactor(novelty=True) after signed log1p + z-score; score = LOF.
 
     Parameters

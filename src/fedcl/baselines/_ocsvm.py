@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.svm import OneClassSVM
 
-from fedcl.baselines._base import _ScaledDetector
+from fedcl.baselines._base import ScaledDetector
 
 
-class OCSVMDetector(_ScaledDetector):
+class OCSVMDetector(ScaledDetector):
     """scikit-learn's OneClassSVM after signed log1p + z-score; score = −``score_samples``.
 
     Training costs O(n²)–O(n³) in the rows, so at most ``max_samples`` training rows, drawn without

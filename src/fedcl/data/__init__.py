@@ -27,7 +27,7 @@ from ._schema import (
     JITTER_VARIANCE_COLUMNS,
     N_FEATURES,
 )
-from ._splits import NodeSplit, split_node
+from ._splits import ROW_SETS, NodeSplit, split_node
 
 __all__ = [
     "COLUMNS",
@@ -41,6 +41,7 @@ __all__ = [
     "DataError",
     "NodeData",
     "NodeSplit",
+    "ROW_SETS",
     "NodeScaler",
     "detect_layout",
     "leakage_guard",

@@ -2,10 +2,12 @@
 
 import os
 
+from fedcl.errors import InputError
+
 __all__ = ["DataError"]
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Malformed or unusable input data.
 
     ``str(err)`` is a single line that names where the problem is, as a

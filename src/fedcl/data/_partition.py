@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from ._readers import NodeData
+from fedcl.errors import InputError
 
 __all__ = ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "quantity_skew_partition"]
 
@@ -51,7 +52,7 @@ def _check(nodes, n_nodes, min_benign):
         raise ValueError(f"min_benign must be >= 1, got {min_benign}")
     total = sum(len(n.benign) for n in nodes)
     if total < min_benign * n_nodes:
-        raise ValueError(
+        raise InputError(
             f"{total} benign rows cannot give {n_nodes} nodes {min_benign} benign rows each"
         )
 

@@ -7,7 +7,9 @@ import numpy as np
 from ._errors import DataError
 from ._readers import NodeData
 
-__all__ = ["NodeSplit", "split_node"]
+__all__ = ["ROW_SETS", "NodeSplit", "split_node"]
+
+ROW_SETS = ("train", "val", "test_benign", "attack")  # every row array of a NodeSplit
 
 
 @dataclass(frozen=True, eq=False)

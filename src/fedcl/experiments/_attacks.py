@@ -22,7 +22,9 @@ from fedcl.experiments._methods import Method
 from fedcl.experiments._runner import run_methods
 from fedcl.federated import run_federation
 from fedcl.federated.behaviours import BEHAVIOURS
+from fedcl.seeding import node_rng
 from fedcl.pipeline import fit_node_detectors, scaled_training_rows, trained_encoder
+from fedcl.errors import ConfigError
 
 AGGREGATORS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
 ATTACKS = ("noisy node", *BEHAVIOURS)
@@ -41,7 +43,7 @@ def _attacked(aggregation: str, attack: str, n_bad: int, max_bad: int, dropout: 
         rows = {}
         for s in splits:
             if attack == "noisy node" and s.name in bad:
-                rng = np.random.default_rng([config.seed, 4242, len(rows)])
+                rng = node_rng(config.seed, s.name, 4242)
                 s = replace(s, train=scaled_gaussian_noise(s.train, NOISY_STD, rng))
             rows[s.name] = scaled_training_rows(s)
         behaviours = {} if attack == "noisy node" else {name: BEHAVIOURS[attack] for name in bad}
@@ -57,7 +59,7 @@ def attack_rows(config: FedCLConfig, seeds: Sequence[int], quick: bool, aggregat
     counts = QUICK_MALICIOUS if quick else MALICIOUS
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
-        raise ValueError(f"unknown attack(s) {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
+        raise ConfigError(f"unknown attack(s) {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
     scenarios = {}  # method name -> (aggregator, attack, malicious nodes, dropout)
     methods = []
 
@@ -117,7 +119,7 @@ def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: 
 def write_attacks_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
     """PNG and Markdown from ``out/attacks.csv``."""
     from fedcl.eval.plots import plot_curves
-    from fedcl.experiments._drivers import _protocol
+    from fedcl.experiments._drivers import protocol_text
 
     rows = pd.read_csv(out / "attacks.csv")
     attacked = rows[rows["dropout"] == 0].sort_values("malicious", kind="stable")  # x axis: 0, 1, 2, 3
@@ -130,7 +132,7 @@ def write_attacks_report(out: Path, config: FedCLConfig, seeds: Sequence[int], q
     shown = min(2, int(rows["malicious"].max()))  # the target's case; --quick goes up to 1
     report = out / "attacks.md"
     report.write_text(
-        f"# Faulty and malicious nodes\n\nData: `{config.data}`\n\n{_protocol(config, seeds, quick)}\n\n"
+        f"# Faulty and malicious nodes\n\nData: `{config.data}`\n\n{protocol_text(config, seeds, quick)}\n\n"
         f"{__doc__.split(chr(10), 2)[2].strip()}\n\nAUROC loss against the same rule without attackers "
         f"(positive = worse; the worst over attacks):\n\n{_loss_table(rows)}\n\n"
         f"Pooled AUROC of the honest nodes with {shown} of the nodes bad:\n\n{_auroc_table(rows, shown)}\n\n"

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from fedcl.config import FedCLConfig
-from fedcl.data import (NodeSplit, contaminate, missing_completely_at_random, missing_feature_group,
+from fedcl.data import (ROW_SETS, NodeSplit, contaminate, missing_completely_at_random, missing_feature_group,
                         missing_row_blocks, scaled_gaussian_noise)
-from fedcl.experiments._methods import Method, _federated_autoencoder, _ours, _per_node
+from fedcl.experiments._methods import Method, federated_autoencoder_method, fedcl_method, per_node_method
 from fedcl.experiments._runner import mean_std, run_methods
-from fedcl.pipeline import ROW_SETS, load_splits
+from fedcl.errors import ConfigError
+from fedcl.pipeline import load_splits
+from fedcl.seeding import node_rng
 
 MISSING_GROUP = "HpHp"  # the widest stream (35 columns): a node whose extractor skips socket-level streams
 
@@ -49,7 +51,7 @@ def _contaminated(split: NodeSplit, fraction: float, rng: np.random.Generator) -
 def corrupt(splits: list[NodeSplit], kind: str, level: float, seed: int) -> list[NodeSplit]:
     """The splits with one corruption applied at ``level`` (0 = unchanged); seeded per node."""
     if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}; choose one of {', '.join(CORRUPTIONS)}")
+        raise ConfigError(f"unknown corruption {kind!r}; choose one of {', '.join(CORRUPTIONS)}")
     if level == 0:
         return splits
     rng = np.random.default_rng([seed, 7919])
@@ -59,15 +61,15 @@ def corrupt(splits: list[NodeSplit], kind: str, level: float, seed: int) -> list
                 for i, s in enumerate(splits)]
     out = []
     for s in splits:
-        node_rng = np.random.default_rng([seed, 7919, len(out)])
+        rng = node_rng(seed, s.name, 7919)
         if kind == "missing cells (MCAR)":
-            out.append(_each_row_set(s, lambda x: missing_completely_at_random(x, level, node_rng)))
+            out.append(_each_row_set(s, lambda x: missing_completely_at_random(x, level, rng)))
         elif kind == "missing row blocks":
-            out.append(_each_row_set(s, lambda x: missing_row_blocks(x, level, node_rng)))
+            out.append(_each_row_set(s, lambda x: missing_row_blocks(x, level, rng)))
         elif kind == "Gaussian noise":
-            out.append(_each_row_set(s, lambda x: scaled_gaussian_noise(x, level, node_rng, reference=s.train)))
+            out.append(_each_row_set(s, lambda x: scaled_gaussian_noise(x, level, rng, reference=s.train)))
         else:
-            out.append(_contaminated(s, level, node_rng))
+            out.append(_contaminated(s, level, rng))
     return out
 
 
@@ -75,12 +77,12 @@ def corruption_methods() -> list[Method]:
     from fedcl.baselines import AutoencoderDetector, KNNDetector
 
     return [
-        Method("fedcl (ours)", "ours", _ours()),
-        Method("fedcl with the missing-value mask input", "ablation", _ours(missing_mask=True)),
-        Method("federated autoencoder, FedAvg", "unsupervised", _federated_autoencoder),
+        Method("fedcl (ours)", "ours", fedcl_method()),
+        Method("fedcl with the missing-value mask input", "ablation", fedcl_method(missing_mask=True)),
+        Method("federated autoencoder, FedAvg", "unsupervised", federated_autoencoder_method),
         Method("autoencoder per node (Meidan et al.)", "unsupervised",
-               _per_node(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
-        Method("k-NN per node", "unsupervised", _per_node(lambda c: KNNDetector(fpr_target=c.fpr_target))),
+               per_node_method(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
+        Method("k-NN per node", "unsupervised", per_node_method(lambda c: KNNDetector(fpr_target=c.fpr_target))),
     ]
 
 
@@ -113,7 +115,7 @@ def level_table(rows: pd.DataFrame) -> str:
 def write_corruption_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
     """PNG and Markdown from ``out/corruption.csv``."""
     from fedcl.eval.plots import plot_curves
-    from fedcl.experiments._drivers import _protocol
+    from fedcl.experiments._drivers import protocol_text
 
     rows = pd.read_csv(out / "corruption.csv")
     plot_curves(rows, "level", ["auroc", "worst_node_auroc"], out / "corruption.png", panel="corruption",
@@ -122,7 +124,7 @@ def write_corruption_report(out: Path, config: FedCLConfig, seeds: Sequence[int]
                 + level_table(rows[rows["corruption"] == kind]) for kind, (_, meaning) in CORRUPTIONS.items()]
     report = out / "corruption.md"
     report.write_text(f"# Detection under incomplete, noisy and contaminated data\n\nData: `{config.data}`\n\n"
-                      f"{_protocol(config, seeds, quick)}\n\n{__doc__.split(chr(10), 2)[2].strip()}\n\n"
+                      f"{protocol_text(config, seeds, quick)}\n\n{__doc__.split(chr(10), 2)[2].strip()}\n\n"
                       "![AUROC vs corruption](corruption.png)\n\n"
                       + "\n\n".join(sections) + "\n\nEvery run: [corruption.csv](corruption.csv).\n")
     return report

@@ -8,6 +8,7 @@ from pathlib import Path
 from fedcl.config import FedCLConfig
 from fedcl.experiments._methods import Method, ablation_methods, unsupervised_methods
 from fedcl.experiments._runner import log_grid, mean_std_table, run_methods, save_scores, sweep
+from fedcl.errors import ConfigError
 
 PROTOCOL = """Protocol: unsupervised detectors train on benign rows only; each node's threshold is the 99th
 percentile of its benign validation scores; metrics on held-out benign test rows and attack rows,
@@ -21,7 +22,7 @@ SWEEPS = {  # parameter -> (grid, metric, log axis)
 }
 
 
-def _protocol(config: FedCLConfig, seeds: Sequence[int], quick: bool, supervised: bool = False) -> str:
+def protocol_text(config: FedCLConfig, seeds: Sequence[int], quick: bool, supervised: bool = False) -> str:
     return PROTOCOL.format(guard=config.leakage_guard, seeds=list(seeds),
                            quick=" (QUICK mode: 3 nodes, a few hundred rows each, 3 rounds)" if quick else "",
                            ) + (SUPERVISED_NOTE if supervised else "")
@@ -39,7 +40,7 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
 
     plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv.gz"), out / "roc.png")
     report = out / "report.md"
-    report.write_text(f"# {title}\n\nData: `{config.data}`\n\n{_protocol(config, seeds, quick, supervised)}\n\n"
+    report.write_text(f"# {title}\n\nData: `{config.data}`\n\n{protocol_text(config, seeds, quick, supervised)}\n\n"
                       f"{mean_std_table(rows)}\n\n![ROC](roc.png)\n\nEvery run: [results.csv](results.csv); "
                       f"test scores of the first seed: [scores_first_seed.csv.gz](scores_first_seed.csv.gz).\n")
     return report
@@ -68,7 +69,7 @@ def sweep_parameter(param: str, config: FedCLConfig, seeds: Sequence[int], quick
     from fedcl.eval.plots import plot_sweep
 
     if param not in SWEEPS:
-        raise ValueError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
+        raise ConfigError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
     grid, metric, log_x = SWEEPS[param]
     out.mkdir(parents=True, exist_ok=True)
     rows = sweep(param, grid, config, seeds, quick, progress)
@@ -80,6 +81,6 @@ def sweep_parameter(param: str, config: FedCLConfig, seeds: Sequence[int], quick
     table = "\n".join([f"| {param} | {metric} mean | std |", "|---|---|---|"] +
                       [f"| {v:g} | {r['mean']:.4f} | {r['std']:.4f} |" for v, r in stats.iterrows()])
     report = out / f"sweep_{param}.md"
-    report.write_text(f"# {metric} vs {param}\n\nData: `{config.data}`\n\n{_protocol(config, seeds, quick)}\n\n"
+    report.write_text(f"# {metric} vs {param}\n\nData: `{config.data}`\n\n{protocol_text(config, seeds, quick)}\n\n"
                       f"{table}\n\n![sweep](sweep_{param}.png)\n\nEvery run: [sweep_{param}.csv](sweep_{param}.csv).\n")
     return report

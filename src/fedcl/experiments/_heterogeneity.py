@@ -17,8 +17,8 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, quantity_skew_partition, read_dataset
-from fedcl.experiments._drivers import _protocol
-from fedcl.experiments._methods import Method, _federated_autoencoder, _ours
+from fedcl.experiments._drivers import protocol_text
+from fedcl.experiments._methods import Method, federated_autoencoder_method, fedcl_method
 from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.pipeline import split_nodes
 
@@ -86,11 +86,11 @@ def dirichlet_groups(config: FedCLConfig) -> str:
 
 
 def heterogeneity_methods() -> list[Method]:
-    return [Method("fedcl (ours)", "ours", _ours()),
-            Method("fedcl, FedAvg weights", "ablation", _ours(aggregation="fedavg")),
+    return [Method("fedcl (ours)", "ours", fedcl_method()),
+            Method("fedcl, FedAvg weights", "ablation", fedcl_method(aggregation="fedavg")),
             # The guard sets unusual nodes aside: does that cost the honest but skewed ones?
-            Method("fedcl, plain dynamic weights", "ablation", _ours(aggregation="dynamic")),
-            Method("federated autoencoder, FedAvg", "unsupervised", _federated_autoencoder)]
+            Method("fedcl, plain dynamic weights", "ablation", fedcl_method(aggregation="dynamic")),
+            Method("federated autoencoder, FedAvg", "unsupervised", federated_autoencoder_method)]
 
 
 def _table(rows: pd.DataFrame) -> str:
@@ -147,6 +147,6 @@ def write_heterogeneity_report(out: Path, config: FedCLConfig, seeds: Sequence[i
     text = PARTITIONS_TEXT.format(groups=GROUPS_TEXT[groups], ratio=QUANTITY_RATIO, min_rows=MIN_BENIGN_ROWS)
     report = out / "heterogeneity.md"
     report.write_text(f"# Heterogeneity: the same rows dealt to nodes in different ways\n\nData: `{config.data}`\n\n"
-                      f"{_protocol(config, seeds, quick)}\n\n{text}\n\n{_table(rows)}\n\n"
+                      f"{protocol_text(config, seeds, quick)}\n\n{text}\n\n{_table(rows)}\n\n"
                       f"![heterogeneity](heterogeneity.png)\n\nEvery run: [heterogeneity.csv](heterogeneity.csv).\n")
     return report

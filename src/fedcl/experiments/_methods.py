@@ -34,7 +34,7 @@ class Method:
     fit: Callable[[list[NodeSplit], FedCLConfig], tuple[Detectors, list[NodeSplit]]] = field(repr=False)
 
 
-def _ours(**overrides) -> Callable:
+def fedcl_method(**overrides) -> Callable:
     def fit(splits, config):
         return fit_detectors(splits, config.updated(**overrides))[0], splits
     return fit
@@ -57,20 +57,20 @@ def _centralised_ours(splits, config):
     return fit_node_detectors(encoder, splits, config), splits
 
 
-def _per_node(make: Callable[[FedCLConfig], object]) -> Callable:
+def per_node_method(make: Callable[[FedCLConfig], object]) -> Callable:
     def fit(splits, config):
         return {s.name: make(config).fit(s.train, X_val=s.val) for s in splits}, splits
     return fit
 
 
-def _pooled(make: Callable[[FedCLConfig], object]) -> Callable:
+def pooled_method(make: Callable[[FedCLConfig], object]) -> Callable:
     def fit(splits, config):
         shared = make(config).fit(np.vstack([s.train for s in splits]), X_val=np.vstack([s.val for s in splits]))
         return {s.name: shared for s in splits}, splits
     return fit
 
 
-def _federated_autoencoder(splits, config):
+def federated_autoencoder_method(splits, config):
     # Five epochs' worth of rounds per fedcl round: the per-node autoencoder trains up to 100 epochs,
     # and at 20 one-epoch rounds the federated one had a fifth of that budget.
     from fedcl.baselines import train_federated_autoencoder
@@ -85,32 +85,32 @@ def unsupervised_methods() -> list[Method]:
                                  OCSVMDetector)
 
     return [
-        Method("fedcl (ours)", "ours", _ours()),
+        Method("fedcl (ours)", "ours", fedcl_method()),
         Method("autoencoder per node (Meidan et al.)", "unsupervised",
-               _per_node(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
-        Method("federated autoencoder, FedAvg", "unsupervised", _federated_autoencoder),
+               per_node_method(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
+        Method("federated autoencoder, FedAvg", "unsupervised", federated_autoencoder_method),
         Method("our encoder, local only", "unsupervised", _local_only),
         Method("Isolation Forest per node", "unsupervised",
-               _per_node(lambda c: IsolationForestDetector(random_state=c.seed, fpr_target=c.fpr_target))),
-        Method("LOF per node", "unsupervised", _per_node(lambda c: LOFDetector(fpr_target=c.fpr_target))),
+               per_node_method(lambda c: IsolationForestDetector(random_state=c.seed, fpr_target=c.fpr_target))),
+        Method("LOF per node", "unsupervised", per_node_method(lambda c: LOFDetector(fpr_target=c.fpr_target))),
         Method("one-class SVM per node", "unsupervised",
-               _per_node(lambda c: OCSVMDetector(random_state=c.seed, fpr_target=c.fpr_target))),
-        Method("k-NN per node", "unsupervised", _per_node(lambda c: KNNDetector(fpr_target=c.fpr_target))),
+               per_node_method(lambda c: OCSVMDetector(random_state=c.seed, fpr_target=c.fpr_target))),
+        Method("k-NN per node", "unsupervised", per_node_method(lambda c: KNNDetector(fpr_target=c.fpr_target))),
         Method("our encoder, centralised (raw data pooled!)", "centralised", _centralised_ours),
         Method("k-NN, centralised (raw data pooled!)", "centralised",
-               _pooled(lambda c: KNNDetector(fpr_target=c.fpr_target))),
+               pooled_method(lambda c: KNNDetector(fpr_target=c.fpr_target))),
         Method("autoencoder, centralised (raw data pooled!)", "centralised",
-               _pooled(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
+               pooled_method(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
     ]
 
 
 def ablation_methods() -> list[Method]:
     return [
-        Method("fedcl (ours)", "ours", _ours()),
-        Method("plain dynamic weights (reports trusted)", "ablation", _ours(aggregation="dynamic")),
-        Method("FedAvg weights instead of dynamic", "ablation", _ours(aggregation="fedavg")),
-        Method("without consistency loss (λ = 0)", "ablation", _ours(consistency_weight=0.0)),
-        Method("without per-node normalisation", "ablation", _ours(node_normalisation=False)),
+        Method("fedcl (ours)", "ours", fedcl_method()),
+        Method("plain dynamic weights (reports trusted)", "ablation", fedcl_method(aggregation="dynamic")),
+        Method("FedAvg weights instead of dynamic", "ablation", fedcl_method(aggregation="fedavg")),
+        Method("without consistency loss (λ = 0)", "ablation", fedcl_method(consistency_weight=0.0)),
+        Method("without per-node normalisation", "ablation", fedcl_method(node_normalisation=False)),
         Method("without federation (local only)", "ablation", _local_only),
     ]
 

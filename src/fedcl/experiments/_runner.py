@@ -86,11 +86,11 @@ def save_scores(scores: dict[str, pd.DataFrame], path: Path) -> None:
 def sweep(param: str, values: Sequence[float], config: FedCLConfig, seeds: Sequence[int], quick: bool,
           progress: Callable[[str], None] = print) -> pd.DataFrame:
     """fedcl with one hyperparameter varied; every other setting as in ``config``."""
-    from fedcl.experiments._methods import _ours
+    from fedcl.experiments._methods import fedcl_method
 
     rows = []
     for value in values:
-        method = Method(f"{param}={value:g}", "ours", _ours(**{param: float(value)}))
+        method = Method(f"{param}={value:g}", "ours", fedcl_method(**{param: float(value)}))
         df, _ = run_methods([method], config, seeds, quick, progress)
         rows.append(df.assign(**{param: float(value)}))
     return pd.concat(rows, ignore_index=True)

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from fedcl.config import FedCLConfig
-from fedcl.federated._params import get_arrays, set_arrays
+from fedcl.federated.params import get_arrays, set_arrays
+from fedcl.seeding import node_seed
 from fedcl.model import ConsistencyLoss, EmbeddingNormaliser, InfoNCELoss, augment, squared_distance
 
 
@@ -41,13 +42,11 @@ class LocalUpdate:
     contrastive: float
 
 
-def node_generator(seed: int, node_index: int, round_: int) -> torch.Generator:
-    """The random stream of one node in one round (shuffling, augmentations).
-
-    A function of (seed, node, round) only, so a node that runs each round in a fresh process (a
-    Flower SuperNode) draws exactly what the in-process runner draws.
-    """
-    return torch.Generator().manual_seed((seed * 1_000_003 + node_index) * 10_007 + round_)
+def node_generator(seed: int, node: str, round_: int) -> torch.Generator:
+    """The random stream of one node in one round (shuffling, augmentations): a function of the
+    seed, the node's name and the round only (:mod:`fedcl.seeding`)."""
+    state = np.random.SeedSequence(node_seed(seed, node, round_)).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 @torch.no_grad()

@@ -12,11 +12,12 @@ from torch import Tensor
 
 from fedcl.config import FedCLConfig
 from fedcl.federated import robust
-from fedcl.federated._params import get_arrays
+from fedcl.federated.params import get_arrays
 from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
 from fedcl.federated.behaviours import Behaviour
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
-from fedcl.model import encoder_for
+from fedcl.model import initial_encoder
+from fedcl.seeding import node_rng
 
 
 @dataclass
@@ -107,9 +108,8 @@ def run_federation(
         raise ValueError(f"behaviours for unknown nodes: {sorted(set(behaviours) - set(node_rows))}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    torch.manual_seed(config.seed)
     n_features = next(iter(node_rows.values())).shape[1]
-    encoder = encoder_for(config, n_features)
+    encoder = initial_encoder(config, n_features)
     arrays = get_arrays(encoder)
     reference = None  # no shared statistics before the first round
     history = []
@@ -119,9 +119,9 @@ def run_federation(
         for i, (name, rows) in enumerate(node_rows.items()):
             if not present[i]:
                 continue
-            update = local_train(encoder, arrays, rows, reference, config, node_generator(config.seed, i, round_))
+            update = local_train(encoder, arrays, rows, reference, config, node_generator(config.seed, name, round_))
             if name in behaviours:
-                update = behaviours[name](update, reference, np.random.default_rng([config.seed, i, round_]))
+                update = behaviours[name](update, reference, node_rng(config.seed, name, round_))
             names.append(name)
             updates.append(update)
         arrays, reference, weights = aggregate_round(arrays, updates, config.aggregation)

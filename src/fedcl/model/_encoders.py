@@ -61,3 +61,11 @@ def build_encoder(name: str, n_features: int, hidden: int, dim: int, missing_mas
 def encoder_for(config, n_features: int) -> nn.Module:
     """The encoder a :class:`fedcl.config.FedCLConfig` describes, for rows of ``n_features``."""
     return build_encoder(config.encoder, n_features, config.hidden, config.embedding_dim, config.missing_mask)
+
+
+def initial_encoder(config, n_features: int) -> nn.Module:
+    """The encoder a run starts from: a function of ``config.seed`` alone, drawn without touching (or
+    depending on) torch's global random state, so every transport starts from the same θ."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return encoder_for(config, n_features)

@@ -40,6 +40,7 @@ from fedcl.data import COLUMNS
 
 from ._extractor import extract_features
 from ._profiles import DEVICES, GATEWAY_IP, GATEWAY_MAC, HOSTS, IN, OUT, DeviceProfile, Periodic, Sessions
+from fedcl.errors import ConfigError
 
 __all__ = ["ATTACKS", "simulate_network"]
 
@@ -490,7 +491,7 @@ def simulate_network(out_dir: str | os.PathLike, seed: int = 0, scale: float = 1
     from fedcl import __version__
 
     if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"scale must be a positive number, got {scale}")
+        raise ConfigError(f"scale must be a positive number, got {scale}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = []

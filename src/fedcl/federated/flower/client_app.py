@@ -2,7 +2,8 @@
 
 Node settings (``flower-supernode --node-config``): ``data-path`` (this node's data folder, any
 layout fedcl reads), ``node-name`` (which node of that folder, when it holds several) and
-``partition-id`` (this node's index, which seeds its random stream).
+``partition-id`` (this node's index in the federation). The node's random stream is keyed by its
+name, as in the in-process runner (:mod:`fedcl.seeding`).
 """
 
 from __future__ import annotations
@@ -18,22 +19,23 @@ from fedcl.federated.flower._records import read_config_record, update_records
 from fedcl.federated.local import local_train, node_generator
 from fedcl.model import encoder_for
 from fedcl.pipeline import load_splits, scaled_training_rows
+from fedcl.errors import InputError
 
 app = ClientApp()
 
 
 @lru_cache(maxsize=16)  # in-process drivers call the app every round; a SuperNode starts afresh
-def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> torch.Tensor:
+def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> tuple[str, torch.Tensor]:
     splits = load_splits(config.updated(data=data_path))
     if node_name:
         chosen = [s for s in splits if s.name == node_name]
         if not chosen:
-            raise ValueError(f"{data_path}: no node named {node_name!r} (found {', '.join(s.name for s in splits)})")
+            raise InputError(f"{data_path}: no node named {node_name!r} (found {', '.join(s.name for s in splits)})")
     elif len(splits) != 1:
-        raise ValueError(f"{data_path} holds {len(splits)} nodes; set node-name in the node config")
+        raise InputError(f"{data_path} holds {len(splits)} nodes; set node-name in the node config")
     else:
         chosen = splits
-    return scaled_training_rows(chosen[0])
+    return chosen[0].name, scaled_training_rows(chosen[0])
 
 
 @app.train()
@@ -41,11 +43,11 @@ def train(msg: Message, context: Context) -> Message:
     config, reference = read_config_record(msg.content["config"])
     round_ = int(msg.content["config"]["server-round"])
     partition = int(context.node_config.get("partition-id", 0))
-    rows = _training_rows(str(context.node_config["data-path"]), str(context.node_config.get("node-name", "")),
+    name, rows = _training_rows(str(context.node_config["data-path"]), str(context.node_config.get("node-name", "")),
                           config)
     global_arrays = msg.content["arrays"].to_numpy_ndarrays()
     encoder = encoder_for(config, rows.shape[1])
     update = local_train(encoder, global_arrays, rows, reference, config,
-                         node_generator(config.seed, partition, round_))
+                         node_generator(config.seed, name, round_))
     arrays, metrics = update_records(update, global_arrays, partition)
     return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)

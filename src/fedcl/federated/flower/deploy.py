@@ -34,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from fedcl.errors import InputError
 
 #: Name of the SuperLink connection written to ``$FLWR_HOME/config.toml`` (``flwr run . fedcl``).
 CONNECTION = "fedcl"
@@ -262,7 +263,7 @@ def _toml_literal(key: str, value: str) -> str:
     # Flower splits --node-config / -c on whitespace outside quotes and has no escapes inside
     # them: a single-quoted TOML literal string is the only way to pass paths with spaces.
     if "'" in value or "\n" in value:
-        raise ValueError(f"{key}: {value!r} may not contain a single quote or a newline")
+        raise InputError(f"{key}: {value!r} may not contain a single quote or a newline")
     return f"'{value}'"
 
 

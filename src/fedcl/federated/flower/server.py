@@ -12,9 +12,9 @@ from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 
 from fedcl.config import FedCLConfig, save_config
-from fedcl.federated._params import get_arrays
+from fedcl.federated.params import get_arrays
 from fedcl.federated.flower.strategy import FedCLStrategy
-from fedcl.model import encoder_for
+from fedcl.model import initial_encoder
 from fedcl.pipeline import trained_encoder
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
 
@@ -50,8 +50,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     save_config(config, out / CONFIG_FILE)
     checkpoint = load_checkpoint(out) if resume else None
     if checkpoint is None:
-        torch.manual_seed(config.seed)  # the same initial θ as the in-process runner
-        done, arrays, reference = 0, get_arrays(encoder_for(config, n_features)), None
+        done, arrays, reference = 0, get_arrays(initial_encoder(config, n_features)), None  # as in-process
         (out / HISTORY_FILE).write_text("")
     else:
         done, arrays, reference = checkpoint

@@ -1,4 +1,4 @@
-"""Bad input ends a command with a one-line error and exit code 2, never a traceback."""
+"""Bad input ends a command with a one-line error and exit code 2; a bug keeps its traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 import typer
 from rich.console import Console
 
-from fedcl.data import DataError
+from fedcl.errors import InputError
 
 _err = Console(stderr=True)
 
@@ -20,13 +20,21 @@ def fail(message: str) -> typer.Exit:
 
 
 def bad_input_exits_2(command: Callable) -> Callable:
-    """Wrap a command so that DataError / ValueError (bad data, options, config) exit with code 2."""
+    """Wrap a command so that an :class:`~fedcl.errors.InputError` (bad data, options, config) exits 2.
+
+    Only that type: any other exception is fedcl's fault, not the user's, and shows its traceback.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (DataError, ValueError) as e:
+        except InputError as e:
             raise fail(str(e)) from None
 
     return wrapper
+
+
+def command_group(help: str) -> typer.Typer:
+    """A ``typer.Typer`` for one group of commands; tracebacks never list local variables (secrets)."""
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)

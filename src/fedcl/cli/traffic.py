@@ -1,5 +1,5 @@
-"""`fedcl features`: a packet capture to an N-BaIoT feature CSV; `simulate_command`: the simulated
-IoT network (both registered in cli.py)."""
+"""`fedcl features`: a packet capture to an N-BaIoT feature CSV; `fedcl data simulate`: the simulated
+IoT network."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.data import COLUMNS, DataError
 from fedcl.traffic import CaptureReader, FeatureExtractor
 
-__all__ = ["features_command", "simulate_command"]
+__all__ = ["data_app", "features_command", "simulate_command"]
+
+data_app = command_group("Data sets: the simulated IoT network.")
 
 _BATCH = 8192
 
@@ -101,3 +104,6 @@ def simulate_command(
         simulate_network(out, seed=seed, scale=scale, progress=progress)
     meta = json.loads((out / "SIMULATION.json").read_text(encoding="utf-8"))
     typer.echo(f"{len(meta['files'])} captures, {meta['rows']:,} rows → {out}")
+
+
+data_app.command("simulate")(bad_input_exits_2(simulate_command))

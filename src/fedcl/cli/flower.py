@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from fedcl._cli_errors import bad_input_exits_2
+from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.config import FedCLConfig, load_config
+from fedcl.errors import ConfigError
 
-flower_app = typer.Typer(help="Run fedcl on Flower: in one process, or as a SuperLink with SuperNodes.",
-                         no_args_is_help=True)
+flower_app = command_group("Run fedcl on Flower: in one process, or as a SuperLink with SuperNodes.")
 
 
 @flower_app.command("simulate")
@@ -73,7 +73,7 @@ def superlink_command(
     from fedcl.federated.flower import deploy
 
     if not insecure and certs is None:
-        raise ValueError("give --certs DIR (from `fedcl flower certs`) or --insecure")
+        raise ConfigError("give --certs DIR (from `fedcl flower certs`) or --insecure")
     tls = deploy.Certificates.in_dir(certs) if certs else None
     argv = deploy.superlink_command(certs=tls, insecure=insecure, host=host, port=port, database=database,
                                     supernode_auth=bool(register))
@@ -109,9 +109,9 @@ def supernode_command(
     from fedcl.federated.flower import deploy
 
     if not data.exists():
-        raise ValueError(f"{data}: data folder not found")
+        raise ConfigError(f"{data}: data folder not found")
     if not insecure and root_certificates is None:
-        raise ValueError("give --root-certificates ca.crt or --insecure")
+        raise ConfigError("give --root-certificates ca.crt or --insecure")
     argv = deploy.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
                                     node_name=node_name, root_certificates=root_certificates, insecure=insecure,
                                     private_key=auth_key, port=port)

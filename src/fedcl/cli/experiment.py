@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from fedcl._cli_errors import bad_input_exits_2
+from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.config import FedCLConfig, load_config
 
-experiment_app = typer.Typer(help="Reproducible experiments: compare, ablation, sweep, heterogeneity.",
-                             no_args_is_help=True)
+experiment_app = command_group("Reproducible experiments: compare, ablation, sweep, heterogeneity, corruption, attacks.")
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
 Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]

@@ -1,0 +1,38 @@
+"""End-to-end steps on a run directory: train (federated), then evaluate (held-out metrics + report).
+
+:mod:`~fedcl.pipeline.training` trains and fits each node's detector; :mod:`~fedcl.pipeline.scoring`
+scores held-out rows and summarises them; :mod:`fedcl.rundir` reads and writes the run directory.
+"""
+
+from fedcl.pipeline.scoring import evaluate, load_detectors, score_nodes, summarise
+from fedcl.pipeline.training import (
+    check_trainable,
+    fit_detectors,
+    fit_node_detectors,
+    load_splits,
+    make_detector,
+    scaled_training_rows,
+    split_nodes,
+    train,
+    trained_encoder,
+)
+from fedcl.rundir import load_run_config, load_windows, prepare_run_dir
+
+__all__ = [
+    "check_trainable",
+    "evaluate",
+    "fit_detectors",
+    "fit_node_detectors",
+    "load_detectors",
+    "load_run_config",
+    "load_splits",
+    "load_windows",
+    "make_detector",
+    "prepare_run_dir",
+    "scaled_training_rows",
+    "score_nodes",
+    "split_nodes",
+    "summarise",
+    "train",
+    "trained_encoder",
+]

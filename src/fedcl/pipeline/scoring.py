@@ -1,0 +1,83 @@
+"""Scoring held-out rows with a trained run: per-node detectors, scores, metrics and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fedcl.data import NodeSplit
+from fedcl.errors import ConfigError, InputError
+from fedcl.eval.metrics import detection_metrics
+from fedcl.model import FedCLDetector, encoder_for
+from fedcl.pipeline.training import fit_node_detectors, load_splits, make_detector
+from fedcl.rundir import METRICS_FILE, SCORES_FILE, load_model, load_run_config
+
+
+def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -> dict[str, FedCLDetector]:
+    """The per-node detectors of a trained run (loaded with ``weights_only=True``).
+
+    A run trained over Flower holds only the global encoder and g (the server never sees node
+    data); its detectors are fitted here, each on its own node's training and validation rows, so
+    ``splits`` is needed then.
+    """
+    config = load_run_config(run_dir)
+    saved = load_model(run_dir)
+    encoder = encoder_for(config, saved["n_features"])
+    encoder.load_state_dict(saved["encoder"])
+    if saved["nodes"]:
+        return {name: make_detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}
+    if splits is None:
+        raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
+    return fit_node_detectors(encoder, splits, config)
+
+
+def score_nodes(detectors: dict[str, FedCLDetector], splits: list[NodeSplit]) -> pd.DataFrame:
+    """One row per held-out test row: node, label (1 = attack), family, score, prediction."""
+    frames = []
+    for s in splits:
+        if s.name not in detectors:
+            raise InputError(f"node {s.name!r} is in the data but not in the trained model")
+        det = detectors[s.name]
+        x = np.vstack([s.test_benign, s.attack])
+        scores = det.decision_function(x) if len(x) else np.empty(0)
+        frames.append(pd.DataFrame({
+            "node": s.name,
+            "label": np.r_[np.zeros(len(s.test_benign), int), np.ones(len(s.attack), int)],
+            "family": np.r_[np.full(len(s.test_benign), "benign", dtype=object), s.attack_family.astype(object)],
+            "score": scores,
+            "prediction": (scores > det.threshold_).astype(int),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarise(scores: pd.DataFrame) -> dict:
+    """metrics.json: pooled, per node, and per attack family (each family against all benign test rows)."""
+    def metrics(df: pd.DataFrame) -> dict:
+        return detection_metrics(df["label"].to_numpy(), df["score"].to_numpy(), df["prediction"].to_numpy())
+
+    benign = scores[scores["label"] == 0]
+    families = sorted(set(scores["family"]) - {"benign"})
+    return {
+        "pooled": metrics(scores),
+        "nodes": {name: metrics(df) for name, df in scores.groupby("node", sort=False)},
+        "families": {f: metrics(pd.concat([benign, scores[scores["family"] == f]])) for f in families},
+        "counts": {"benign_test": int(len(benign)), "attack": int((scores["label"] == 1).sum())},
+    }
+
+
+def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
+    """Score each node's held-out benign test and attack rows; write scores, metrics and the report."""
+    from fedcl.eval.report import write_report  # matplotlib only when a report is written
+
+    run = Path(run_dir)
+    config = load_run_config(run).updated(data=data)
+    splits = load_splits(config)
+    scores = score_nodes(load_detectors(run, splits), splits)
+    scores.to_csv(run / SCORES_FILE, index=False)
+    summary = summarise(scores)
+    (run / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    write_report(run, config, summary)
+    return summary
