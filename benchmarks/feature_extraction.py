@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fedcl.traffic import FeatureExtractor, extract_features, read_packets, write_synthetic_capture
-from fedcl.traffic._reference import ReferenceExtractor
+from kitsune_reference import ReferenceExtractor  # beside this script
 
 
 def rate(n: int, seconds: float) -> str:

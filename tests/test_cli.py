@@ -119,3 +119,80 @@ def test_without_data_the_simulated_network_is_made_once_and_used(tmp_path, monk
     assert "simulated-seed0" in (tmp_path / "r" / "config.toml").read_text()
     from fedcl.pipeline import load_detectors
     assert len(load_detectors(tmp_path / "r")) == 9  # the nine simulated devices
+
+
+def test_out_that_is_a_file_or_below_one_exits_2_before_any_work(fedmse_slice, tmp_path):
+    # Prepare
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder\n")
+
+    # Execute
+    on_file = runner.invoke(app, ["run", "--data", str(fedmse_slice), "--out", str(a_file)])
+    below_file = runner.invoke(app, ["train", "--data", str(fedmse_slice), "--out", str(a_file / "run")])
+
+    # Assert
+    for result in (on_file, below_file):
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "taken" in lines[0] and "--out" in lines[0]
+        assert "federated rounds" not in result.output
+    assert a_file.read_text() == "not a folder\n"
+
+
+def test_config_that_cannot_work_fails_before_training(fedmse_slice, tmp_path):
+    # Prepare: more neighbours than the detector keeps references
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'data = "{fedmse_slice}"\nn_neighbors = 300\n')
+
+    # Execute
+    result = runner.invoke(app, ["run", "--config", str(toml), "--out", str(tmp_path / "r")])
+
+    # Assert
+    assert result.exit_code == 2 and "n_neighbors" in result.output and "256" in result.output
+    assert not (tmp_path / "r").exists()  # nothing was trained or written
+
+
+def test_data_without_attack_rows_says_what_was_computed(fedmse_slice, tmp_path, recwarn):
+    # Prepare: the same clients without their attack folders
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(fedmse_slice, data)
+    for client in data.iterdir():
+        shutil.rmtree(client / "abnormal")
+
+    # Execute
+    result = runner.invoke(app, ["run", "--data", str(data), "--out", str(tmp_path / "r"), "--rounds", "1"])
+
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "no attack rows in the test data" in result.output and "FPR" in result.output
+    assert "pooled:" not in result.output
+    assert not [w for w in recwarn.list if "matplotlib" in w.filename or "legend" in str(w.message)]
+    assert "No attack rows" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_a_bug_shows_its_traceback_without_local_variables(tmp_path):
+    # Prepare: a library error that is not the user's fault, with a secret in a local variable
+    import subprocess
+    import sys
+
+    script = (
+        "import fedcl.pipeline as p\n"
+        "def broken(config):\n"
+        "    secret = 'hunter2-do-not-print'\n"
+        "    raise ValueError('internal shape mismatch')\n"
+        "p.load_splits = broken\n"
+        "from fedcl.cli import app\n"
+        f"app(['train', '--data', 'whatever', '--out', {str(tmp_path / 'r')!r}])\n"
+    )
+
+    # Execute
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path)})
+
+    # Assert: not "bad input" (exit 2) but a bug with its traceback, and no local variable printed
+    assert result.returncode == 1, result.stderr
+    assert "ValueError" in result.stderr and "internal shape mismatch" in result.stderr
+    assert "Traceback" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout

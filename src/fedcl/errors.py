@@ -4,7 +4,7 @@ The CLI turns these, and only these, into a one-line ``error: ...`` and exit cod
 exception is a bug in fedcl (or a library under it) and keeps its traceback.
 """
 
-__all__ = ["ConfigError", "InputError"]
+__all__ = ["ConfigError", "InputError", "check_fraction"]
 
 
 class InputError(ValueError):
@@ -13,3 +13,9 @@ class InputError(ValueError):
 
 class ConfigError(InputError):
     """An option, config key or run directory that cannot work (checked before any training)."""
+
+
+def check_fraction(name: str, value: float, *, zero_ok: bool = False) -> None:
+    """ConfigError unless ``value`` is in (0, 1), or [0, 1) with ``zero_ok`` (NaN fails too)."""
+    if not (0 <= value < 1 if zero_ok else 0 < value < 1):
+        raise ConfigError(f"{name} must be in {'[0' if zero_ok else '(0'}, 1), got {value!r}")

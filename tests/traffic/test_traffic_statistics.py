@@ -11,7 +11,7 @@ from fedcl.data import COLUMNS
 from fedcl.traffic import LAMBDAS, FeatureExtractor, Packet, read_packets, write_synthetic_capture
 from fedcl.traffic._damped import damped_scan, segment_starts
 from fedcl.traffic._extractor import VAR_RTOL
-from fedcl.traffic._reference import ReferenceExtractor
+from kitsune_reference import ReferenceExtractor  # benchmarks/, on the test path (pyproject)
 
 COL = {name: i for i, name in enumerate(COLUMNS)}
 

@@ -7,6 +7,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from fedcl.data import NodeScaler
+from fedcl.errors import check_fraction
+from fedcl.model import threshold_at_fpr
 
 
 class ScaledDetector(BaseEstimator):
@@ -50,14 +52,13 @@ class ScaledDetector(BaseEstimator):
         return (self.decision_function(X) > self.threshold_).astype(np.int64)
 
     def _check_params(self) -> None:
-        if not 0 < self.fpr_target < 1:
-            raise ValueError(f"fpr_target must be in (0, 1), got {self.fpr_target}")
+        check_fraction("fpr_target", self.fpr_target)  # before fitting, not after
 
     def _calibrate(self, x: np.ndarray, x_val: np.ndarray | None):
         """Training scores and threshold from the fitted model; returns self."""
         self.decision_scores_ = self._training_scores(x)
         calibration = self.decision_scores_ if x_val is None else self._score_scaled(x_val)
-        self.threshold_ = float(np.quantile(calibration, 1 - self.fpr_target))
+        self.threshold_ = threshold_at_fpr(calibration, self.fpr_target)
         return self
 
     def _training_scores(self, x: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from fedcl.data import NodeScaler
+from fedcl.model import threshold_at_fpr
 
 
 class KNNDetector(BaseEstimator):
@@ -40,7 +41,7 @@ class KNNDetector(BaseEstimator):
         dist, _ = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(x).kneighbors(x)
         self.decision_scores_ = dist[:, 1:].mean(axis=1)
         calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
-        self.threshold_ = float(np.quantile(calibration, 1 - self.fpr_target))
+        self.threshold_ = threshold_at_fpr(calibration, self.fpr_target)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

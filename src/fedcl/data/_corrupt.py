@@ -10,7 +10,9 @@ import re
 
 import numpy as np
 
-from ._preprocess import _MIN_STD, _signed_log1p
+from fedcl.errors import check_fraction
+
+from ._preprocess import MIN_STD, nan_mean_std, signed_log1p
 from ._schema import COLUMNS, N_FEATURES
 
 __all__ = [
@@ -59,12 +61,6 @@ def _rows(X, name="X") -> np.ndarray:
     return X
 
 
-def _check_fraction(fraction):
-    """ValueError unless 0 <= fraction < 1 (NaN fails too)."""
-    if not 0 <= fraction < 1:
-        raise ValueError(f"fraction must be in [0, 1), got {fraction!r}")
-
-
 def _check_rng(rng):
     """TypeError unless rng is a numpy Generator (a seed would silently mean something else)."""
     if not isinstance(rng, np.random.Generator):
@@ -103,7 +99,7 @@ def missing_completely_at_random(X, fraction, rng) -> np.ndarray:
         If ``rng`` is not a ``numpy.random.Generator``.
     """
     X = _rows(X)
-    _check_fraction(fraction)
+    check_fraction("fraction", fraction, zero_ok=True)
     _check_rng(rng)
     X[rng.random(X.shape) < fraction] = np.nan
     return X
@@ -171,7 +167,7 @@ def missing_row_blocks(X, fraction, rng, block=50) -> np.ndarray:
         If ``rng`` is not a ``numpy.random.Generator``.
     """
     X = _rows(X)
-    _check_fraction(fraction)
+    check_fraction("fraction", fraction, zero_ok=True)
     _check_rng(rng)
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be an integer >= 1, got {block!r}")
@@ -231,18 +227,12 @@ def scaled_gaussian_noise(X, std, rng, reference=None) -> np.ndarray:
     _check_rng(rng)
     if np.isinf(X).any():
         raise ValueError("X holds inf values")
-    Z = _signed_log1p(X)
-    R = Z if reference is None else _signed_log1p(_rows(reference, "reference"))
-    observed = ~np.isnan(R)
-    count = observed.sum(axis=0)
-    # By hand, as in NodeScaler.fit: np.nanstd warns on all-NaN columns.
-    mean = np.divide(np.where(observed, R, 0.0).sum(axis=0), count,
-                     out=np.zeros(N_FEATURES), where=count > 0)
-    sq = np.where(observed, (R - mean) ** 2, 0.0).sum(axis=0)
-    s = np.sqrt(np.divide(sq, count, out=np.zeros(N_FEATURES), where=count > 0))
+    Z = signed_log1p(X)
+    R = Z if reference is None else signed_log1p(_rows(reference, "reference"))
+    _, s = nan_mean_std(R)
     eps = rng.standard_normal(Z.shape)
     # Only noisy columns go through the log round trip, so the others keep their exact values.
-    cols = s > _MIN_STD
+    cols = s > MIN_STD
     Z = Z[:, cols] + std * s[cols] * eps[:, cols]
     X[:, cols] = np.sign(Z) * np.expm1(np.abs(Z))
     return X
@@ -285,7 +275,7 @@ def contaminate(train, attack, fraction, rng) -> tuple[np.ndarray, np.ndarray, n
         If ``rng`` is not a ``numpy.random.Generator``.
     """
     train, attack = _rows(train, "train"), _rows(attack, "attack")
-    _check_fraction(fraction)
+    check_fraction("fraction", fraction, zero_ok=True)
     _check_rng(rng)
     n_add = min(round(fraction * len(train) / (1 - fraction)), len(attack))
     taken = np.sort(rng.choice(len(attack), size=n_add, replace=False))

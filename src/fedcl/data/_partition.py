@@ -8,8 +8,10 @@ them to build a production federation.
 import numpy as np
 from sklearn.cluster import KMeans
 
-from ._readers import NodeData
 from fedcl.errors import InputError
+
+from ._preprocess import signed_log1p
+from ._readers import NodeData
 
 __all__ = ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "quantity_skew_partition"]
 
@@ -93,11 +95,6 @@ def _top_up(parts, labels, rng, min_benign):
             parts[k] = np.concatenate([parts[k], rows[take]])
             parts[donor] = np.delete(rows, take)
     return parts
-
-
-def _signed_log(x):
-    """sign(x) * log1p(|x|) with NaN as 0: tames N-BaIoT's heavy-tailed scales for k-means."""
-    return np.nan_to_num(np.sign(x) * np.log1p(np.abs(x)), nan=0.0)
 
 
 def _build(pool, benign_parts, attack_parts, test_parts, rng):
@@ -191,8 +188,9 @@ def dirichlet_partition(
     else:
         k = min(_N_CLUSTERS, len(pool.benign))
         km = KMeans(n_clusters=k, n_init=1, random_state=int(rng.integers(2**31 - 1)))
-        benign_labels = km.fit_predict(_signed_log(pool.benign))
-        test_labels = (km.predict(_signed_log(pool.test)) if len(pool.test)
+        # Signed log tames the heavy tails for k-means; a missing cell counts as 0.
+        benign_labels = km.fit_predict(np.nan_to_num(signed_log1p(pool.benign)))
+        test_labels = (km.predict(np.nan_to_num(signed_log1p(pool.test))) if len(pool.test)
                        else np.empty(0, dtype=int))
         n_groups = k
 

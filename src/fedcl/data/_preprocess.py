@@ -13,7 +13,7 @@ JITTER_LIMIT = 86_400.0
 
 # Round-off on a constant column leaves a std of a few ulps, not 0; dividing by
 # it would blow the column up. Real spread in log space is far above this.
-_MIN_STD = 1e-12
+MIN_STD = 1e-12
 
 
 def leakage_guard(X, strict=False):
@@ -68,9 +68,21 @@ def leakage_guard(X, strict=False):
     return X
 
 
-def _signed_log1p(X: np.ndarray) -> np.ndarray:
-    """sign(x) * log1p(|x|): tames heavy tails and keeps the sign."""
+def signed_log1p(X: np.ndarray) -> np.ndarray:
+    """sign(x) * log1p(|x|): tames heavy tails and keeps the sign (NaN stays NaN)."""
     return np.sign(X) * np.log1p(np.abs(X))
+
+
+def nan_mean_std(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (population) std of ``Z`` over its non-NaN cells; 0 and 0 for an all-NaN column.
+
+    By hand rather than ``np.nanmean``/``np.nanstd``, which warn on all-NaN columns.
+    """
+    observed = ~np.isnan(Z)
+    count = observed.sum(axis=0)
+    mean = np.divide(np.where(observed, Z, 0.0).sum(axis=0), count, out=np.zeros(Z.shape[1]), where=count > 0)
+    sq = np.where(observed, (Z - mean) ** 2, 0.0).sum(axis=0)
+    return mean, np.sqrt(np.divide(sq, count, out=np.zeros(Z.shape[1]), where=count > 0))
 
 
 class NodeScaler(TransformerMixin, BaseEstimator):
@@ -124,16 +136,8 @@ class NodeScaler(TransformerMixin, BaseEstimator):
         if not self.clip > 0:
             raise ValueError(f"clip must be > 0, got {self.clip!r}")
         X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
-        Z = _signed_log1p(X)
-        observed = ~np.isnan(Z)
-        count = observed.sum(axis=0)
-        # Computed by hand rather than np.nanmean: an all-NaN column must give
-        # mean 0 / std 1 without a RuntimeWarning.
-        total = np.where(observed, Z, 0.0).sum(axis=0)
-        mean = np.divide(total, count, out=np.zeros(Z.shape[1]), where=count > 0)
-        sq = np.where(observed, (Z - mean) ** 2, 0.0).sum(axis=0)
-        std = np.sqrt(np.divide(sq, count, out=np.zeros(Z.shape[1]), where=count > 0))
-        std[std <= _MIN_STD] = 1.0
+        mean, std = nan_mean_std(signed_log1p(X))
+        std[std <= MIN_STD] = 1.0  # constant or all-NaN columns: mean 0 / std 1
         self.mean_ = mean
         self.scale_ = std
         self.n_features_in_ = X.shape[1]

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedcl.errors import ConfigError, check_fraction
+
 from ._errors import DataError
 from ._readers import NodeData
 
@@ -43,11 +45,6 @@ class NodeSplit:
     attack_family: np.ndarray
 
 
-def _check_fraction(name: str, value) -> None:
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-
-
 def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> NodeSplit:
     """Split a node's benign rows into disjoint train, validation and test sets.
 
@@ -85,11 +82,11 @@ def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> N
         If a fraction is outside (0, 1) or the two sum to 1 or more.
     """
     carve_test = node.benign_test is None
-    _check_fraction("val_fraction", val_fraction)
+    check_fraction("val_fraction", val_fraction)
     if carve_test:
-        _check_fraction("test_fraction", test_fraction)
+        check_fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction!r}"
             )
     n = len(node.benign)

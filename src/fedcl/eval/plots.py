@@ -31,7 +31,8 @@ def plot_roc(scores: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("false-positive rate (benign test rows flagged)")
     ax.set_ylabel("true-positive rate (attack rows caught)")
     ax.set_title("ROC on held-out rows")
-    ax.legend(fontsize=6, ncol=2, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no curve without attack rows
+        ax.legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -6,16 +6,13 @@ from collections.abc import Callable
 
 from fedcl.experiments._methods import Method
 
-# One model on every node's labelled rows: the study's centralised setting for these rows.
-POOLED = True
-
-
 def _supervised(make: Callable[[int], object]) -> Callable:
     def fit(splits, config):
         from fedcl.baselines.supervised import fit_supervised, labelled_split
 
         labelled, test_splits = labelled_split(splits, seed=config.seed)
-        return fit_supervised(make(config.seed), labelled, pooled=POOLED), test_splits
+        # One model on every node's labelled rows: the study's centralised setting for these rows.
+        return fit_supervised(make(config.seed), labelled, pooled=True), test_splits
     return fit
 
 

@@ -6,6 +6,7 @@ from fedcl.model._detector import FedCLDetector
 from fedcl.model._encoders import ENCODERS, MLPEncoder, build_encoder, encoder_for, initial_encoder
 from fedcl.model._infonce import InfoNCELoss
 from fedcl.model._normaliser import EmbeddingNormaliser
+from fedcl.model._threshold import threshold_at_fpr
 from fedcl.model._vote import choose_window, majority_vote
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "initial_encoder",
     "majority_vote",
     "squared_distance",
+    "threshold_at_fpr",
 ]

@@ -10,6 +10,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from fedcl.data import NodeScaler
+from fedcl.errors import check_fraction
+from fedcl.model._threshold import threshold_at_fpr
 
 
 _CHUNK = 4096
@@ -72,8 +74,7 @@ class FedCLDetector(BaseEstimator):
         The threshold comes from the scores of ``X_val`` (held-out benign rows) when given, else from
         the training scores, as PyOD does.
         """
-        if not 0 < self.fpr_target < 1:
-            raise ValueError(f"fpr_target must be in (0, 1), got {self.fpr_target}")
+        check_fraction("fpr_target", self.fpr_target)  # before the work, not after
         if not 1 <= self.n_neighbors <= self.n_references:
             raise ValueError(f"need 1 <= n_neighbors <= n_references, got {self.n_neighbors}, {self.n_references}")
         self.scaler_ = NodeScaler(clip=self.clip, keep_missing=True).fit(X)  # the encoder reads the NaN
@@ -90,7 +91,7 @@ class FedCLDetector(BaseEstimator):
         # (distance 0): score training rows leave-one-out so a threshold fitted on them is not too low.
         self.decision_scores_ = self._score(z_norm, skip_self=len(z_norm) <= self.n_references)
         calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
-        self.threshold_ = float(np.quantile(calibration, 1 - self.fpr_target))
+        self.threshold_ = threshold_at_fpr(calibration, self.fpr_target)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

@@ -90,7 +90,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     out = prepare_run_dir(out_dir)
     splits = load_splits(config) if splits is None else splits
     check_trainable(splits, config)
-    save_config(config, out / CONFIG_FILE)
+    save_config(config.updated(data=str(Path(config.data).resolve())), out / CONFIG_FILE)  # valid from anywhere
     (out / HISTORY_FILE).write_text("")
 
     def record(entry: dict) -> None:

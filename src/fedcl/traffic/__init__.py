@@ -11,7 +11,7 @@ Typical use::
     simulate_network("data/simulated", seed=0)       # 9 simulated devices, UCI layout
 """
 
-from ._extractor import LAMBDAS, FeatureExtractor, extract_features
+from ._extractor import LAMBDAS, VAR_RTOL, FeatureExtractor, extract_features
 from ._packets import CaptureReader, Packet, read_packets
 from ._profiles import DEVICES, DeviceProfile
 from ._simulate import ATTACKS, simulate_network
@@ -21,6 +21,7 @@ __all__ = [
     "ATTACKS",
     "DEVICES",
     "LAMBDAS",
+    "VAR_RTOL",
     "DeviceProfile",
     "CaptureReader",
     "FeatureExtractor",

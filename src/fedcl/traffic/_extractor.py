@@ -53,7 +53,7 @@ from fedcl.data import COLUMNS, N_FEATURES
 from ._damped import damped_scan, segment_starts
 from ._packets import Packet, read_packets
 
-__all__ = ["LAMBDAS", "FeatureExtractor", "extract_features"]
+__all__ = ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features"]
 
 #: Decay factors λ, in column order.
 LAMBDAS: tuple[float, ...] = (5.0, 3.0, 1.0, 0.1, 0.01)

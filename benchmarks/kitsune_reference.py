@@ -2,15 +2,15 @@
 
 One object per stream, a loop over the five λ at every packet, no pruning: the way AfterImage
 is written, with the definitions of :mod:`fedcl.traffic._extractor`. Tests check the fast
-extractor against it; the benchmark measures the speed-up over it.
+extractor against it (tests/traffic/test_traffic_statistics.py); benchmarks/feature_extraction.py
+measures the speed-up over it. Support code for tests and benchmarks, not part of the package.
 """
 
 from __future__ import annotations
 
 import math
 
-from ._extractor import LAMBDAS, VAR_RTOL
-from ._packets import Packet
+from fedcl.traffic import LAMBDAS, VAR_RTOL, Packet
 
 __all__ = ["ReferenceExtractor"]
 
