@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,34 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+# One look for every figure fedcl draws.
+_STYLE = {
+    "figure.dpi": 120, "savefig.dpi": 120, "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8,
+    "legend.fontsize": 7, "legend.frameon": False, "axes.grid": True, "grid.alpha": 0.3,
+    "axes.spines.top": False, "axes.spines.right": False,
+}
 
+
+def _styled(plot):
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        with plt.style.context(_STYLE):
+            return plot(*args, **kwargs)
+    return wrapper
+
+
+def _legend_beside(ax) -> None:
+    """The legend right of the axes, never over the data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, bbox_inches="tight")  # "tight" keeps legends placed beside the axes
+    plt.close(fig)
+
+
+@_styled
 def plot_roc(scores: pd.DataFrame, path: Path) -> None:
     """Pooled ROC (bold) and one thin curve per node that has both classes; log FPR axis."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -31,13 +59,11 @@ def plot_roc(scores: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("false-positive rate (benign test rows flagged)")
     ax.set_ylabel("true-positive rate (attack rows caught)")
     ax.set_title("ROC on held-out rows")
-    if ax.get_legend_handles_labels()[0]:  # no curve without attack rows
-        ax.legend(fontsize=6, ncol=2, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _legend_beside(ax)  # none without attack rows: no curve to name
+    _save(fig, path)
 
 
+@_styled
 def plot_history(history: list[dict], path: Path) -> None:
     """Training loss and the server's node weights per round."""
     fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -46,17 +72,17 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax_loss.plot(rounds, [h["contrastive"] for h in history], ls="--", label="InfoNCE")
     ax_loss.set_xlabel("round")
     ax_loss.set_ylabel("mean local loss")
-    ax_loss.legend(fontsize=7)
+    ax_loss.legend(loc="upper right")  # losses fall: the upper right stays clear
     for name in history[0]["nodes"] if history else []:
         ax_w.plot(rounds, [h["nodes"][name]["weight"] for h in history], lw=1, label=name)
     ax_w.set_xlabel("round")
     ax_w.set_ylabel("aggregation weight w_i")
-    ax_w.legend(fontsize=6, ncol=2)
+    _legend_beside(ax_w)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
+@_styled
 def plot_roc_methods(scores: pd.DataFrame, path: Path) -> None:
     """One pooled ROC curve per method (column ``method``), log FPR axis."""
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -69,12 +95,11 @@ def plot_roc_methods(scores: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("false-positive rate (benign test rows flagged)")
     ax.set_ylabel("true-positive rate (attack rows caught)")
     ax.set_title("ROC of every method, held-out rows, first seed")
-    ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _legend_beside(ax)
+    _save(fig, path)
 
 
+@_styled
 def plot_sweep(rows: pd.DataFrame, param: str, metric: str, path: Path, log_x: bool) -> None:
     """Mean ± std over seeds of ``metric`` against ``param``."""
     stats = rows.groupby(param)[metric].agg(["mean", "std"]).reset_index()
@@ -85,11 +110,10 @@ def plot_sweep(rows: pd.DataFrame, param: str, metric: str, path: Path, log_x: b
     ax.set_xlabel(param)
     ax.set_ylabel(f"pooled {metric} (mean ± std over seeds)")
     ax.set_title(f"{metric} vs {param}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
+@_styled
 def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, line: str = "method",
                 panel: str | None = None, title: str = "") -> Path:
     """Mean ± std over seeds of each metric against ``x``, one line per value of ``line``.
@@ -136,20 +160,17 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
                     s = stats.loc[name].reindex(xs)
                     ax.errorbar(np.arange(len(xs)) + offset, s["mean"], yerr=s["std"].fillna(0), marker="o",
                                 ms=4, capsize=3, lw=1.2, label=str(name))
-            ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=30, ha="right", fontsize=8)
-            ax.set_title(metric if panel is None else f"{panel} = {value}: {metric}", fontsize=9)
-            ax.grid(alpha=0.3)
-        ax_row[0].set_ylabel("mean ± std over seeds", fontsize=8)
+            ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs], rotation=30, ha="right")
+            ax.set_title(metric if panel is None else f"{panel} = {value}: {metric}")
+        ax_row[0].set_ylabel("mean ± std over seeds")
     for ax in axes[-1]:
         ax.set_xlabel(x)
     # One legend below the grid, from every subplot: a line may be missing from some panels.
     legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
     columns = min(len(legend), 4)
-    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=columns, fontsize=8, title=line,
-               title_fontsize=8, frameon=False)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=columns, title=line)
     fig.suptitle(title, fontsize=10)
     legend_inches = 0.35 + 0.22 * -(-len(legend) // columns)
     fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1 - 0.3 / fig.get_figheight()))
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _save(fig, out)
     return out
