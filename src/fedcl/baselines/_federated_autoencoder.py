@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import torch
 
@@ -22,6 +24,7 @@ def train_federated_autoencoder(
     seed: int = 0,
     fpr_target: float = 0.01,
     activation: str = "tanh",
+    trainers: Collection[str] | None = None,
 ) -> dict[str, AutoencoderDetector]:
     """Train one Meidan-style autoencoder with FedAvg and return each node's detector.
 
@@ -46,6 +49,9 @@ def train_federated_autoencoder(
         Seed of the initial weights and of every node's batch order: same seed, same weights.
     fpr_target : float, default=0.01
     activation : {"tanh", "relu"}, default="tanh"
+    trainers : collection of str, optional
+        The nodes that train (default: all). The others join afterwards: they only fit their scaler
+        and threshold around the trained weights (a device the federation never saw).
 
     Returns
     -------
@@ -64,7 +70,9 @@ def train_federated_autoencoder(
                                    lr=lr, fpr_target=fpr_target, random_state=seed)
     template._check_params()
 
-    names = list(node_rows)
+    names = [n for n in node_rows if trainers is None or n in trainers]
+    if not names:
+        raise ValueError("no node trains: trainers names none of node_rows")
     # Scaling happens on the node, with the node's own statistics.
     x = {n: torch.from_numpy(NodeScaler().fit_transform(node_rows[n])) for n in names}
     widths = {v.shape[1] for v in x.values()}
@@ -84,4 +92,4 @@ def train_federated_autoencoder(
         arrays = apply_updates(arrays, deltas, weights)
 
     return {n: AutoencoderDetector(**template.get_params())._fit_from_arrays(arrays, node_rows[n], node_val.get(n))
-            for n in names}
+            for n in node_rows}

@@ -91,3 +91,21 @@ def attacks_command(data: Data, out: Annotated[Path, typer.Option(help="Result f
     from fedcl.experiments import attacks_report
 
     _done(attacks_report(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+
+
+@experiment_app.command("benchmark")
+@bad_input_exits_2
+def benchmark_command(
+    data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
+    out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/benchmark"),
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+) -> None:
+    """fedcl against the baselines that keep rows on their node, on natural, device-like and Dirichlet deals,
+    small nodes and unseen devices; no-regret table, federation-wide benign FPR (CSV, PNG, Markdown)."""
+    from fedcl.experiments import benchmark
+
+    if not data:
+        from fedcl.default_data import ensure_default_data
+
+        data = [str(ensure_default_data())]
+    _done(benchmark(_config("", config), data, range(seeds), quick, out, progress=typer.echo))

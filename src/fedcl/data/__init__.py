@@ -17,7 +17,7 @@ from ._corrupt import (
     scaled_gaussian_noise,
 )
 from ._errors import DataError
-from ._partition import GROUPINGS, MIN_BENIGN, dirichlet_partition, quantity_skew_partition
+from ._partition import GROUPINGS, MIN_BENIGN, dirichlet_partition, home_cluster_partition, quantity_skew_partition
 from ._preprocess import JITTER_LIMIT, NodeScaler, leakage_guard
 from ._readers import KAGGLE_DEVICES, LAYOUTS, NodeData, detect_layout, read_dataset, read_feature_csv
 from ._schema import (
@@ -51,6 +51,7 @@ __all__ = [
     "GROUPINGS",
     "MIN_BENIGN",
     "dirichlet_partition",
+    "home_cluster_partition",
     "quantity_skew_partition",
     "FEATURE_GROUPS",
     "contaminate",

@@ -13,7 +13,7 @@ from fedcl.errors import InputError
 from ._preprocess import signed_log1p
 from ._readers import NodeData
 
-__all__ = ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "quantity_skew_partition"]
+__all__ = ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "home_cluster_partition", "quantity_skew_partition"]
 
 #: Group names accepted by :func:`dirichlet_partition`.
 GROUPINGS = ("source", "clusters")
@@ -178,6 +178,12 @@ def dirichlet_partition(
         raise ValueError(f"alpha must be > 0, got {alpha}")
     if groups not in GROUPINGS:
         raise ValueError(f"groups must be one of {GROUPINGS}, got {groups!r}")
+    return _deal_groups(nodes, n_nodes, seed, groups, min_benign,
+                        lambda n_groups, rng: rng.dirichlet(np.full(n_nodes, float(alpha)), size=n_groups))
+
+
+def _deal_groups(nodes, n_nodes, seed, groups, min_benign, shares) -> list[NodeData]:
+    """Deal each group's rows over the nodes by ``shares(n_groups, rng)[g, k]`` (rows: groups, sum 1)."""
     _check(nodes, n_nodes, min_benign)
     rng = np.random.default_rng(seed)
     pool = _Pool(nodes)
@@ -194,8 +200,7 @@ def dirichlet_partition(
                        else np.empty(0, dtype=int))
         n_groups = k
 
-    # props[g, k]: share of group g's rows that go to output node k.
-    props = rng.dirichlet(np.full(n_nodes, float(alpha)), size=n_groups)
+    props = shares(n_groups, rng)  # props[g, k]: share of group g's rows that go to output node k
     benign_parts = _top_up(_allocate(benign_labels, props, rng), benign_labels, rng, min_benign)
     test_parts = _allocate(test_labels, props, rng)
     if groups == "source":
@@ -203,6 +208,44 @@ def dirichlet_partition(
     else:
         attack_parts = np.array_split(rng.permutation(len(pool.attack)), n_nodes)
     return _build(pool, benign_parts, attack_parts, test_parts, rng)
+
+
+def home_cluster_partition(nodes: list[NodeData], n_nodes: int, seed=0, spill=0.1,
+                           min_benign: int = MIN_BENIGN) -> list[NodeData]:
+    """Deal pooled rows so each output node holds mostly one or two unlabelled clusters, like a device.
+
+    Simulation tool for experiments only (it pools all rows, see :func:`dirichlet_partition`). The
+    benign rows are grouped into 8 k-means clusters (as ``groups="clusters"`` there). Node ``k``
+    (0-based) has the home clusters ``k mod 8`` and ``(k + 1) mod 8``; each cluster gives
+    ``1 − spill`` of its rows, in equal parts, to the nodes it is home to, and ``spill`` in equal
+    parts to every node. Attack rows are dealt evenly at random; held-out benign test rows follow
+    their nearest cluster.
+
+    Parameters
+    ----------
+    nodes : list of NodeData
+    n_nodes : int
+    seed : int, default=0
+    spill : float, default=0.1
+        Share of each cluster spread over all nodes (0: a node sees only its home clusters).
+    min_benign : int, default=MIN_BENIGN
+
+    Returns
+    -------
+    nodes : list of NodeData
+        Named ``"node-1"`` … ``"node-N"``, ``ordered=False``.
+    """
+    if not 0 <= spill <= 1:
+        raise ValueError(f"spill must be in [0, 1], got {spill}")
+
+    def shares(n_groups: int, rng) -> np.ndarray:
+        home = np.zeros((n_groups, n_nodes))
+        for k in range(n_nodes):
+            home[[k % n_groups, (k + 1) % n_groups], k] = 1.0
+        home /= np.maximum(home.sum(axis=1, keepdims=True), 1.0)  # a cluster nobody calls home: all spill
+        return (1 - spill) * home + (spill + (1 - spill) * (home.sum(axis=1, keepdims=True) == 0)) / n_nodes
+
+    return _deal_groups(nodes, n_nodes, seed, "clusters", min_benign, shares)
 
 
 def quantity_skew_partition(

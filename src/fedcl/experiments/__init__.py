@@ -2,10 +2,11 @@
 corruption and attacks."""
 
 from fedcl.experiments._attacks import attacks_report
+from fedcl.experiments._benchmark import benchmark
 from fedcl.experiments._corruption import corruption
 from fedcl.experiments._drivers import ablation, compare, sweep_parameter
 from fedcl.experiments._heterogeneity import heterogeneity
 from fedcl.experiments._methods import Method, ablation_methods, shrink, unsupervised_methods
 
-__all__ = ["Method", "ablation", "ablation_methods", "attacks_report", "compare", "corruption", "heterogeneity", "shrink", "sweep_parameter",
+__all__ = ["Method", "ablation", "ablation_methods", "attacks_report", "benchmark", "compare", "corruption", "heterogeneity", "shrink", "sweep_parameter",
            "unsupervised_methods"]

@@ -32,11 +32,14 @@ class Method:
     name: str
     kind: str  # "ours", "ablation", "unsupervised", "centralised", "supervised"
     fit: Callable[[list[NodeSplit], FedCLConfig], tuple[Detectors, list[NodeSplit]]] = field(repr=False)
+    # Federated methods also take ``trainers=`` (names): the other nodes join after training, with
+    # the federation's model and their own scaler, references and threshold (unseen devices).
+    federated: bool = False
 
 
 def fedcl_method(**overrides) -> Callable:
-    def fit(splits, config):
-        return fit_detectors(splits, config.updated(**overrides))[0], splits
+    def fit(splits, config, trainers=None):
+        return fit_detectors(splits, config.updated(**overrides), trainers=trainers)[0], splits
     return fit
 
 
@@ -70,13 +73,14 @@ def pooled_method(make: Callable[[FedCLConfig], object]) -> Callable:
     return fit
 
 
-def federated_autoencoder_method(splits, config):
+def federated_autoencoder_method(splits, config, trainers=None):
     # Five epochs' worth of rounds per fedcl round: the per-node autoencoder trains up to 100 epochs,
     # and at 20 one-epoch rounds the federated one had a fifth of that budget.
     from fedcl.baselines import train_federated_autoencoder
 
     detectors = train_federated_autoencoder({s.name: s.train for s in splits}, {s.name: s.val for s in splits},
-                                            rounds=5 * config.rounds, seed=config.seed, fpr_target=config.fpr_target)
+                                            rounds=5 * config.rounds, seed=config.seed, fpr_target=config.fpr_target,
+                                            trainers=trainers)
     return detectors, splits
 
 
@@ -85,10 +89,10 @@ def unsupervised_methods() -> list[Method]:
                                  OCSVMDetector)
 
     return [
-        Method("fedcl (ours)", "ours", fedcl_method()),
+        Method("fedcl (ours)", "ours", fedcl_method(), federated=True),
         Method("autoencoder per node (Meidan et al.)", "unsupervised",
                per_node_method(lambda c: AutoencoderDetector(random_state=c.seed, fpr_target=c.fpr_target))),
-        Method("federated autoencoder, FedAvg", "unsupervised", federated_autoencoder_method),
+        Method("federated autoencoder, FedAvg", "unsupervised", federated_autoencoder_method, federated=True),
         Method("our encoder, local only", "unsupervised", _local_only),
         Method("Isolation Forest per node", "unsupervised",
                per_node_method(lambda c: IsolationForestDetector(random_state=c.seed, fpr_target=c.fpr_target))),

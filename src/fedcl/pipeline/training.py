@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,9 +72,14 @@ def trained_encoder(config: FedCLConfig, arrays: list, n_features: int) -> torch
 
 
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
-                  ) -> tuple[dict[str, FedCLDetector], FederationResult]:
-    """Federated training, then each node's detector on its own rows (threshold from its validation rows)."""
-    result = run_federation({s.name: scaled_training_rows(s) for s in splits}, config, on_round=on_round)
+                  trainers: Collection[str] | None = None) -> tuple[dict[str, FedCLDetector], FederationResult]:
+    """Federated training, then each node's detector on its own rows (threshold from its validation rows).
+
+    ``trainers`` (names, default all) take part in training; the other nodes join afterwards, with
+    the federation's encoder and their own scaler, references and threshold (unseen devices).
+    """
+    training = [s for s in splits if trainers is None or s.name in trainers]
+    result = run_federation({s.name: scaled_training_rows(s) for s in training}, config, on_round=on_round)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
     return fit_node_detectors(encoder, splits, config), result
 

@@ -1,0 +1,249 @@
+"""The development benchmark: fedcl against the baselines that keep rows on their node, on every kind of data.
+
+See :data:`CELLS_TEXT` for the cells. Design and report data are kept apart by seed: seed 0 is
+the development seed (choose defaults there), seeds ≥ 1 are reported. Results are appended to
+``results.csv`` cell by cell, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fedcl.config import FedCLConfig
+from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, home_cluster_partition, read_dataset
+from fedcl.experiments._methods import Method, shrink, unsupervised_methods
+from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
+from fedcl.pipeline import score_nodes, split_nodes, summarise
+from fedcl.seeding import node_rng
+
+CELLS_TEXT = """Each cell runs every method on the same splits, in the same run.
+
+- *Deals* of each data folder: as it is (*natural*); for folders without device labels (the client
+  layout), the rows re-dealt like devices (*home clusters*: the benign rows form 8 k-means clusters;
+  node k holds 90 % of clusters k mod 8 and k+1 mod 8, shared with the other nodes at home there,
+  and 10 % of every cluster is spread evenly) and by Dirichlet(α) over the same clusters;
+- *small nodes*: each deal with every node's benign training rows cut to a few hundred (validation
+  and test rows unchanged);
+- *unseen device*: each node in turn left out of federated training; it joins afterwards with the
+  federation's model and fits its own scaler, references and threshold. Only its rows are scored
+  (methods that train on one node alone are unaffected).
+
+Every cell also reports the *federation-wide benign* FPR: each node's detector, at its own
+threshold, on the other nodes' held-out benign rows (traffic the federation has seen, this node
+has not), apart from the FPR on its own benign test rows."""
+
+RESULTS = "results.csv"
+DEV_SEED = 0
+SMALL_TRAIN_ROWS = (1000, 500, 250)
+QUICK_SMALL_TRAIN_ROWS = (250,)
+ALPHAS = (0.5, 0.1)
+MIN_BENIGN_ROWS = 100  # a dealt node trains, thresholds and tests on its benign rows
+KEY = ["data", "cell", "method", "seed"]
+
+
+def benchmark_methods() -> list[Method]:
+    """fedcl and every baseline of `compare` that keeps rows on their node (no centralised rows)."""
+    return [m for m in unsupervised_methods() if m.kind != "centralised"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One way to present a data folder to the federation."""
+
+    data: str
+    name: str  # e.g. "natural", "home clusters, 250 rows", "natural, unseen device"
+    deal: Callable[[list[NodeData], int], list[NodeData]] | None = field(default=None, repr=False)
+    train_rows: int | None = None
+    unseen: bool = False
+
+    def make_splits(self, config: FedCLConfig) -> list[NodeSplit]:
+        nodes = read_dataset(self.data, config.layout)
+        splits = split_nodes(nodes if self.deal is None else self.deal(nodes, config.seed), config)
+        if self.train_rows is None:
+            return splits
+        return [replace(s, train=s.train[np.sort(node_rng(config.seed, s.name, self.train_rows)
+                                                 .permutation(len(s.train))[: self.train_rows])])
+                for s in splits]
+
+
+def cells(data: str, quick: bool) -> list[Cell]:
+    """Every cell of one data folder, in the order they run."""
+    layout = detect_layout(data)
+    deals: list[tuple[str, Callable | None]] = [("natural", None)]
+    if layout == "clients":  # no device labels: deal unlabelled clusters like devices
+        deals.append(("home clusters", lambda nodes, seed: home_cluster_partition(
+            nodes, len(nodes), seed, min_benign=MIN_BENIGN_ROWS)))
+        deals += [(f"Dirichlet α={a:g}", partial(_dirichlet, alpha=a)) for a in ([] if quick else ALPHAS)]
+    out = []
+    for name, deal in deals:
+        out.append(Cell(data, name, deal))
+        out += [Cell(data, f"{name}, {rows} train rows", deal, rows)
+                for rows in (QUICK_SMALL_TRAIN_ROWS if quick else SMALL_TRAIN_ROWS)]
+        out.append(Cell(data, f"{name}, unseen device", deal, unseen=True))
+    return out
+
+
+def _dirichlet(nodes: list[NodeData], seed: int, alpha: float) -> list[NodeData]:
+    return dirichlet_partition(nodes, len(nodes), alpha, seed, groups="clusters", min_benign=MIN_BENIGN_ROWS)
+
+
+def federation_benign_fpr(detectors: dict, splits: list[NodeSplit]) -> float:
+    """Share of other nodes' held-out benign rows each node's detector flags at its own threshold, pooled."""
+    flagged = total = 0
+    for s in splits:
+        others = [o.test_benign for o in splits if o.name != s.name and len(o.test_benign)]
+        if others:
+            x = np.vstack(others)
+            flagged += int(detectors[s.name].predict(x).sum())
+            total += len(x)
+    return flagged / total if total else float("nan")
+
+
+def _fit(method: Method, splits: list[NodeSplit], config: FedCLConfig, unseen: bool) -> tuple[dict, list[NodeSplit]]:
+    """Per-node detectors; for an unseen-device cell, each node's detector from a federation without it."""
+    if not unseen or not method.federated:
+        return method.fit(splits, config)  # a local method never sees other nodes anyway
+    detectors = {}
+    for s in splits:
+        fitted, _ = method.fit(splits, config, trainers={o.name for o in splits} - {s.name})
+        detectors[s.name] = fitted[s.name]
+    return detectors, splits
+
+
+def run_cell(cell: Cell, method: Method, config: FedCLConfig, quick: bool) -> dict:
+    """One row of results.csv: pooled and per-node figures of one method in one cell and seed."""
+    splits = cell.make_splits(config)
+    if quick:
+        splits = shrink(splits, config.seed)
+    start = time.perf_counter()
+    detectors, test_splits = _fit(method, splits, config, cell.unseen)
+    summary = summarise(score_nodes(detectors, test_splits))
+    node_auroc = [m["auroc"] for m in summary["nodes"].values() if m["auroc"] is not None]
+    return {"data": cell.data, "cell": cell.name, "method": method.name, "seed": config.seed,
+            "auroc": summary["pooled"]["auroc"], "fpr_at_tpr99": summary["pooled"]["fpr_at_tpr99"],
+            "mean_node_auroc": float(np.mean(node_auroc)) if node_auroc else None,
+            "worst_node_auroc": min(node_auroc) if node_auroc else None,
+            "own_benign_fpr": summary["pooled"]["fpr"],
+            "federation_benign_fpr": federation_benign_fpr(detectors, test_splits),
+            "nodes": len(test_splits), "seconds": time.perf_counter() - start}
+
+
+@one_torch_thread()
+def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], quick: bool, out: Path,
+              progress: Callable[[str], None] = print, methods: Sequence[Method] | None = None) -> Path:
+    """Run every (cell, method, seed) not yet in ``out/results.csv``, appending as it goes; then the report.
+
+    Parameters
+    ----------
+    config : FedCLConfig
+        Settings of every run (``data`` is ignored: ``datas`` names the folders).
+    datas : sequence of str
+        Data folders; each gives the cells of :func:`cells`.
+    seeds : sequence of int
+        Seed 0 is the development seed; the others are reported.
+    quick : bool
+        Small slices, 3 rounds, fewer cells (for CI).
+    out : Path
+        Result folder: ``results.csv``, ``benchmark.md``, ``benchmark.png``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / RESULTS
+    done = set()
+    if results.is_file():
+        done = set(map(tuple, pd.read_csv(results, usecols=KEY).astype(str).to_numpy()))
+    methods = benchmark_methods() if methods is None else methods
+    for data in datas:
+        for cell in cells(data, quick):
+            for seed in seeds:
+                cfg = config.updated(data=data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
+                for method in methods:
+                    if (data, cell.name, method.name, str(seed)) in done:
+                        continue
+                    row = run_cell(cell, method, cfg, quick)
+                    pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
+                    progress(f"{Path(data).name} | {cell.name} | seed {seed} | {method.name}: "
+                             f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
+    return write_benchmark_report(out, config, seeds, quick)
+
+
+def no_regret(rows: pd.DataFrame, ours: str = "fedcl (ours)") -> pd.DataFrame:
+    """Per (data, cell): fedcl's mean AUROC and FPR@TPR0.99 against the best baseline's on each."""
+    means = rows.groupby(["data", "cell", "method"], sort=False)[["auroc", "fpr_at_tpr99"]].mean().reset_index()
+    out = []
+    for (data, cell), df in means.groupby(["data", "cell"], sort=False):
+        mine = df[df["method"] == ours]
+        others = df[df["method"] != ours]
+        if mine.empty or others.empty:
+            continue
+        best_auroc = others.loc[others["auroc"].idxmax()]
+        best_fpr = others.loc[others["fpr_at_tpr99"].idxmin()]
+        out.append({"data": Path(data).name, "cell": cell,
+                    "fedcl auroc": mine["auroc"].iloc[0], "best baseline auroc": best_auroc["auroc"],
+                    "by": best_auroc["method"],
+                    "fedcl fpr@tpr99": mine["fpr_at_tpr99"].iloc[0], "best baseline fpr@tpr99": best_fpr["fpr_at_tpr99"],
+                    "by ": best_fpr["method"],
+                    "no regret": bool(mine["auroc"].iloc[0] >= best_auroc["auroc"]
+                                      and mine["fpr_at_tpr99"].iloc[0] <= best_fpr["fpr_at_tpr99"])})
+    return pd.DataFrame(out)
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    def cell(v):
+        return f"{v:.4f}" if isinstance(v, float) else ("yes" if v is True else "**no**" if v is False else str(v))
+    lines = ["| " + " | ".join(df.columns) + " |", "|---" * len(df.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _method_table(rows: pd.DataFrame) -> str:
+    metrics = ["auroc", "fpr_at_tpr99", "worst_node_auroc", "own_benign_fpr", "federation_benign_fpr"]
+    lines = ["| data | cell | method | " + " | ".join(metrics) + " | seeds |", "|---" * (len(metrics) + 4) + "|"]
+    for (data, cell, method), df in rows.groupby(["data", "cell", "method"], sort=False):
+        lines.append(f"| {Path(data).name} | {cell} | {method} | " + " | ".join(mean_std(df[m]) for m in metrics)
+                     + f" | {len(df)} |")
+    return "\n".join(lines)
+
+
+def write_benchmark_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
+    """benchmark.md and benchmark.png from ``out/results.csv``."""
+    from fedcl.eval.plots import plot_curves
+    from fedcl.experiments._drivers import protocol_text
+
+    rows = pd.read_csv(out / RESULTS)
+    report_rows = rows[rows["seed"] != DEV_SEED]
+    shown = report_rows if len(report_rows) else rows
+    which = ("report seeds (≥ 1; seed 0 is the development seed)" if len(report_rows)
+             else "the development seed only (no report seed has run)")
+    plot_curves(shown.assign(data=shown["data"].map(lambda d: Path(d).name)), "cell", ["auroc", "fpr_at_tpr99"],
+                out / "benchmark.png", panel="data", title=f"Benchmark, {which}: mean ± std over seeds")
+    text = f"""# Development benchmark
+
+{protocol_text(config, seeds, quick)}
+
+{CELLS_TEXT}
+
+Design and report data: seed {DEV_SEED} is the development seed, on which defaults are chosen;
+the tables below are on {which}.
+
+## No regret: fedcl against the best baseline of each cell (means over seeds)
+
+{_markdown(no_regret(shown))}
+
+## Every method in every cell
+
+{_method_table(shown)}
+
+![benchmark](benchmark.png)
+
+Every run: [{RESULTS}]({RESULTS}).
+"""
+    report = out / "benchmark.md"
+    report.write_text(text)
+    return report

@@ -1,0 +1,106 @@
+"""`fedcl experiment benchmark`: every cell and method, resumable, with the no-regret table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from fedcl.cli import app
+from fedcl.config import FedCLConfig
+from fedcl.data import read_dataset
+from fedcl.experiments._benchmark import (Cell, benchmark, benchmark_methods, cells, federation_benign_fpr,
+                                          no_regret)
+from fedcl.experiments._methods import Method, per_node_method
+from fedcl.baselines import KNNDetector
+
+runner = CliRunner()
+
+
+def test_quick_benchmark_runs_every_cell_and_method_and_reports(fedmse_slice, tmp_path):
+    # Execute
+    result = runner.invoke(app, ["experiment", "benchmark", "--data", str(fedmse_slice), "--out", str(tmp_path),
+                                 "--seeds", "1", "--quick"])
+
+    # Assert
+    assert result.exit_code == 0, result.output
+    rows = pd.read_csv(tmp_path / "results.csv")
+    names = [c.name for c in cells(str(fedmse_slice), quick=True)]
+    assert list(pd.unique(rows["cell"])) == names
+    assert len(rows) == len(names) * len(benchmark_methods())
+    assert "centralised" not in " ".join(rows["method"])  # only methods that keep rows on their node
+    assert rows["federation_benign_fpr"].between(0, 1).all() and rows["auroc"].between(0, 1).all()
+    report = (tmp_path / "benchmark.md").read_text()
+    assert "## No regret" in report and "natural, unseen device" in report
+    assert (tmp_path / "benchmark.png").stat().st_size > 10_000
+
+
+def test_an_interrupted_benchmark_resumes_where_it_stopped(fedmse_slice, tmp_path):
+    # Prepare: a cheap method, and a results file that lost its last row
+    knn = Method("k-NN per node", "unsupervised", per_node_method(lambda c: KNNDetector()))
+    config = FedCLConfig()
+    benchmark(config, [str(fedmse_slice)], [0], True, tmp_path, progress=lambda _: None, methods=[knn])
+    full = pd.read_csv(tmp_path / "results.csv")
+    full.iloc[:-1].to_csv(tmp_path / "results.csv", index=False)
+    ran = []
+
+    # Execute
+    benchmark(config, [str(fedmse_slice)], [0], True, tmp_path, progress=ran.append, methods=[knn])
+
+    # Assert: only the missing row ran again, with the same figures
+    again = pd.read_csv(tmp_path / "results.csv")
+    assert len(ran) == 1 and len(again) == len(full)
+    np.testing.assert_allclose(again["auroc"], full["auroc"])
+
+
+def test_home_cluster_cell_gives_nodes_different_mixes_and_small_cells_cut_training_rows(fedmse_slice):
+    cell_names = {c.name: c for c in cells(str(fedmse_slice), quick=True)}
+    config = FedCLConfig(seed=0)
+
+    natural = cell_names["natural"].make_splits(config)
+    small = cell_names["natural, 250 train rows"].make_splits(config)
+
+    assert [len(s.train) for s in small] == [250] * 3
+    assert [len(s.val) for s in small] == [len(s.val) for s in natural]  # validation and test rows unchanged
+    # rows cut from the node's own training rows, not drawn elsewhere
+    for s, n in zip(small, natural):
+        assert {r.tobytes() for r in np.nan_to_num(s.train)} <= {r.tobytes() for r in np.nan_to_num(n.train)}
+    assert Cell(str(fedmse_slice), "x").make_splits(config)[0].name == read_dataset(fedmse_slice)[0].name
+
+
+def test_federation_benign_fpr_counts_other_nodes_rows_at_each_threshold():
+    # Prepare: two nodes; a detector that flags every row above 0
+    class Above:
+        def __init__(self, cut):
+            self.cut = cut
+
+        def predict(self, x):
+            return (x[:, 0] > self.cut).astype(int)
+
+    from fedcl.data import NodeSplit
+
+    def split(name, values):
+        x = np.array(values, dtype=float)[:, None]
+        return NodeSplit(name, x, x, x, x[:0], np.array([], dtype=object))
+
+    splits = [split("a", [0.0, 1.0]), split("b", [2.0, 3.0, 4.0])]
+
+    # Execute: a flags b's rows above 2.5 (2 of 3); b flags a's rows above 10 (0 of 2)
+    fpr = federation_benign_fpr({"a": Above(2.5), "b": Above(10.0)}, splits)
+
+    # Assert
+    assert fpr == 2 / 5
+
+
+def test_no_regret_needs_both_auroc_and_fpr_at_least_as_good():
+    rows = pd.DataFrame([
+        {"data": "d", "cell": "c1", "method": "fedcl (ours)", "seed": 1, "auroc": 0.99, "fpr_at_tpr99": 0.05},
+        {"data": "d", "cell": "c1", "method": "LOF", "seed": 1, "auroc": 0.98, "fpr_at_tpr99": 0.04},
+        {"data": "d", "cell": "c2", "method": "fedcl (ours)", "seed": 1, "auroc": 0.99, "fpr_at_tpr99": 0.01},
+        {"data": "d", "cell": "c2", "method": "LOF", "seed": 1, "auroc": 0.98, "fpr_at_tpr99": 0.04},
+    ])
+
+    table = no_regret(rows).set_index("cell")
+
+    assert not table.loc["c1", "no regret"] and table.loc["c2", "no regret"]
+    assert table.loc["c1", "by"] == "LOF"
