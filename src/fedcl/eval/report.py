@@ -38,8 +38,9 @@ Data: `{config.data}` ({len(summary['nodes'])} nodes; held-out test rows: {count
 {'on' if config.node_normalisation else 'off'}, seed {config.seed}.
 
 Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores
-(no attack row is seen before testing). Scores: mean distance to the {config.n_neighbors} nearest benign
-training embeddings of the node.
+(no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the
+{config.n_neighbors} nearest of {config.n_references} k-means centroids of the node's benign training
+embeddings (to its nearest training embeddings when the node has no more rows than centroids).
 
 ## Pooled
 

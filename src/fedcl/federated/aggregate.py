@@ -18,8 +18,9 @@ def _normalised(raw: np.ndarray) -> np.ndarray:
 def dynamic_weights(distances: Sequence[float]) -> np.ndarray:
     """w_i = 1 / (1 + d_i), normalised to sum to 1.
 
-    d_i is node i's mean ‖z̃ − g‖² (per embedding dimension): nodes whose embeddings sit far from
-    the global reference, because their data are noisy or their update diverged, pull less.
+    d_i is node i's mean ‖z̃ − ĝ_i‖² / dim, with ĝ_i = (g − μ_i)/σ_i the global reference in the
+    node's normalised frame (:func:`fedcl.federated.local.local_train`): nodes whose embeddings sit
+    far from the global reference, because their data are noisy or their update diverged, pull less.
     """
     d = np.asarray(distances, dtype=np.float64)
     if np.any(~np.isfinite(d)) or np.any(d < 0):
@@ -51,7 +52,8 @@ def apply_updates(
 
 
 def reference_vector(means: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """g = Σ_i w_i mean(z̃_i) / Σ_i w_i: built from per-node statistics, never from rows."""
+    """g = Σ_i w_i μ_i / Σ_i w_i, μ_i the mean of node i's raw embeddings z (not of z̃, whose mean
+    is 0): built from per-node statistics, never from rows."""
     w = _normalised(np.asarray(weights, dtype=np.float64))
     m = np.stack([np.asarray(v, dtype=np.float64) for v in means])  # (nodes, dim)
     if len(m) != len(w):

@@ -1,4 +1,4 @@
-"""One node's share of a round: local epochs of InfoNCE + λ‖z̃ − g‖² on its benign rows."""
+"""One node's share of a round: local epochs of InfoNCE + λ‖z̃ − ĝ_i‖²/dim on its benign rows."""
 
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ class LocalUpdate:
     n_samples : int
         Rows trained on.
     mean_embedding : ndarray of shape (dim,)
-        Mean z̃ over the node's local window.
+        μ_i: mean of the raw embeddings z (not of z̃, whose mean is 0 by construction) over the
+        node's training rows, under the updated θ_i.
     distance : float
-        d_i, mean ‖z̃ − g‖² / dim over the local window.
+        d_i: mean ‖z̃ − ĝ_i‖² / dim over the node's training rows, with ĝ_i = (g − μ_i)/σ_i the
+        reference in the node's frame (ĝ_i = 0 before the server has sent a g).
     loss : float
         Mean training loss (InfoNCE + λ·consistency) of the last local epoch.
     contrastive : float
@@ -72,8 +74,10 @@ def local_train(
     (Compared with g in z̃ space directly, the term would be degenerate: every node's z̃ has mean 0
     by construction, so g would be 0 and every d_i the same.)
 
-    μ_i, σ_i: during training, the detached statistics of the current batch, a sample of the local
-    window; for the reported μ_i and d_i, exact statistics over the whole window.
+    μ_i, σ_i: during training, the statistics of the current batch (both views), detached from the
+    graph, so ĝ_i is a constant within a step and the gradient reaches θ only through z in
+    z̃ = (z − μ_i)/σ_i (see :class:`fedcl.model.EmbeddingNormaliser`); for the reported μ_i and d_i,
+    exact statistics over all the node's training rows under the updated θ_i.
     """
     set_arrays(encoder, global_arrays)
     g = None if reference is None else torch.as_tensor(reference, dtype=torch.float32)
@@ -95,7 +99,7 @@ def local_train(
                 continue
             z_a = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
             z_b = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
-            normaliser.fit(torch.cat([z_a, z_b]))  # this batch of the node's window, detached
+            normaliser.fit(torch.cat([z_a, z_b]))  # μ_i, σ_i of this batch (both views), detached
             zn_a, zn_b = normaliser(z_a), normaliser(z_b)
             loss = contrastive(zn_a, zn_b)
             contrastive_losses.append(loss.item())
@@ -114,7 +118,7 @@ def local_train(
     return LocalUpdate(
         delta=[new - old for new, old in zip(get_arrays(encoder), global_arrays)],
         n_samples=len(x),
-        mean_embedding=z.mean(dim=0).numpy().astype(np.float64),  # μ_i, also without normalisation
+        mean_embedding=z.mean(dim=0).numpy().astype(np.float64),  # μ_i: mean of the raw z, not of z̃
         distance=float(squared_distance(z_norm, g_node).mean()),
         loss=float(np.mean(losses)) if losses else float("nan"),
         contrastive=float(np.mean(contrastive_losses)) if losses else float("nan"),

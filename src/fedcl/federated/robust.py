@@ -1,8 +1,11 @@
 """Byzantine-robust server rules, and fedcl's guarded dynamic weighting.
 
-Each rule maps the global θ and the nodes' updates to (new θ, g, per-node weight). Median, trimmed
-mean and Krum / Multi-Krum are Flower's own functions (``flwr.server.strategy.aggregate``), applied
-to the nodes' parameters θ + Δθ_i; g is combined from the nodes' embedding means by the same rule.
+Each rule maps the global θ and the nodes' updates to (new θ, g, per-node weight). Median and
+trimmed mean call Flower's own functions (``aggregate_median``, ``aggregate_trimmed_avg`` from
+``flwr.server.strategy.aggregate``) on the nodes' parameters θ + Δθ_i. Krum and Multi-Krum do not
+call Flower: :func:`krum_selection` reimplements ``aggregate_krum``'s choice of nodes (so the rule
+can report per-node weights), and ``tests/federated/test_robust.py`` checks that the resulting θ
+equals ``aggregate_krum``'s. g is combined from the nodes' embedding means μ_i by the same rule.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Temperature-scaled InfoNCE (NT-Xent) with cosine similarity."""
+"""Temperature-scaled InfoNCE with cosine similarity and cross-view negatives only (not NT-Xent)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from torch import Tensor, nn
 class InfoNCELoss(nn.Module):
     """InfoNCE over a batch of paired views.
 
-    For row i, the positive is the other view of row i; the negatives are the other rows' views in
-    the batch. Both directions (a->b and b->a) are averaged, as in SimCLR.
+    For anchor a_i, the positive is b_i and the negatives are the other rows' views from the other
+    side only, b_j for j ≠ i: N − 1 negatives per anchor in a batch of N rows. SimCLR's NT-Xent
+    also uses the same-side views a_j (2N − 2 negatives); this loss does not. Both directions
+    (a->b and b->a) are averaged.
 
     Parameters
     ----------
