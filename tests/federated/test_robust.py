@@ -1,5 +1,7 @@
 """Tests for the robust server rules, the simulated attackers and dropouts."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -22,7 +24,8 @@ def honest_updates(n=10, spread=0.05):
     rng = np.random.default_rng(1)
     common = [rng.normal(size=a.shape) * 0.1 for a in ARRAYS]
     return [LocalUpdate([(c + rng.normal(size=c.shape) * spread).astype(np.float32) for c in common],
-                        100 + 10 * i, rng.normal(size=2) * 0.1, 1.0 + 0.1 * rng.random(), 1.0, 1.0)
+                        100 + 10 * i, rng.normal(size=2) * 0.5, 1.0 + 0.1 * rng.random(), 1.0, 1.0,
+                        1.0 + 0.5 * rng.random(2))
             for i in range(n)]
 
 
@@ -37,8 +40,8 @@ def close(theta, expected):
 def test_median_and_trimmed_mean_are_flowers_own():
     updates = honest_updates()
 
-    median, _, _ = aggregate_round(ARRAYS, updates, "median")
-    trimmed, _, _ = aggregate_round(ARRAYS, updates, "trimmed-mean")
+    median = aggregate_round(ARRAYS, updates, "median").arrays
+    trimmed = aggregate_round(ARRAYS, updates, "trimmed-mean").arrays
 
     assert close(median, aggregate_median(params(updates)))
     assert close(trimmed, aggregate_trimmed_avg(params(updates), 0.2))
@@ -49,40 +52,46 @@ def test_median_and_trimmed_mean_are_flowers_own():
 def test_krum_matches_flower(rule, to_keep):
     updates = honest_updates()[:7] + [BEHAVIOURS["scaled x10"](u, None, RNG) for u in honest_updates()[7:]]
 
-    theta, _, weights = aggregate_round(ARRAYS, updates, rule)
+    step = aggregate_round(ARRAYS, updates, rule)
+    theta, weights = step.arrays, step.weights
 
     assert close(theta, aggregate_krum(params(updates), assumed_malicious(10), to_keep))
     assert np.all(weights[7:] == 0)  # the scaled updates are never chosen
+    assert all(("Krum keeps" in r) == (w == 0) for r, w in zip(map(str, step.reasons), weights))
     assert np.count_nonzero(weights) == max(to_keep, 1)
     assert set(krum_selection(updates, to_keep)) <= set(range(7))
 
 
-@pytest.mark.parametrize("attack", ["sign-flip", "scaled x10", "random", "lying d=0 + flip x10"])
-def test_guarded_dynamic_sets_forged_updates_aside(attack):
+@pytest.mark.parametrize("attack", ["sign-flip", "scaled x10", "random", "lying d=0 + flip x10", "free-rider"])
+def test_guarded_dynamic_sets_updates_that_point_away_aside_and_bounds_the_rest(attack):
     updates = honest_updates()
     forged = [BEHAVIOURS[attack](u, np.zeros(2), np.random.default_rng(100 + i)) for i, u in enumerate(updates[:2])]
 
-    clean, g_clean, _ = aggregate_round(ARRAYS, updates[2:], "dynamic-guarded")
-    theta, g, weights = aggregate_round(ARRAYS, forged + updates[2:], "dynamic-guarded")
-    plain, _, _ = aggregate_round(ARRAYS, forged + updates[2:], "dynamic")
+    clean = aggregate_round(ARRAYS, updates[2:], "dynamic-guarded")
+    step = aggregate_round(ARRAYS, forged + updates[2:], "dynamic-guarded")
+    plain = aggregate_round(ARRAYS, forged + updates[2:], "dynamic")
 
-    assert weights.sum() == pytest.approx(1.0)
-    if attack != "scaled x10":  # clipped to the median norm, a scaled honest update is an honest update
-        assert np.all(weights[:2] == 0)
-    moved = max(np.abs(t - c).max() for t, c in zip(theta, clean))
-    moved_plain = max(np.abs(t - c).max() for t, c in zip(plain, clean))
+    assert step.weights.sum() == pytest.approx(1.0)
+    assert step.reasons[2:] == [None] * 8 and np.all(step.weights[2:] > 0)  # no honest node set aside
+    if attack in ("sign-flip", "lying d=0 + flip x10", "free-rider"):  # against, or not along, the others
+        assert np.all(step.weights[:2] == 0)
+        assert all("points away" in r for r in step.reasons[:2])
+    # clipped to the median norm, a scaled or random update weighs no more than an honest one
+    moved = max(np.abs(t - c).max() for t, c in zip(step.arrays, clean.arrays))
+    moved_plain = max(np.abs(t - c).max() for t, c in zip(plain.arrays, clean.arrays))
     assert moved < 0.25 * moved_plain  # plain dynamic weighting follows the forged updates
 
 
 def test_a_lying_node_gets_the_largest_plain_dynamic_weight_but_no_more_than_typical_when_guarded():
     updates = honest_updates()
     liar = lying(updates[0], np.zeros(2), RNG)
-    liar = LocalUpdate(updates[0].delta, liar.n_samples, liar.mean_embedding, liar.distance, 1.0, 1.0)  # honest Δθ
+    liar = replace(liar, delta=updates[0].delta, mean_embedding=np.median([u.mean_embedding for u in updates], axis=0),
+                   std_embedding=np.median([u.std_embedding for u in updates], axis=0))  # honest Δθ, statistics on the centre
 
-    _, _, plain = aggregate_round(ARRAYS, [liar] + updates[1:], "dynamic")
-    _, _, guarded = aggregate_round(ARRAYS, [liar] + updates[1:], "dynamic-guarded")
+    plain = aggregate_round(ARRAYS, [liar] + updates[1:], "dynamic").weights
+    guarded = aggregate_round(ARRAYS, [liar] + updates[1:], "dynamic-guarded").weights
 
-    assert liar.distance == 0 and plain[0] == plain.max() > 1.5 * np.median(plain)
+    assert plain[0] > np.max(plain[1:])  # the forged statistics buy the largest weight when trusted
     assert guarded[0] <= np.max(guarded[1:]) + 1e-12
 
 

@@ -9,6 +9,7 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.federated import FederationResult, LocalUpdate, aggregate_round, dynamic_weights, run_federation
+from fedcl.federated.aggregate import divergences
 from fedcl.federated.params import get_arrays
 from fedcl.model import encoder_for
 
@@ -86,8 +87,9 @@ def test_result_holds_only_parameters_reference_and_history(dynamic_run):
     for record in dynamic_run.history:
         assert set(record) == {"round", "loss", "contrastive", "reference_norm", "nodes"}
         for stats in record["nodes"].values():
-            assert set(stats) == {"loss", "distance", "weight"}
-            assert all(isinstance(v, float) for v in stats.values())
+            assert set(stats) == {"loss", "distance", "weight", "excluded", "reason"}
+            assert all(isinstance(stats[k], float) for k in ("loss", "distance", "weight"))
+            assert stats["excluded"] is False and stats["reason"] is None
     # No array of the result has a row's width except the first layer's weight (hidden, 115).
     assert [a.shape for a in dynamic_run.arrays if 115 in a.shape] == [(CONFIG.hidden, 115)]
     # No row's bytes (nor its first 8 values) appear anywhere in the serialised result.
@@ -122,23 +124,43 @@ def test_aggregation_choice_changes_the_result(dynamic_run, fedavg_run):
     assert first_d == first_f
 
 
+def test_divergence_is_measured_in_the_federations_frame_by_hand():
+    # medians: centre (0, 0), scale (1, 1), so ‖s‖² = 2
+    means = [np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([0.0, 3.0])]
+    stds = [np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([2.0, 1.0])]
+
+    np.testing.assert_allclose(divergences(means, stds), [0.0, 1 / 2, (9 + 1) / 2])
+
+
+def test_a_noisier_node_is_further_however_it_scales_itself():
+    # the same centre, a spread three times the others': its own σ would call it close
+    means = [np.zeros(4)] * 4
+    stds = [np.ones(4), np.ones(4) * 1.1, np.ones(4) * 0.9, np.ones(4) * 3.0]
+
+    d = divergences(means, stds)
+
+    assert d[3] > 3 * max(d[:3])
+
+
 def test_aggregate_round_matches_the_pieces():
     arrays = [np.zeros(2), np.ones((1, 2))]
-    updates = [
-        LocalUpdate([np.array([1.0, 0.0]), np.array([[2.0, 2.0]])], 10, np.array([1.0, 0.0]), 0.0, 1.0, 1.0),
-        LocalUpdate([np.array([0.0, 4.0]), np.array([[0.0, 0.0]])], 30, np.array([0.0, 1.0]), 1.0, 1.0, 1.0),
-    ]
+    deltas = [[np.array([1.0, 0.0]), np.array([[2.0, 2.0]])], [np.array([0.0, 4.0]), np.array([[0.0, 0.0]])],
+              [np.array([3.0, 0.0]), np.array([[0.0, 1.0]])]]
+    means = [np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([0.0, 3.0])]
+    stds = [np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([2.0, 1.0])]
+    updates = [LocalUpdate(d, n, m, 1.0, 1.0, 1.0, s) for d, n, m, s in zip(deltas, (10, 30, 60), means, stds)]
 
-    new_d, g_d, w_d = aggregate_round(arrays, updates, "dynamic")
-    new_f, g_f, w_f = aggregate_round(arrays, updates, "fedavg")
+    dynamic = aggregate_round(arrays, updates, "dynamic")
+    fedavg = aggregate_round(arrays, updates, "fedavg")
 
-    np.testing.assert_allclose(w_d, [2 / 3, 1 / 3])
-    np.testing.assert_allclose(new_d[0], [2 / 3, 4 / 3])
-    np.testing.assert_allclose(new_d[1], [[1 + 4 / 3, 1 + 4 / 3]])
-    np.testing.assert_allclose(g_d, [2 / 3, 1 / 3])
-    np.testing.assert_allclose(w_f, [0.25, 0.75])
-    np.testing.assert_allclose(new_f[0], [0.25, 3.0])
-    np.testing.assert_allclose(g_f, [0.25, 0.75])
+    w = np.array([1.0, 1 / 1.5, 1 / 6.0])  # 1 / (1 + d) with d = 0, 1/2, 5 (see above)
+    np.testing.assert_allclose(dynamic.weights, w / w.sum())
+    np.testing.assert_allclose(dynamic.arrays[0], (w[0] * np.array([1.0, 0.0]) + w[1] * np.array([0.0, 4.0])
+                                                   + w[2] * np.array([3.0, 0.0])) / w.sum())
+    np.testing.assert_allclose(dynamic.reference, (w[1] * means[1] + w[2] * means[2]) / w.sum())
+    np.testing.assert_allclose(fedavg.weights, [0.1, 0.3, 0.6])
+    np.testing.assert_allclose(fedavg.reference, [0.3, 1.8])
+    assert dynamic.reasons == fedavg.reasons == [None] * 3
 
 
 def test_a_node_with_one_training_row_is_a_clear_error():

@@ -48,12 +48,12 @@ def certs_command(
     nodes: Annotated[int, typer.Option(help="Also make this many SuperNode authentication key pairs.")] = 0,
 ) -> None:
     """Make a CA and a SuperLink TLS certificate (and SuperNode keys); keep ca.crt for every node."""
-    from fedcl.federated.flower import deploy
+    from fedcl.federated.flower.certificates import LOOPBACK_HOSTS, generate_certificates, generate_node_keys
 
-    hosts = tuple(dict.fromkeys([*(host or []), "127.0.0.1", "localhost"]))  # the SuperLink's own executor uses loopback
-    certs = deploy.generate_certificates(out, hosts, days=days)
+    hosts = tuple(dict.fromkeys([*(host or []), *LOOPBACK_HOSTS]))  # the SuperLink's own executor uses loopback
+    certs = generate_certificates(out, hosts, days=days)
     typer.echo(f"CA {certs.ca_cert}; SuperLink certificate {certs.server_cert} for {', '.join(hosts)}")
-    for key, pub in deploy.generate_node_keys(out / "nodes", nodes) if nodes else []:
+    for key, pub in generate_node_keys(out / "nodes", nodes) if nodes else []:
         typer.echo(f"node key {key} (register {pub})")
 
 
@@ -70,25 +70,30 @@ def superlink_command(
     """Start a SuperLink in the foreground (Ctrl-C stops it and its children)."""
     import tempfile
 
-    from fedcl.federated.flower import deploy
+    from fedcl.federated.flower import commands
+    from fedcl.federated.flower.certificates import Certificates
+    from fedcl.federated.flower.environment import base_env
+    from fedcl.federated.flower.flwr_cli import flwr_home_env, register_supernodes
+    from fedcl.federated.flower.health import wait_healthy
+    from fedcl.federated.flower.processes import start_process, stop_processes
 
     if not insecure and certs is None:
         raise ConfigError("give --certs DIR (from `fedcl flower certs`) or --insecure")
-    tls = deploy.Certificates.in_dir(certs) if certs else None
-    argv = deploy.superlink_command(certs=tls, insecure=insecure, host=host, port=port, database=database,
-                                    supernode_auth=bool(register))
+    tls = Certificates.in_dir(certs) if certs else None
+    argv = commands.superlink_command(certs=tls, insecure=insecure, host=host, port=port, database=database,
+                                      supernode_auth=bool(register))
     with tempfile.TemporaryDirectory() as home:
-        proc = deploy.start_process(argv, Path(home) / "superlink.log", deploy.base_env())
+        proc = start_process(argv, Path(home) / "superlink.log", base_env())
         try:
             local = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-            deploy.wait_healthy(local, tls.ca_cert if tls else None, insecure=insecure, process=proc)
+            wait_healthy(local, tls.ca_cert if tls else None, insecure=insecure, process=proc)
             if register:
-                env = deploy.flwr_home_env(home, local, tls.ca_cert if tls else None, insecure=insecure)
-                deploy.register_supernodes(register, env, exist_ok=True)
+                env = flwr_home_env(home, local, tls.ca_cert if tls else None, insecure=insecure)
+                register_supernodes(register, env, exist_ok=True)
             typer.echo(f"SuperLink on {host}:{port} ({'TLS' if tls else 'insecure'}); log {home}/superlink.log")
             proc.wait()
         finally:
-            deploy.stop_processes([proc])
+            stop_processes([proc])
 
 
 @flower_app.command("supernode")
@@ -96,7 +101,7 @@ def superlink_command(
 def supernode_command(
     data: Annotated[Path, typer.Option(help="This node's data folder (its own rows only).")],
     superlink: Annotated[str, typer.Option(help="HOST:PORT of the SuperLink.")],
-    partition_id: Annotated[int, typer.Option(help="This node's index in the federation.")] = 0,
+    partition_id: Annotated[int, typer.Option(help="This node's index in the federation: a distinct integer per node.")],
     root_certificates: Annotated[Path | None, typer.Option(help="The CA certificate (ca.crt).")] = None,
     auth_key: Annotated[Path | None, typer.Option(help="This node's private key, when the SuperLink authenticates nodes.")] = None,
     node_name: Annotated[str | None, typer.Option(help="Which node of the data folder, if it holds several.")] = None,
@@ -106,16 +111,17 @@ def supernode_command(
     """Start a SuperNode serving one node's data (replaces this process)."""
     import os
 
-    from fedcl.federated.flower import deploy
+    from fedcl.federated.flower import commands
+    from fedcl.federated.flower.environment import base_env
 
     if not data.exists():
         raise ConfigError(f"{data}: data folder not found")
     if not insecure and root_certificates is None:
         raise ConfigError("give --root-certificates ca.crt or --insecure")
-    argv = deploy.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
-                                    node_name=node_name, root_certificates=root_certificates, insecure=insecure,
-                                    private_key=auth_key, port=port)
-    os.execvpe(argv[0], argv, deploy.base_env())
+    argv = commands.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
+                                      node_name=node_name, root_certificates=root_certificates, insecure=insecure,
+                                      private_key=auth_key, port=port)
+    os.execvpe(argv[0], argv, base_env())
 
 
 @flower_app.command("run")
@@ -136,18 +142,18 @@ def submit_command(
     """Submit a fedcl run to a SuperLink and print its run id."""
     import tempfile
 
-    from fedcl.federated.flower import deploy
+    from fedcl.federated.flower.flwr_cli import flwr_home_env, submit_run, wait_finished
 
     cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed)
     settings = {k: v for k, v in cfg.to_dict().items() if k != "data"}
     settings.update({"out-dir": out, "min-nodes": min_nodes, "round-timeout": round_timeout, "resume": resume})
     # A private FLWR_HOME: flwr's config.toml there is rewritten for this connection.
     with tempfile.TemporaryDirectory() as home:
-        env = deploy.flwr_home_env(home, superlink, root_certificates, insecure=insecure)
-        run_id = deploy.submit_run(env, settings)
+        env = flwr_home_env(home, superlink, root_certificates, insecure=insecure)
+        run_id = submit_run(env, settings)
         typer.echo(f"run {run_id} submitted")
         if wait:
-            status = deploy.wait_finished(run_id, env)
+            status = wait_finished(run_id, env)
             typer.echo(f"run {run_id}: {status}")
             if status != "finished:completed":
                 raise typer.Exit(1)

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass
+class ServerStep:
+    """What one server round decides: the new θ and g, each node's weight, and for each node the
+    reason it was set aside for the round (None: it was not)."""
+
+    arrays: list[np.ndarray]
+    reference: np.ndarray
+    weights: np.ndarray
+    reasons: list[str | None]
 
 
 def _normalised(raw: np.ndarray) -> np.ndarray:
@@ -18,14 +30,37 @@ def _normalised(raw: np.ndarray) -> np.ndarray:
 def dynamic_weights(distances: Sequence[float]) -> np.ndarray:
     """w_i = 1 / (1 + d_i), normalised to sum to 1.
 
-    d_i is node i's mean ‖z̃ − ĝ_i‖² / dim, with ĝ_i = (g − μ_i)/σ_i the global reference in the
-    node's normalised frame (:func:`fedcl.federated.local.local_train`): nodes whose embeddings sit
-    far from the global reference, because their data are noisy or their update diverged, pull less.
+    d_i is node i's distance from the federation's representations (:func:`divergences`): nodes
+    whose embeddings sit far from the others', because their data are noisy or their update
+    diverged, pull less.
     """
     d = np.asarray(distances, dtype=np.float64)
     if np.any(~np.isfinite(d)) or np.any(d < 0):
         raise ValueError(f"distances must be finite and non-negative, got {d}")
     return _normalised(1.0 / (1.0 + d))
+
+
+def divergences(means: Sequence[np.ndarray], stds: Sequence[np.ndarray]) -> np.ndarray:
+    """d_i: how far node i's representations sit from the federation's, in one frame all nodes share.
+
+    The federation's representations are summarised robustly by the coordinate-wise medians m of
+    the μ_i and s of the σ_i (a few bad nodes cannot move them); node i's distance is the squared
+    2-Wasserstein distance between N(μ_i, diag σ_i²) and N(m, diag s²), in units of the
+    federation's total variance:
+
+        d_i = (‖μ_i − m‖² + ‖σ_i − s‖²) / ‖s‖²
+
+    A node whose embeddings are shifted or more spread (noisy rows) gets a larger d_i, whatever
+    its own scale. (d_i measured in the node's own σ_i units, as the node reports it, would do the
+    opposite: noise inflates σ_i and shrinks the distance.)
+    """
+    mu = np.stack([np.asarray(m, dtype=np.float64) for m in means])  # (nodes, dim)
+    sd = np.stack([np.asarray(s, dtype=np.float64) for s in stds])
+    if mu.shape != sd.shape:
+        raise ValueError(f"means {mu.shape} and stds {sd.shape} differ in shape")
+    centre, scale = np.median(mu, axis=0), np.median(sd, axis=0)
+    total = max(float((scale**2).sum()), 1e-12)
+    return (((mu - centre) ** 2).sum(axis=1) + ((sd - scale) ** 2).sum(axis=1)) / total
 
 
 def sample_weights(counts: Sequence[int]) -> np.ndarray:

@@ -34,6 +34,10 @@ class LocalUpdate:
         Mean training loss (InfoNCE + λ·consistency) of the last local epoch.
     contrastive : float
         Its InfoNCE part alone.
+    std_embedding : ndarray of shape (dim,)
+        σ_i: per-dimension standard deviation of the raw embeddings z, with μ_i what places the
+        node's representations in the frame all nodes share (the server's d_i, see
+        :func:`fedcl.federated.aggregate.divergences`).
     """
 
     delta: list[np.ndarray]
@@ -42,6 +46,7 @@ class LocalUpdate:
     distance: float
     loss: float
     contrastive: float
+    std_embedding: np.ndarray
 
 
 def node_generator(seed: int, node: str, round_: int) -> torch.Generator:
@@ -122,4 +127,5 @@ def local_train(
         distance=float(squared_distance(z_norm, g_node).mean()),
         loss=float(np.mean(losses)) if losses else float("nan"),
         contrastive=float(np.mean(contrastive_losses)) if losses else float("nan"),
+        std_embedding=z.std(dim=0, correction=0).numpy().astype(np.float64),
     )

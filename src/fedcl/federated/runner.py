@@ -13,7 +13,8 @@ from torch import Tensor
 from fedcl.config import FedCLConfig
 from fedcl.federated import robust
 from fedcl.federated.params import get_arrays
-from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
+from fedcl.federated.aggregate import (ServerStep, apply_updates, divergences, dynamic_weights, reference_vector,
+                                      sample_weights)
 from fedcl.federated.behaviours import Behaviour
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
 from fedcl.model import initial_encoder
@@ -29,18 +30,20 @@ class FederationResult:
     history: list[dict] = field(default_factory=list)
 
 
-def round_record(round_: int, names: list[str], updates: list[LocalUpdate], weights: np.ndarray,
-                 reference: np.ndarray) -> dict:
-    """One round of history: mean losses, ‖g‖ and each node's loss, distance and weight."""
+def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step: "ServerStep") -> dict:
+    """One round of history: mean losses, ‖g‖, and per node its loss, distance d_i (shared frame),
+    weight, and whether it was set aside and why."""
     counts = [u.n_samples for u in updates]
+    d = divergences([u.mean_embedding for u in updates], [u.std_embedding for u in updates])
     return {
         "round": round_,
         "loss": float(np.average([u.loss for u in updates], weights=counts)),
         "contrastive": float(np.average([u.contrastive for u in updates], weights=counts)),
-        "reference_norm": float(np.linalg.norm(reference)),
+        "reference_norm": float(np.linalg.norm(step.reference)),
         "nodes": {
-            name: {"loss": u.loss, "distance": u.distance, "weight": float(w)}
-            for name, u, w in zip(names, updates, weights)
+            name: {"loss": u.loss, "distance": float(d_i), "weight": float(w),
+                   "excluded": reason is not None, "reason": reason}
+            for name, u, d_i, w, reason in zip(names, updates, d, step.weights, step.reasons)
         },
     }
 
@@ -54,19 +57,17 @@ ROBUST_RULES = {
 }
 
 
-def aggregate_round(
-    arrays: list[np.ndarray], updates: list[LocalUpdate], aggregation: str
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """One server step: new θ, new g, and each node's weight in it."""
+def aggregate_round(arrays: list[np.ndarray], updates: list[LocalUpdate], aggregation: str) -> ServerStep:
+    """One server step: new θ, new g, each node's weight, and why any node was set aside."""
     if aggregation in ROBUST_RULES:
         return ROBUST_RULES[aggregation](arrays, updates)
     if aggregation == "dynamic":
-        weights = dynamic_weights([u.distance for u in updates])
+        weights = dynamic_weights(divergences([u.mean_embedding for u in updates], [u.std_embedding for u in updates]))
     else:
         weights = sample_weights([u.n_samples for u in updates])
     new_arrays = apply_updates(arrays, [u.delta for u in updates], weights)
     reference = reference_vector([u.mean_embedding for u in updates], weights)
-    return new_arrays, reference, weights
+    return ServerStep(new_arrays, reference, weights, [None] * len(updates))
 
 
 def participants(n_nodes: int, dropout: float, seed: int, round_: int) -> np.ndarray:
@@ -124,8 +125,9 @@ def run_federation(
                 update = behaviours[name](update, reference, node_rng(config.seed, name, round_))
             names.append(name)
             updates.append(update)
-        arrays, reference, weights = aggregate_round(arrays, updates, config.aggregation)
-        record = round_record(round_, names, updates, weights, reference)
+        step = aggregate_round(arrays, updates, config.aggregation)
+        arrays, reference = step.arrays, step.reference
+        record = round_record(round_, names, updates, step)
         history.append(record)
         if on_round is not None:
             on_round(record)

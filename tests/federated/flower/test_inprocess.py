@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from fedcl.federated import run_federation
 from fedcl.federated.flower import run_inprocess
 from fedcl.federated.flower.server import CHECKPOINT_FILE
 from fedcl.pipeline import evaluate, load_splits, scaled_training_rows
+from fedcl.rundir import HISTORY_FILE
 
 
 def node_configs(root, names):
@@ -35,6 +38,26 @@ def test_flower_path_equals_in_process_runner(fedmse_slice, tmp_path, aggregatio
         np.testing.assert_allclose(a, b.numpy(), rtol=0, atol=1e-6)
     np.testing.assert_allclose(plain.reference, flower.reference, rtol=0, atol=1e-6)
     assert [h["loss"] for h in plain.history] == pytest.approx([h["loss"] for h in flower.history])
+    for p, f in zip(plain.history, flower.history):  # same nodes, same names, same order, same weights
+        assert list(f["nodes"]) == list(p["nodes"])
+        assert [n["weight"] for n in f["nodes"].values()] == pytest.approx([n["weight"] for n in p["nodes"].values()])
+
+
+def test_history_names_nodes_like_the_in_process_runner_whatever_order_they_join(fedmse_slice, tmp_path):
+    # Prepare: the nodes join in reverse order; their partition ids still follow the data folder
+    config = FedCLConfig(data=str(fedmse_slice), rounds=2, seed=3)
+    splits = load_splits(config)
+    nodes = node_configs(fedmse_slice, [s.name for s in splits])[::-1]
+
+    # Execute
+    plain = run_federation({s.name: scaled_training_rows(s) for s in splits}, config)
+    run_inprocess(config, nodes, tmp_path / "run")
+
+    # Assert: history.jsonl names the nodes as the in-process runner does, in its order
+    saved = [json.loads(line) for line in (tmp_path / "run" / HISTORY_FILE).read_text().splitlines()]
+    assert [list(h["nodes"]) for h in saved] == [list(h["nodes"]) for h in plain.history]
+    assert list(saved[0]["nodes"]) == ["Client-1", "Client-2", "Client-3"]
+    assert [h["loss"] for h in saved] == pytest.approx([h["loss"] for h in plain.history], abs=1e-6)
 
 
 def test_resume_continues_from_the_last_checkpoint(fedmse_slice, tmp_path):

@@ -1,9 +1,11 @@
 """Flower ClientApp: one node trains on its own rows, replies with its update and a few statistics.
 
 Node settings (``flower-supernode --node-config``): ``data-path`` (this node's data folder, any
-layout fedcl reads), ``node-name`` (which node of that folder, when it holds several) and
-``partition-id`` (this node's index in the federation). The node's random stream is keyed by its
-name, as in the in-process runner (:mod:`fedcl.seeding`).
+layout fedcl reads; required), ``node-name`` (which node of that folder, when it holds several) and
+``partition-id`` (this node's index in the federation, a distinct integer per node; required). The
+node's random stream is keyed by its name, as in the in-process runner (:mod:`fedcl.seeding`); the
+reply carries the name, which labels the node in the run history, and the partition id, which fixes
+the order the server aggregates in.
 """
 
 from __future__ import annotations
@@ -11,17 +13,31 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from fedcl.config import FedCLConfig
+from fedcl.errors import InputError
 from fedcl.federated.flower._records import read_config_record, update_records
 from fedcl.federated.local import local_train, node_generator
 from fedcl.model import encoder_for
 from fedcl.pipeline import load_splits, scaled_training_rows
-from fedcl.errors import InputError
 
 app = ClientApp()
+
+
+def _node_settings(node_config: dict) -> tuple[str, str, int]:
+    """(data path, node name or "", partition id) from the node config; InputError when one is missing."""
+    missing = [key for key in ("data-path", "partition-id") if key not in node_config]
+    if missing:
+        raise InputError(f"node config has no {' or '.join(missing)}: start the SuperNode with --node-config "
+                         "\"data-path='DIR' partition-id=N\" (N a distinct integer per node), or use "
+                         "`fedcl flower supernode --data DIR --partition-id N`")
+    try:
+        partition = int(str(node_config["partition-id"]))
+    except ValueError:
+        raise InputError(f"node config partition-id={node_config['partition-id']!r} is not an integer") from None
+    return str(node_config["data-path"]), str(node_config.get("node-name", "")), partition
 
 
 @lru_cache(maxsize=16)  # in-process drivers call the app every round; a SuperNode starts afresh
@@ -40,14 +56,12 @@ def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> tuple
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    data_path, node_name, partition = _node_settings(context.node_config)  # before any work
     config, reference = read_config_record(msg.content["config"])
     round_ = int(msg.content["config"]["server-round"])
-    partition = int(context.node_config.get("partition-id", 0))
-    name, rows = _training_rows(str(context.node_config["data-path"]), str(context.node_config.get("node-name", "")),
-                          config)
+    name, rows = _training_rows(data_path, node_name, config)
     global_arrays = msg.content["arrays"].to_numpy_ndarrays()
     encoder = encoder_for(config, rows.shape[1])
     update = local_train(encoder, global_arrays, rows, reference, config,
                          node_generator(config.seed, name, round_))
-    arrays, metrics = update_records(update, global_arrays, partition)
-    return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
+    return Message(update_records(update, global_arrays, name, partition), reply_to=msg)

@@ -10,8 +10,21 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedcl.config import FedCLConfig
-from fedcl.federated.flower._records import config_record, read_update_records
+from fedcl.errors import ConfigError
+from fedcl.federated.flower._records import config_record, read_node_record, read_update_records
 from fedcl.federated.runner import aggregate_round, round_record
+
+
+def _check_distinct_nodes(identities: list[tuple[str, int]]) -> None:
+    # Two nodes with one name draw the same random stream and overwrite each other in the history;
+    # two with one partition id make the aggregation order depend on which reply arrived first.
+    for position, label, fix in ((0, "node name", "each node needs a name of its own (its data folder's "
+                                                  "name, or node-name in its node config)"),
+                                 (1, "partition-id", "each node needs a partition-id of its own")):
+        values = [identity[position] for identity in identities]
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"several nodes replied with {label} {', '.join(repeated)}: {fix}")
 
 
 class FedCLStrategy(FedAvg):
@@ -19,8 +32,11 @@ class FedCLStrategy(FedAvg):
 
     Each round it broadcasts θ and g; from the replies it computes w_i (dynamic or by sample count),
     θ ← θ + Σ w_i Δθ_i / Σ w_i and g ← Σ w_i μ_i / Σ w_i with
-    :func:`fedcl.federated.runner.aggregate_round`. Replies are put in partition order first, so the
-    floating-point sums match the in-process runner's.
+    :func:`fedcl.federated.runner.aggregate_round`. Replies are put in partition-id order first, so
+    the floating-point sums match the in-process runner's (whose order is the data folder's, the
+    order ``fedcl flower simulate`` numbers nodes in), and the history names each node by its
+    name, as the in-process runner does. A round whose replies share a name or a partition id
+    raises :class:`~fedcl.errors.ConfigError`.
 
     Parameters
     ----------
@@ -65,11 +81,14 @@ class FedCLStrategy(FedAvg):
         valid, _ = self._check_and_log_replies(replies, is_train=True)
         if not valid:
             return None, None
-        valid.sort(key=lambda m: int(m.content["metrics"]["partition-id"]))
-        updates = [read_update_records(m.content["arrays"], m.content["metrics"], self._sent) for m in valid]
-        names = [f"partition-{int(m.content['metrics']['partition-id'])}" for m in valid]
-        arrays, self.reference, weights = aggregate_round(self._sent, updates, self.config.aggregation)
-        record = round_record(server_round, names, updates, weights, self.reference)
+        identities = [read_node_record(m.content) for m in valid]  # (name, partition id)
+        _check_distinct_nodes(identities)
+        order = sorted(range(len(valid)), key=lambda i: identities[i][1])  # partition ids are distinct
+        names = [identities[i][0] for i in order]
+        updates = [read_update_records(valid[i].content, self._sent) for i in order]
+        step = aggregate_round(self._sent, updates, self.config.aggregation)
+        arrays, self.reference = step.arrays, step.reference
+        record = round_record(server_round, names, updates, step)
         self.history.append(record)
         if self.on_round is not None:
             self.on_round(server_round, arrays, self.reference, record)

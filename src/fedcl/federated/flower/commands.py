@@ -1,0 +1,209 @@
+"""The argv of ``flower-superlink``, ``flower-supernode`` and ``flwr run`` for fedcl.
+
+A deployment (flwr 1.42.0) is one ``flower-superlink`` (the server side; it also starts the
+ServerApp for each run) and one ``flower-supernode`` per data-holding machine (each starts a
+ClientApp process per message). All traffic (Fleet, Control and Runtime APIs) goes over one HTTPS
+port of the SuperLink. Runs are submitted with ``flwr run`` against the app in ``flower-app/``,
+whose components are modules of the installed fedcl package: every machine needs fedcl installed
+and nothing is installed at run time.
+
+These functions only build lists of strings; :mod:`fedcl.federated.flower.processes` starts them
+and :mod:`fedcl.federated.flower.flwr_cli` runs the short ``flwr`` calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from fedcl.errors import InputError
+from fedcl.federated.flower.certificates import Certificates
+from fedcl.federated.flower.environment import flower_binary
+
+__all__ = ["CONNECTION", "DEFAULT_PORT", "default_app_dir", "node_config", "run_command", "superlink_command",
+           "supernode_command"]
+
+#: Name of the SuperLink connection written to ``$FLWR_HOME/config.toml`` (``flwr run . fedcl``).
+CONNECTION = "fedcl"
+#: fedcl's default SuperLink port (Flower's own default, 8000, collides with many dev servers).
+DEFAULT_PORT = 9092
+
+
+def superlink_command(*, certs: Certificates | None = None, insecure: bool = False, host: str = "0.0.0.0",
+                      port: int = DEFAULT_PORT, database: str | Path | None = None,
+                      supernode_auth: bool = False) -> list[str]:
+    """argv of ``flower-superlink`` for fedcl.
+
+    Parameters
+    ----------
+    certs : Certificates, optional
+        TLS files (:func:`~fedcl.federated.flower.certificates.generate_certificates`); required
+        unless ``insecure``.
+    insecure : bool
+        Plain HTTP, for a throw-away test on one machine only.
+    host, port : str, int
+        Where the single HTTP(S) API listens (SuperNodes, ``flwr`` and the ServerApp all use it).
+    database : str or Path, optional
+        SQLite file for the SuperLink state (runs, nodes); in memory when None, so registered
+        SuperNodes and run history are lost when the SuperLink stops.
+    supernode_auth : bool
+        Only registered SuperNodes may connect
+        (:func:`~fedcl.federated.flower.flwr_cli.register_supernodes`); needs TLS.
+
+    Returns
+    -------
+    list of str
+    """
+    cmd = [flower_binary("flower-superlink"), "--host", host, "--port", str(port),
+           # The app's dependencies are preinstalled: never let the SuperLink `uv sync` them
+           # (with torch that is gigabytes per run).
+           "--disable-runtime-dependency-installation"]
+    if insecure:
+        if supernode_auth:
+            raise ValueError("SuperNode authentication needs TLS (give certs, not insecure=True)")
+        cmd.append("--insecure")
+    else:
+        if certs is None:
+            raise ValueError("TLS needs certificates (generate_certificates), or pass insecure=True")
+        cmd += ["--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
+                "--ssl-keyfile", str(certs.server_key)]
+    if database is not None:
+        cmd += ["--database", str(database)]
+    if supernode_auth:
+        cmd.append("--enable-supernode-auth")
+    return cmd
+
+
+def _toml_literal(key: str, value: str) -> str:
+    # Flower splits --node-config / -c on whitespace outside quotes and has no escapes inside
+    # them: a single-quoted TOML literal string is the only way to pass paths with spaces.
+    if "'" in value or "\n" in value:
+        raise InputError(f"{key}: {value!r} may not contain a single quote or a newline")
+    return f"'{value}'"
+
+
+def node_config(data_path: str | Path, partition_id: int, node_name: str | None = None) -> str:
+    """The ``--node-config`` string the fedcl ClientApp reads.
+
+    Parameters
+    ----------
+    data_path : str or Path
+        This node's data folder (any layout fedcl reads), on the SuperNode machine; made absolute
+        because the ClientApp process does not run in the SuperNode's working directory.
+    partition_id : int
+        This node's index in the federation, distinct per node: the server aggregates replies
+        in partition-id order (the in-process runner's node order when the ids follow it).
+        Required: the ClientApp refuses to train without one.
+    node_name : str, optional
+        Which node of ``data_path`` this is, when the folder holds several. The node's name
+        (this, or the one node of ``data_path``) keys its random stream and labels it in the
+        run history.
+
+    Returns
+    -------
+    str
+    """
+    parts = [f"data-path={_toml_literal('data-path', str(Path(data_path).expanduser().resolve()))}",
+             f"partition-id={int(partition_id)}"]
+    if node_name:
+        parts.append(f"node-name={_toml_literal('node-name', node_name)}")
+    return " ".join(parts)
+
+
+def supernode_command(*, superlink: str, data_path: str | Path, partition_id: int, node_name: str | None = None,
+                      root_certificates: str | Path | None = None, insecure: bool = False,
+                      private_key: str | Path | None = None, host: str = "127.0.0.1", port: int = 9094,
+                      max_retries: int | None = None) -> list[str]:
+    """argv of ``flower-supernode`` for one fedcl node.
+
+    Parameters
+    ----------
+    superlink : str
+        ``HOST:PORT`` of the SuperLink; HOST must be in its certificate.
+    data_path, partition_id, node_name
+        See :func:`node_config`.
+    root_certificates : str or Path, optional
+        The federation's ``ca.crt``; required unless ``insecure`` (without it the node would
+        trust the system CAs instead of the federation's CA).
+    insecure : bool
+        Plain HTTP (only against an ``insecure`` SuperLink).
+    private_key : str or Path, optional
+        This node's ``node-<i>.key`` when the SuperLink has SuperNode authentication on.
+    host, port : str, int
+        The node's local API for its ClientApp processes; keep it on loopback. Several nodes on
+        one machine need different ports.
+    max_retries : int, optional
+        Give up after this many failed reconnection attempts (None: keep trying, which lets a
+        node ride out a SuperLink restart). TLS failures are never retried.
+
+    Returns
+    -------
+    list of str
+    """
+    cmd = [flower_binary("flower-supernode"), "--superlink", superlink, "--host", host, "--port", str(port),
+           "--node-config", node_config(data_path, partition_id, node_name)]
+    if insecure:
+        if private_key is not None:
+            raise ValueError("SuperNode authentication needs TLS (give root_certificates, not insecure=True)")
+        cmd.append("--insecure")
+    else:
+        if root_certificates is None:
+            raise ValueError("TLS needs the federation's CA certificate (root_certificates), or insecure=True")
+        cmd += ["--root-certificates", str(Path(root_certificates).expanduser().resolve())]
+    if private_key is not None:
+        cmd += ["--auth-supernode-private-key", str(Path(private_key).expanduser().resolve())]
+    if max_retries is not None:
+        cmd += ["--max-retries", str(int(max_retries))]
+    return cmd
+
+
+def _config_value(key: str, value: object) -> str:
+    # -c values are parsed as TOML: strings quoted, booleans lower case.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (str, Path)):
+        return _toml_literal(key, str(value))
+    raise TypeError(f"run config {key}: {type(value).__name__} is not int, float, bool or str")
+
+
+def default_app_dir() -> Path:
+    """The ``flower-app/`` folder of the fedcl source tree (what ``flwr run`` packs and sends)."""
+    path = Path(__file__).resolve().parents[4] / "flower-app"
+    if not (path / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"{path}/pyproject.toml not found: run from a fedcl source checkout "
+                                "(pip install -e .) or pass the app folder explicitly")
+    return path
+
+
+def run_command(run_config: Mapping[str, object] | None = None, *, app_dir: str | Path | None = None,
+                connection: str = CONNECTION, stream: bool = False) -> list[str]:
+    """argv of ``flwr run`` submitting the fedcl app to the SuperLink of ``connection``.
+
+    Parameters
+    ----------
+    run_config : mapping, optional
+        Overrides of ``[tool.flwr.app.config]`` in ``flower-app/pyproject.toml``: FedCLConfig
+        field names (``rounds``, ``seed``, ...) plus ``out-dir`` (a path on the SuperLink
+        machine), ``min-nodes``, ``round-timeout`` and ``resume``. Flower rejects unknown keys.
+    app_dir : str or Path, optional
+        The Flower app folder; :func:`default_app_dir` when None.
+    connection : str
+        SuperLink connection name in ``$FLWR_HOME/config.toml``
+        (:func:`~fedcl.federated.flower.flwr_cli.flwr_home_env`).
+    stream : bool
+        Follow the run's logs; the command then returns when the run ends (its exit code does
+        not tell whether the run succeeded: check :func:`~fedcl.federated.flower.flwr_cli.run_status`).
+
+    Returns
+    -------
+    list of str
+    """
+    cmd = [flower_binary("flwr"), "run", str(Path(app_dir) if app_dir is not None else default_app_dir()), connection,
+           "--format", "json"]
+    for key, value in (run_config or {}).items():
+        cmd += ["-c", f"{key}={_config_value(key, value)}"]
+    if stream:
+        cmd.append("--stream")
+    return cmd

@@ -1,0 +1,62 @@
+"""The argv fedcl builds for flower-superlink, flower-supernode and flwr run, and the app they run."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import fields
+
+import pytest
+from flwr.common.config import parse_config_args
+from typer.testing import CliRunner
+
+from fedcl.cli import app as fedcl_cli
+from fedcl.config import FedCLConfig
+from fedcl.federated.flower.commands import default_app_dir, superlink_command, supernode_command
+
+
+def test_app_config_lists_every_run_setting_with_fedcl_defaults():
+    # Flower rejects `flwr run -c` keys missing from [tool.flwr.app.config]: every setting the
+    # ServerApp reads must be there, with the same default as `fedcl train`.
+    app = tomllib.loads((default_app_dir() / "pyproject.toml").read_text())
+    config = app["tool"]["flwr"]["app"]["config"]
+    names = {f.name for f in fields(FedCLConfig)} - {"data"}  # data paths are per node
+    assert set(config) == names | {"out-dir", "min-nodes", "round-timeout", "resume"}
+    assert {n: config[n] for n in names} == {n: getattr(FedCLConfig(), n) for n in names}
+    assert app["project"]["dependencies"] == []  # nothing to install at run time
+
+
+def test_node_authentication_needs_tls():
+    with pytest.raises(ValueError, match="TLS"):
+        superlink_command(insecure=True, supernode_auth=True)
+    with pytest.raises(ValueError, match="TLS"):
+        supernode_command(superlink="127.0.0.1:9092", data_path=".", partition_id=1, insecure=True,
+                          private_key="node-1.key")
+
+
+def test_supernode_node_config_carries_the_partition_id_and_an_absolute_quoted_path(tmp_path):
+    # Prepare
+    data = tmp_path / "gateway one"
+
+    # Execute
+    argv = supernode_command(superlink="10.0.0.5:9092", data_path=data, partition_id=3, node_name="Client-2",
+                             root_certificates=tmp_path / "ca.crt")
+
+    # Assert: read back as flower-supernode reads it (a path with a space stays one value)
+    node_config = parse_config_args([argv[argv.index("--node-config") + 1]])
+    assert node_config == {"data-path": str(data.resolve()), "partition-id": 3, "node-name": "Client-2"}
+
+
+def test_fedcl_flower_supernode_requires_a_partition_id(fedmse_slice, monkeypatch):
+    # Prepare: never replace the test process with a real SuperNode
+    started = []
+    monkeypatch.setattr(os, "execvpe", lambda path, argv, env: started.append(argv))
+
+    # Execute
+    result = CliRunner().invoke(fedcl_cli, ["flower", "supernode", "--data", str(fedmse_slice / "Client-1"),
+                                            "--superlink", "127.0.0.1:9092", "--insecure"])
+
+    # Assert
+    assert result.exit_code == 2
+    assert "--partition-id" in result.output
+    assert started == []
