@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--guard", choices=["on", "strict"], default="on")
+    parser.add_argument("--guard", choices=["on", "strict"], default="strict")
     parser.add_argument("--csv", default="core_figures.csv")
     args = parser.parse_args()
 
