@@ -1,6 +1,5 @@
 """Tests for fedcl.data readers: layouts, detection, and every malformed input."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

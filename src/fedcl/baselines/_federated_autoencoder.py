@@ -9,9 +9,9 @@ import torch
 
 from fedcl.baselines._autoencoder import AutoencoderDetector, build_autoencoder, train_epochs
 from fedcl.data import NodeScaler
-from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.federated.aggregate import apply_updates, sample_weights
 from fedcl.federated.local import node_generator
+from fedcl.federated.params import get_arrays, set_arrays
 
 
 def train_federated_autoencoder(

@@ -18,13 +18,13 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeSplit, scaled_gaussian_noise
+from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method
 from fedcl.experiments._runner import run_methods
 from fedcl.federated import run_federation
 from fedcl.federated.behaviours import BEHAVIOURS
-from fedcl.seeding import node_rng
 from fedcl.pipeline import fit_node_detectors, scaled_training_rows, trained_encoder
-from fedcl.errors import ConfigError
+from fedcl.seeding import node_rng
 
 AGGREGATORS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
 ATTACKS = ("noisy node", *BEHAVIOURS)

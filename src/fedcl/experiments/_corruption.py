@@ -15,11 +15,18 @@ import numpy as np
 import pandas as pd
 
 from fedcl.config import FedCLConfig
-from fedcl.data import (ROW_SETS, NodeSplit, contaminate, missing_completely_at_random, missing_feature_group,
-                        missing_row_blocks, scaled_gaussian_noise)
-from fedcl.experiments._methods import Method, federated_autoencoder_method, fedcl_method, per_node_method
-from fedcl.experiments._runner import mean_std, run_methods
+from fedcl.data import (
+    ROW_SETS,
+    NodeSplit,
+    contaminate,
+    missing_completely_at_random,
+    missing_feature_group,
+    missing_row_blocks,
+    scaled_gaussian_noise,
+)
 from fedcl.errors import ConfigError
+from fedcl.experiments._methods import Method, fedcl_method, federated_autoencoder_method, per_node_method
+from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.pipeline import load_splits
 from fedcl.seeding import node_rng
 

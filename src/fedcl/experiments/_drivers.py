@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fedcl.config import FedCLConfig
+from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method, ablation_methods, unsupervised_methods
 from fedcl.experiments._runner import log_grid, mean_std_table, run_methods, save_scores, sweep
-from fedcl.errors import ConfigError
 
 PROTOCOL = """Protocol: unsupervised detectors train on benign rows only; each node's threshold is the 99th
 percentile of its benign validation scores; metrics on held-out benign test rows and attack rows,

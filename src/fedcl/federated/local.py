@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from fedcl.config import FedCLConfig
 from fedcl.federated.params import get_arrays, set_arrays
-from fedcl.seeding import node_seed
 from fedcl.model import ConsistencyLoss, EmbeddingNormaliser, InfoNCELoss, augment, squared_distance
+from fedcl.seeding import node_seed
 
 
 @dataclass(frozen=True)

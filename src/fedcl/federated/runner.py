@@ -7,16 +7,21 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from fedcl.config import FedCLConfig
 from fedcl.federated import robust
-from fedcl.federated.params import get_arrays
-from fedcl.federated.aggregate import (ServerStep, apply_updates, divergences, dynamic_weights, reference_vector,
-                                      sample_weights)
+from fedcl.federated.aggregate import (
+    ServerStep,
+    apply_updates,
+    divergences,
+    dynamic_weights,
+    reference_vector,
+    sample_weights,
+)
 from fedcl.federated.behaviours import Behaviour
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
+from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.seeding import node_rng
 

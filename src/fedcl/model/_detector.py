@@ -13,7 +13,6 @@ from fedcl.data import NodeScaler
 from fedcl.errors import check_fraction
 from fedcl.model._threshold import threshold_at_fpr
 
-
 _CHUNK = 4096
 
 

@@ -37,10 +37,10 @@ import dpkt
 import numpy as np
 
 from fedcl.data import COLUMNS
+from fedcl.errors import ConfigError
 
 from ._extractor import extract_features
 from ._profiles import DEVICES, GATEWAY_IP, GATEWAY_MAC, HOSTS, IN, OUT, DeviceProfile, Periodic, Sessions
-from fedcl.errors import ConfigError
 
 __all__ = ["ATTACKS", "simulate_network"]
 
