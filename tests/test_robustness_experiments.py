@@ -85,3 +85,14 @@ def test_attacks_quick_reports_every_rule_attack_count_and_dropout(fedmse_slice,
     clean = attacked[attacked["malicious"] == 0].groupby("aggregator")["auroc"].nunique()
     assert (clean == 1).all()
     assert "worst loss" in (tmp_path / "attacks.md").read_text()
+
+
+def test_attacks_runs_only_the_rules_asked_for_and_refuses_unknown_ones(fedmse_slice, tmp_path):
+    unknown = runner.invoke(app, ["experiment", "attacks", "--data", str(fedmse_slice), "--rules", "dynamic,mean"])
+    assert unknown.exit_code == 2 and "mean" in unknown.output
+
+    result = runner.invoke(app, ["experiment", "attacks", "--data", str(fedmse_slice), "--out", str(tmp_path),
+                                 "--seeds", "1", "--quick", "--rules", "dynamic-guarded"])
+
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(tmp_path / "attacks.csv")["aggregator"]) == {"dynamic-guarded"}

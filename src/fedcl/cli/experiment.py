@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
-from fedcl.config import FedCLConfig, load_config
+from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 
 experiment_app = command_group("Reproducible experiments: compare, ablation, sweep, heterogeneity, corruption, attacks.")
 
@@ -85,12 +85,15 @@ def corruption_command(data: Data,
 @experiment_app.command("attacks")
 @bad_input_exits_2
 def attacks_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/attacks"),
-                    seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+                    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+                    rules: Annotated[str, typer.Option(help="Server rules, comma-separated (--aggregation names).")]
+                    = ",".join(AGGREGATIONS)) -> None:
     """AUROC vs 0–3 faulty or malicious nodes (noisy, free-rider, sign-flip, ×10, random, lying) for
     each server rule, and under 30 % dropouts (CSV, PNG, Markdown)."""
     from fedcl.experiments import attacks_report
 
-    _done(attacks_report(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+    _done(attacks_report(_config(data, config), range(seeds), quick, out, progress=typer.echo,
+                         rules=[r.strip() for r in rules.split(",") if r.strip()]))
 
 
 @experiment_app.command("benchmark")

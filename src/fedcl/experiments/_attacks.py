@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedcl.config import FedCLConfig
+from fedcl.config import AGGREGATIONS, FedCLConfig
 from fedcl.data import NodeSplit, scaled_gaussian_noise
 from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method
@@ -26,7 +26,7 @@ from fedcl.federated.behaviours import BEHAVIOURS
 from fedcl.pipeline import fit_node_detectors, scaled_training_rows, trained_encoder
 from fedcl.seeding import node_rng
 
-AGGREGATORS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
+AGGREGATORS = AGGREGATIONS
 ATTACKS = ("noisy node", *BEHAVIOURS)
 MALICIOUS = (0, 1, 2, 3)
 QUICK_MALICIOUS = (0, 1)  # --quick keeps 3 nodes: one may attack, two are measured
@@ -109,10 +109,13 @@ def _auroc_table(rows: pd.DataFrame, malicious: int) -> str:
 
 
 def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path,
-                   progress: Callable[[str], None] = print) -> Path:
+                   progress: Callable[[str], None] = print, rules: Sequence[str] = AGGREGATORS) -> Path:
     """AUROC vs malicious nodes for each rule and attack: CSV, PNG and a Markdown report."""
+    unknown = set(rules) - set(AGGREGATORS)
+    if unknown:
+        raise ConfigError(f"unknown rule(s) {sorted(unknown)}; choose from {', '.join(AGGREGATORS)}")
     out.mkdir(parents=True, exist_ok=True)
-    attack_rows(config, seeds, quick, progress=progress).to_csv(out / "attacks.csv", index=False)
+    attack_rows(config, seeds, quick, rules, progress=progress).to_csv(out / "attacks.csv", index=False)
     return write_attacks_report(out, config, seeds, quick)
 
 
