@@ -53,6 +53,15 @@ def test_an_interrupted_benchmark_resumes_where_it_stopped(fedmse_slice, tmp_pat
     np.testing.assert_allclose(again["auroc"], full["auroc"])
 
 
+def test_only_the_cells_asked_for_run(fedmse_slice, tmp_path):
+    knn = Method("k-NN per node", "unsupervised", per_node_method(lambda c: KNNDetector()))
+
+    benchmark(FedCLConfig(), [str(fedmse_slice)], [0], True, tmp_path, progress=lambda _: None, methods=[knn],
+              only=["natural", "home clusters"])
+
+    assert list(pd.read_csv(tmp_path / "results.csv")["cell"]) == ["natural", "home clusters"]
+
+
 def test_home_cluster_cell_gives_nodes_different_mixes_and_small_cells_cut_training_rows(fedmse_slice):
     cell_names = {c.name: c for c in cells(str(fedmse_slice), quick=True)}
     config = FedCLConfig(seed=0)

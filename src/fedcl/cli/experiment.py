@@ -102,6 +102,7 @@ def benchmark_command(
     data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/benchmark"),
     seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    cells: Annotated[str | None, typer.Option(help="Only these cells, comma-separated (e.g. 'natural').")] = None,
 ) -> None:
     """fedcl against the baselines that keep rows on their node, on natural, device-like and Dirichlet deals,
     small nodes and unseen devices; no-regret table, federation-wide benign FPR (CSV, PNG, Markdown)."""
@@ -111,4 +112,5 @@ def benchmark_command(
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    _done(benchmark(_config("", config), data, range(seeds), quick, out, progress=typer.echo))
+    only = [c.strip() for c in cells.split(",")] if cells else None
+    _done(benchmark(_config("", config), data, range(seeds), quick, out, progress=typer.echo, only=only))

@@ -137,7 +137,8 @@ def run_cell(cell: Cell, method: Method, config: FedCLConfig, quick: bool) -> di
 
 @one_torch_thread()
 def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], quick: bool, out: Path,
-              progress: Callable[[str], None] = print, methods: Sequence[Method] | None = None) -> Path:
+              progress: Callable[[str], None] = print, methods: Sequence[Method] | None = None,
+              only: Sequence[str] | None = None) -> Path:
     """Run every (cell, method, seed) not yet in ``out/results.csv``, appending as it goes; then the report.
 
     Parameters
@@ -152,6 +153,8 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
         Small slices, 3 rounds, fewer cells (for CI).
     out : Path
         Result folder: ``results.csv``, ``benchmark.md``, ``benchmark.png``.
+    only : sequence of str, optional
+        Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
@@ -161,6 +164,8 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     methods = benchmark_methods() if methods is None else methods
     for data in datas:
         for cell in cells(data, quick):
+            if only and cell.name not in only:
+                continue
             for seed in seeds:
                 cfg = config.updated(data=data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
                 for method in methods:
