@@ -196,3 +196,26 @@ def test_a_bug_shows_its_traceback_without_local_variables(tmp_path):
     assert "ValueError" in result.stderr and "internal shape mismatch" in result.stderr
     assert "Traceback" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_more_configuration_mistakes_exit_2_in_one_line(fedmse_slice, tmp_path):
+    # Prepare
+    bad_encoder = tmp_path / "e.toml"
+    bad_encoder.write_text(f'data = "{fedmse_slice}"\nencoder = "cnn"\n')
+
+    # Execute
+    results = {
+        "encoder": runner.invoke(app, ["train", "--config", str(bad_encoder), "--out", str(tmp_path / "r")]),
+        "seed": runner.invoke(app, ["train", "--data", str(fedmse_slice), "--seed", "-1"]),
+        "cells": runner.invoke(app, ["experiment", "benchmark", "--data", str(fedmse_slice), "--cells", "natral",
+                                     "--out", str(tmp_path / "b")]),
+        "flower run without TLS choice": runner.invoke(app, ["flower", "run", "--superlink", "127.0.0.1:1",
+                                                             "--out", str(tmp_path / "f")]),
+    }
+
+    # Assert
+    for what, result in results.items():
+        assert result.exit_code == 2, (what, result.output)
+        assert len(result.output.strip().splitlines()) == 1, (what, result.output)
+    assert "cnn" in results["encoder"].output and "natral" in results["cells"].output
+    assert not (tmp_path / "r" / "model.pt").exists()

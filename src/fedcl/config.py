@@ -51,6 +51,7 @@ class FedCLConfig:
             (self.leakage_guard in GUARDS, f"leakage_guard must be one of {', '.join(GUARDS)}"),
             (self.aggregation in AGGREGATIONS, f"aggregation must be one of {', '.join(AGGREGATIONS)}"),
             (self.rounds >= 1, "rounds must be >= 1"),
+            (self.seed >= 0, "seed must be >= 0"),
             (self.local_epochs >= 1, "local_epochs must be >= 1"),
             (self.batch_size >= 2, "batch_size must be >= 2 (InfoNCE needs negatives)"),
             (self.lr > 0, "lr must be positive"),

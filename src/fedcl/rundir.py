@@ -54,7 +54,8 @@ def load_run_config(run_dir: str | Path) -> FedCLConfig:
 
 
 def load_model(run_dir: str | Path) -> dict:
-    """model.pt as written by :func:`fedcl.pipeline.train` (tensors only: ``weights_only=True``)."""
+    """model.pt as written by :func:`fedcl.pipeline.train` or the Flower server (tensors only:
+    ``weights_only=True``)."""
     import torch
 
     return torch.load(Path(run_dir) / MODEL_FILE, weights_only=True)

@@ -1,4 +1,4 @@
-"""Per-node random streams, keyed the same way everywhere: by the node's name, never its position.
+"""Per-node random streams, keyed the same way everywhere: by the node's name, not its position.
 
 A node that runs alone (a Flower SuperNode, in a fresh process each round) then draws exactly what
 it draws in the in-process runner, and adding or removing another node leaves its stream unchanged.

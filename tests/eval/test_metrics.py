@@ -122,3 +122,16 @@ def test_fpr_at_tpr99_in_metrics_uses_99_percent():
 def test_fpr_at_tpr_keeps_collinear_thresholds():
     # The threshold at 2 catches 2/3 of attacks at FPR 2/3; roc_curve's default would drop it.
     assert fpr_at_tpr(np.array([1, 0, 1, 0, 1, 0]), np.array([3, 3, 2, 2, 1, 1]), 0.6) == pytest.approx(2 / 3)
+
+
+def test_training_plot_draws_nodes_that_missed_rounds(tmp_path):
+    from fedcl.eval.plots import plot_history
+
+    node = {"loss": 1.0, "weight": 0.5}
+    history = [{"round": 1, "loss": 2.0, "contrastive": 1.9, "nodes": {"a": node, "b": node}},
+               {"round": 2, "loss": 1.5, "contrastive": 1.4, "nodes": {"a": {**node, "weight": 1.0}}},  # b dropped out
+               {"round": 3, "loss": 1.2, "contrastive": 1.1, "nodes": {"a": node, "c": node}}]  # c joined
+
+    plot_history(history, tmp_path / "t.png")
+
+    assert (tmp_path / "t.png").stat().st_size > 10_000

@@ -87,8 +87,8 @@ def test_result_holds_only_parameters_reference_and_history(dynamic_run):
     for record in dynamic_run.history:
         assert set(record) == {"round", "loss", "contrastive", "reference_norm", "nodes"}
         for stats in record["nodes"].values():
-            assert set(stats) == {"loss", "distance", "weight", "excluded", "reason"}
-            assert all(isinstance(stats[k], float) for k in ("loss", "distance", "weight"))
+            assert set(stats) == {"loss", "distance", "own_frame_distance", "weight", "excluded", "reason"}
+            assert all(isinstance(stats[k], float) for k in ("loss", "distance", "own_frame_distance", "weight"))
             assert stats["excluded"] is False and stats["reason"] is None
     # No array of the result has a row's width except the first layer's weight (hidden, 115).
     assert [a.shape for a in dynamic_run.arrays if 115 in a.shape] == [(CONFIG.hidden, 115)]

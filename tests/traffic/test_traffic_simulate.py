@@ -157,7 +157,7 @@ def _real_benign() -> np.ndarray:
 
 
 def test_benign_features_sit_in_the_real_orders_of_magnitude(nodes):
-    # Prepare: all simulated benign rows vs the real fedmse-iid benign rows (all nine devices)
+    # Prepare: all simulated benign rows vs the real fedmse-iid benign rows of tests/nbaiot (each client mixes all nine devices)
     sim = np.vstack([n.benign for n in nodes.values()])
     real = _real_benign()
 

@@ -10,7 +10,8 @@ import typer
 from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 
-experiment_app = command_group("Reproducible experiments: compare, ablation, sweep, heterogeneity, corruption, attacks.")
+experiment_app = command_group("Reproducible experiments: compare, ablation, sweep, heterogeneity, corruption, "
+                               "attacks, benchmark.")
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
 Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]

@@ -30,6 +30,7 @@ def simulate_command(
     from fedcl.federated.flower import InProcessGrid, run_server
     from fedcl.federated.flower.client_app import app as client_app
 
+    data = str(Path(data).resolve())  # the run directory stays valid from anywhere
     cfg = (load_config(config) if config else FedCLConfig()).updated(data=data, rounds=rounds, seed=seed)
     names = [s.name for s in pipeline.load_splits(cfg)]
     logging.getLogger("flwr").setLevel(logging.WARNING)

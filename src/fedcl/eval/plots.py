@@ -73,8 +73,10 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax_loss.set_xlabel("round")
     ax_loss.set_ylabel("mean local loss")
     ax_loss.legend(loc="upper right")  # losses fall: the upper right stays clear
-    for name in history[0]["nodes"] if history else []:
-        ax_w.plot(rounds, [h["nodes"][name]["weight"] for h in history], lw=1, label=name)
+    names = dict.fromkeys(name for h in history for name in h["nodes"])  # a node may miss rounds (dropouts)
+    for name in names:
+        ax_w.plot(rounds, [h["nodes"][name]["weight"] if name in h["nodes"] else np.nan for h in history],
+                  lw=1, marker=".", ms=2, label=name)
     ax_w.set_xlabel("round")
     ax_w.set_ylabel("aggregation weight w_i")
     _legend_beside(ax_w)

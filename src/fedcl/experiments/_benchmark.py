@@ -22,6 +22,7 @@ from fedcl.experiments._methods import Method, shrink, unsupervised_methods
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.pipeline import score_nodes, split_nodes, summarise
 from fedcl.seeding import node_rng
+from fedcl.errors import ConfigError
 
 CELLS_TEXT = """Each cell runs every method on the same splits, in the same run.
 
@@ -156,6 +157,10 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     only : sequence of str, optional
         Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
+    unknown = set(only or ()) - {c.name for data in datas for c in cells(data, quick)}
+    if unknown:
+        raise ConfigError(f"no cell named {', '.join(sorted(unknown))}; cells: "
+                          f"{', '.join(dict.fromkeys(c.name for data in datas for c in cells(data, quick)))}")
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
     done = set()

@@ -88,7 +88,7 @@ def dirichlet_groups(config: FedCLConfig) -> str:
 def heterogeneity_methods() -> list[Method]:
     return [Method("fedcl (ours)", "ours", fedcl_method()),
             Method("fedcl, FedAvg weights", "ablation", fedcl_method(aggregation="fedavg")),
-            # The guard sets unusual nodes aside: does that cost the honest but skewed ones?
+            # The plain dynamic rule trusts what nodes report: does the guard cost honest but skewed nodes?
             Method("fedcl, plain dynamic weights", "ablation", fedcl_method(aggregation="dynamic")),
             Method("federated autoencoder, FedAvg", "unsupervised", federated_autoencoder_method)]
 

@@ -41,8 +41,9 @@ def random_update(update: LocalUpdate, reference, rng) -> LocalUpdate:
 
 
 def lying(update: LocalUpdate, reference, rng) -> LocalUpdate:
-    """Claims to sit exactly on g (d_i = 0, μ_i = g), which earns the largest dynamic weight, while
-    sending the most damaging of the forged updates above: −10 · Δθ."""
+    """Claims to sit exactly on g (μ_i = g, and d_i = 0 in its own frame) to earn a large dynamic weight,
+    while sending the most damaging of the forged updates above: −10 · Δθ. (The server now measures
+    d_i itself from μ_i and σ_i, so the forged d_i buys nothing and μ_i = g only part of it.)"""
     claimed_mean = update.mean_embedding if reference is None else np.array(reference, dtype=np.float64)
     poisoned = [-SCALE * d for d in update.delta]
     return replace(update, delta=poisoned, distance=0.0, mean_embedding=claimed_mean)

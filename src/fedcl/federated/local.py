@@ -28,8 +28,10 @@ class LocalUpdate:
         μ_i: mean of the raw embeddings z (not of z̃, whose mean is 0 by construction) over the
         node's training rows, under the updated θ_i.
     distance : float
-        d_i: mean ‖z̃ − ĝ_i‖² / dim over the node's training rows, with ĝ_i = (g − μ_i)/σ_i the
-        reference in the node's frame (ĝ_i = 0 before the server has sent a g).
+        Mean ‖z̃ − ĝ_i‖² / dim over the node's training rows, with ĝ_i = (g − μ_i)/σ_i the
+        reference in the node's frame (ĝ_i = 0 before the server has sent a g): how far the node
+        sits from g in its own σ units. A diagnostic in the history (``own_frame_distance``); the
+        server's weights use the shared-frame d_i instead.
     loss : float
         Mean training loss (InfoNCE + λ·consistency) of the last local epoch.
     contrastive : float

@@ -6,7 +6,8 @@ trimmed mean call Flower's own functions (``aggregate_median``, ``aggregate_trim
 ``flwr.server.strategy.aggregate``) on the nodes' parameters θ + Δθ_i. Krum and Multi-Krum do not
 call Flower: :func:`krum_selection` reimplements ``aggregate_krum``'s choice of nodes (so the rule
 can report per-node weights), and ``tests/federated/test_robust.py`` checks that the resulting θ
-equals ``aggregate_krum``'s. g is combined from the nodes' embedding means μ_i by the same rule.
+equals ``aggregate_krum``'s. g is combined from the nodes' embedding means μ_i by the same rule (the guarded rule first moves each
+μ_i toward the median μ, see :func:`guarded_dynamic_rule`).
 """
 
 from __future__ import annotations

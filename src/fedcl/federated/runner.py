@@ -36,8 +36,9 @@ class FederationResult:
 
 
 def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step: "ServerStep") -> dict:
-    """One round of history: mean losses, ‖g‖, and per node its loss, distance d_i (shared frame),
-    weight, and whether it was set aside and why."""
+    """One round of history: mean losses, ‖g‖, and per node its loss, distance d_i (shared frame, what
+    the weights use), the distance it measured in its own σ units (a diagnostic), its weight, and
+    whether it was set aside and why."""
     counts = [u.n_samples for u in updates]
     d = divergences([u.mean_embedding for u in updates], [u.std_embedding for u in updates])
     return {
@@ -46,7 +47,7 @@ def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step
         "contrastive": float(np.average([u.contrastive for u in updates], weights=counts)),
         "reference_norm": float(np.linalg.norm(step.reference)),
         "nodes": {
-            name: {"loss": u.loss, "distance": float(d_i), "weight": float(w),
+            name: {"loss": u.loss, "distance": float(d_i), "own_frame_distance": u.distance, "weight": float(w),
                    "excluded": reason is not None, "reason": reason}
             for name, u, d_i, w, reason in zip(names, updates, d, step.weights, step.reasons)
         },

@@ -13,7 +13,7 @@ class EmbeddingNormaliser:
 
     `fit` takes the statistics of the embeddings it is given: during local training, of the
     current batch (a sample of the node's window, re-estimated every step so the centre never lags
-    behind an encoder that moves); for the d_i a node reports, of its whole training window
+    behind an encoder that moves); for the statistics a node reports (μ_i, σ_i), of its whole training window
     (:class:`fedcl.model.FedCLDetector` takes the same statistics itself for scoring).
     `fit` stores them detached from the graph, so in local training the gradient reaches θ only
     through z in z̃ = (z − μ_i)/σ_i, and ĝ_i = (g − μ_i)/σ_i (g in the node's frame) is a constant

@@ -13,7 +13,7 @@ from fedcl.data import ROW_SETS, NodeData, NodeScaler, NodeSplit, leakage_guard,
 from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import set_arrays
-from fedcl.model import FedCLDetector, choose_window, encoder_for
+from fedcl.model import ENCODERS, FedCLDetector, choose_window, encoder_for
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
 
 
@@ -38,6 +38,8 @@ def load_splits(config: FedCLConfig) -> list[NodeSplit]:
 
 def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:
     """Fail before training, in one line, on data a run cannot use with this config."""
+    if config.encoder not in ENCODERS:
+        raise ConfigError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
     for s in splits:
         if len(s.train) < 2:
             raise InputError(f"node {s.name!r} has {len(s.train)} benign training row(s); "

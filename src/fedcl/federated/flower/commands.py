@@ -19,6 +19,7 @@ from pathlib import Path
 from fedcl.errors import InputError
 from fedcl.federated.flower.certificates import Certificates
 from fedcl.federated.flower.environment import flower_binary
+from fedcl.errors import ConfigError
 
 __all__ = ["CONNECTION", "DEFAULT_PORT", "default_app_dir", "node_config", "run_command", "superlink_command",
            "supernode_command"]
@@ -60,11 +61,11 @@ def superlink_command(*, certs: Certificates | None = None, insecure: bool = Fal
            "--disable-runtime-dependency-installation"]
     if insecure:
         if supernode_auth:
-            raise ValueError("SuperNode authentication needs TLS (give certs, not insecure=True)")
+            raise ConfigError("SuperNode authentication needs TLS (give certs, not insecure=True)")
         cmd.append("--insecure")
     else:
         if certs is None:
-            raise ValueError("TLS needs certificates (generate_certificates), or pass insecure=True")
+            raise ConfigError("TLS needs certificates (generate_certificates), or pass insecure=True")
         cmd += ["--ssl-ca-certfile", str(certs.ca_cert), "--ssl-certfile", str(certs.server_cert),
                 "--ssl-keyfile", str(certs.server_key)]
     if database is not None:
@@ -144,11 +145,11 @@ def supernode_command(*, superlink: str, data_path: str | Path, partition_id: in
            "--node-config", node_config(data_path, partition_id, node_name)]
     if insecure:
         if private_key is not None:
-            raise ValueError("SuperNode authentication needs TLS (give root_certificates, not insecure=True)")
+            raise ConfigError("SuperNode authentication needs TLS (give root_certificates, not insecure=True)")
         cmd.append("--insecure")
     else:
         if root_certificates is None:
-            raise ValueError("TLS needs the federation's CA certificate (root_certificates), or insecure=True")
+            raise ConfigError("TLS needs the federation's CA certificate (root_certificates), or insecure=True")
         cmd += ["--root-certificates", str(Path(root_certificates).expanduser().resolve())]
     if private_key is not None:
         cmd += ["--auth-supernode-private-key", str(Path(private_key).expanduser().resolve())]

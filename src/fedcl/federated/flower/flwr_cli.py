@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fedcl.federated.flower.commands import CONNECTION, run_command
 from fedcl.federated.flower.environment import base_env, flower_binary
+from fedcl.errors import ConfigError
 
 __all__ = ["flwr_home_env", "list_nodes", "register_supernodes", "run_status", "submit_run", "wait_finished"]
 
@@ -54,7 +55,7 @@ def flwr_home_env(flwr_home: str | Path, superlink_address: str, ca_cert: str | 
         lines.append("insecure = true")
     else:
         if ca_cert is None:
-            raise ValueError("TLS needs the federation's CA certificate (ca_cert), or insecure=True")
+            raise ConfigError("TLS needs the federation's CA certificate (ca_cert), or insecure=True")
         lines.append(f"root-certificates = {json.dumps(str(Path(ca_cert).expanduser().resolve()))}")
     (home / "config.toml").write_text("\n".join(lines) + "\n")
     env = base_env(environ)

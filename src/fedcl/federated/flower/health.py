@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from fedcl.errors import ConfigError
 
 __all__ = ["wait_healthy"]
 
@@ -42,7 +43,7 @@ def wait_healthy(superlink_address: str, ca_cert: str | Path | None = None, *, i
         url, context = f"http://{superlink_address}/health", None
     else:
         if ca_cert is None:
-            raise ValueError("TLS needs the federation's CA certificate (ca_cert), or insecure=True")
+            raise ConfigError("TLS needs the federation's CA certificate (ca_cert), or insecure=True")
         url, context = f"https://{superlink_address}/health", ssl.create_default_context(cafile=str(ca_cert))
     start = time.monotonic()
     while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from fedcl.federated.params import get_arrays
 from fedcl.federated.flower.strategy import FedCLStrategy
 from fedcl.model import initial_encoder
 from fedcl.pipeline import trained_encoder
-from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE
+from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -58,8 +57,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray, record: dict) -> None:
         _atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
                       "reference": torch.from_numpy(g)}, out / CHECKPOINT_FILE)
-        with (out / HISTORY_FILE).open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_history(out, record)
 
     strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
                              min_available_nodes=min_nodes, min_train_nodes=min_nodes)
