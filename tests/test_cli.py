@@ -207,7 +207,7 @@ def test_more_configuration_mistakes_exit_2_in_one_line(fedmse_slice, tmp_path):
     results = {
         "encoder": runner.invoke(app, ["train", "--config", str(bad_encoder), "--out", str(tmp_path / "r")]),
         "seed": runner.invoke(app, ["train", "--data", str(fedmse_slice), "--seed", "-1"]),
-        "cells": runner.invoke(app, ["experiment", "benchmark", "--data", str(fedmse_slice), "--cells", "natral",
+        "cells": runner.invoke(app, ["experiment", "benchmark", "--data", str(fedmse_slice), "--cell", "natral",
                                      "--out", str(tmp_path / "b")]),
         "flower run without TLS choice": runner.invoke(app, ["flower", "run", "--superlink", "127.0.0.1:1",
                                                              "--out", str(tmp_path / "f")]),

@@ -103,7 +103,8 @@ def benchmark_command(
     data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/benchmark"),
     seeds: Seeds = 3, quick: Quick = False, config: Config = None,
-    cells: Annotated[str | None, typer.Option(help="Only these cells, comma-separated (e.g. 'natural').")] = None,
+    cell: Annotated[list[str] | None, typer.Option(help="Only this cell (repeat for several), e.g. 'natural' or "
+                                                    "'natural, 250 train rows'.")] = None,
 ) -> None:
     """fedcl against the baselines that keep rows on their node, on natural, device-like and Dirichlet deals,
     small nodes and unseen devices; no-regret table, federation-wide benign FPR (CSV, PNG, Markdown)."""
@@ -113,5 +114,4 @@ def benchmark_command(
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    only = [c.strip() for c in cells.split(",")] if cells else None
-    _done(benchmark(_config("", config), data, range(seeds), quick, out, progress=typer.echo, only=only))
+    _done(benchmark(_config("", config), data, range(seeds), quick, out, progress=typer.echo, only=cell))
