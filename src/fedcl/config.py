@@ -28,6 +28,7 @@ class FedCLConfig:
     test_fraction: float = 0.2
     rounds: int = 20
     local_epochs: int = 1
+    local_steps: int = 0  # at most this many optimiser steps per node and round (0: no bound)
     batch_size: int = 256
     lr: float = 1e-3
     temperature: float = 0.1
@@ -53,6 +54,7 @@ class FedCLConfig:
             (self.rounds >= 1, "rounds must be >= 1"),
             (self.seed >= 0, "seed must be >= 0"),
             (self.local_epochs >= 1, "local_epochs must be >= 1"),
+            (self.local_steps >= 0, "local_steps must be >= 0 (0: no bound)"),
             (self.batch_size >= 2, "batch_size must be >= 2 (InfoNCE needs negatives)"),
             (self.lr > 0, "lr must be positive"),
             (self.temperature > 0, "temperature must be positive"),

@@ -103,3 +103,17 @@ def test_consistency_weight_pulls_embeddings_toward_reference(seed):
     # d − 1 = ‖(μ_i − g)/σ_i‖²/dim, the part of d the pull can shrink (the spread part is 1)
     assert pulled.distance - 1 < 0.5 * (free.distance - 1)
 
+
+
+@pytest.mark.parametrize("bound, expected", [(0, 8), (3, 3), (100, 8)])
+def test_local_steps_bound_the_optimiser_steps_of_a_round(monkeypatch, bound, expected):
+    # Prepare: 64 rows in batches of 16 over 2 epochs are 8 steps unbounded
+    steps = []
+    original = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+
+    # Execute
+    run(dataclasses.replace(CONFIG, local_steps=bound))
+
+    # Assert
+    assert len(steps) == expected

@@ -43,6 +43,7 @@ def train_command(
     no_leakage_guard: Annotated[bool, typer.Option("--no-leakage-guard", help="Same as --leakage-guard off; for comparison only.")] = False,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     local_epochs: Annotated[int | None, typer.Option(help="Local epochs per round.")] = None,
+    local_steps: Annotated[int | None, typer.Option(help="At most this many local steps per round (0: no bound).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Rows per batch (InfoNCE negatives = batch − 1).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", "--tau", help="InfoNCE temperature τ.")] = None,
@@ -57,7 +58,7 @@ def train_command(
     base = load_config(config) if config else FedCLConfig()
     cfg = base.updated(
         data=data, layout=layout, leakage_guard="off" if no_leakage_guard else leakage_guard,
-        rounds=rounds, local_epochs=local_epochs, batch_size=batch_size, lr=lr, temperature=temperature,
+        rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
         node_normalisation=node_normalisation, missing_mask=missing_mask, seed=seed,
     )

@@ -95,15 +95,19 @@ def local_train(
 
     encoder.train()
     batch = min(config.batch_size, len(x))
+    steps = 0
     for _ in range(config.local_epochs):
         order = torch.randperm(len(x), generator=generator)
         losses, contrastive_losses = [], []
         # Drop a last batch of half a batch or less: too few negatives for a stable InfoNCE
         # (the order is reshuffled each epoch, so no row is left out for good).
         for start in range(0, max(len(x) - batch // 2, 1), batch):
+            if config.local_steps and steps == config.local_steps:
+                break  # bounded work per round: a large node drifts no further than a small one
             rows = x[order[start : start + batch]]
             if len(rows) < 2:
                 continue
+            steps += 1
             z_a = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
             z_b = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
             normaliser.fit(torch.cat([z_a, z_b]))  # μ_i, σ_i of this batch (both views), detached
