@@ -118,11 +118,14 @@ def _fit(method: Method, splits: list[NodeSplit], config: FedCLConfig, unseen: b
     return detectors, splits
 
 
-def run_cell(cell: Cell, method: Method, config: FedCLConfig, quick: bool) -> dict:
-    """One row of results.csv: pooled and per-node figures of one method in one cell and seed."""
+def cell_splits(cell: Cell, config: FedCLConfig, quick: bool) -> list[NodeSplit]:
+    """The splits every method of one cell and seed runs on."""
     splits = cell.make_splits(config)
-    if quick:
-        splits = shrink(splits, config.seed)
+    return shrink(splits, config.seed) if quick else splits
+
+
+def run_cell(cell: Cell, method: Method, config: FedCLConfig, splits: list[NodeSplit]) -> dict:
+    """One row of results.csv: pooled and per-node figures of one method in one cell and seed."""
     start = time.perf_counter()
     detectors, test_splits = _fit(method, splits, config, cell.unseen)
     summary = summarise(score_nodes(detectors, test_splits))
@@ -173,10 +176,10 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
                 continue
             for seed in seeds:
                 cfg = config.updated(data=data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
-                for method in methods:
-                    if (data, cell.name, method.name, str(seed)) in done:
-                        continue
-                    row = run_cell(cell, method, cfg, quick)
+                todo = [m for m in methods if (data, cell.name, m.name, str(seed)) not in done]
+                splits = cell_splits(cell, cfg, quick) if todo else []  # read and dealt once per cell and seed
+                for method in todo:
+                    row = run_cell(cell, method, cfg, splits)
                     pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
                     progress(f"{Path(data).name} | {cell.name} | seed {seed} | {method.name}: "
                              f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
