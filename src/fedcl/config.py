@@ -13,6 +13,7 @@ from fedcl.errors import ConfigError
 AGGREGATIONS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
 LAYOUTS = ("auto", "uci", "kaggle", "clients")
 GUARDS = ("on", "strict", "off")
+PERSONALISATIONS = ("mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class FedCLConfig:
     n_neighbors: int = 5
     n_references: int = 256  # k-means centroids of a node's benign training embeddings
     fpr_target: float = 0.01
+    # Each node's detector also views its rows through an encoder trained on them alone and combines
+    # the two views' scores (mean or max); "off": the federation's encoder only.
+    personalisation: str = "mean"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -51,6 +55,8 @@ class FedCLConfig:
             (self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}"),
             (self.leakage_guard in GUARDS, f"leakage_guard must be one of {', '.join(GUARDS)}"),
             (self.aggregation in AGGREGATIONS, f"aggregation must be one of {', '.join(AGGREGATIONS)}"),
+            (self.personalisation in PERSONALISATIONS,
+             f"personalisation must be one of {', '.join(PERSONALISATIONS)}"),
             (self.rounds >= 1, "rounds must be >= 1"),
             (self.seed >= 0, "seed must be >= 0"),
             (self.local_epochs >= 1, "local_epochs must be >= 1"),

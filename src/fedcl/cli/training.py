@@ -52,6 +52,7 @@ def train_command(
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded; see README).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
+    personalisation: Annotated[str | None, typer.Option(help="mean (default) | max: each node also trains an encoder on its rows alone and combines both views' scores | off: the federation's encoder only.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
 ) -> Path:
     """Train a federated detector: config, per-round history and model in the run directory."""
@@ -60,7 +61,7 @@ def train_command(
         data=data, layout=layout, leakage_guard="off" if no_leakage_guard else leakage_guard,
         rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
-        node_normalisation=node_normalisation, missing_mask=missing_mask, seed=seed,
+        node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation, seed=seed,
     )
     from fedcl import pipeline  # torch is imported only when there is work to do
 
@@ -72,11 +73,14 @@ def train_command(
         cfg = cfg.updated(data=str(ensure_default_data()))
     splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     pipeline.check_trainable(splits, cfg)
-    with Progress(TextColumn("[bold]federated rounds"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=_err) as progress:
-        task = progress.add_task("rounds", total=cfg.rounds, loss="–")
-        run_dir = pipeline.train(cfg, out, splits=splits,
-                                 on_round=lambda h: progress.update(task, advance=1, loss=f"{h['loss']:.4f}"))
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=_err) as progress:
+        rounds = progress.add_task("federated rounds", total=cfg.rounds, info="loss –")
+        nodes = progress.add_task("node detectors", total=len(splits), info="")
+        run_dir = pipeline.train(
+            cfg, out, splits=splits,
+            on_round=lambda h: progress.update(rounds, advance=1, info=f"loss {h['loss']:.4f}"),
+            on_node=lambda name: progress.update(nodes, advance=1, info=name))
     typer.echo(f"model: {run_dir / MODEL_FILE}")
     return run_dir
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, home_cluster_partition, read_dataset
-from fedcl.experiments._methods import Method, shrink, unsupervised_methods
+from fedcl.experiments._methods import Method, fedcl_method, shrink, unsupervised_methods
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.pipeline import score_nodes, split_nodes, summarise
 from fedcl.seeding import node_rng
@@ -47,11 +47,14 @@ QUICK_SMALL_TRAIN_ROWS = (250,)
 ALPHAS = (0.5, 0.1)
 MIN_BENIGN_ROWS = 100  # a dealt node trains, thresholds and tests on its benign rows
 KEY = ["data", "cell", "method", "seed"]
+SHARED_ONLY = "fedcl, federation's encoder only"  # personalisation off: what the node's own view adds
 
 
 def benchmark_methods() -> list[Method]:
-    """fedcl and every baseline of `compare` that keeps rows on their node (no centralised rows)."""
-    return [m for m in unsupervised_methods() if m.kind != "centralised"]
+    """fedcl, fedcl without personalisation, and every baseline of `compare` that keeps rows on their node
+    (no centralised rows)."""
+    ours, *baselines = [m for m in unsupervised_methods() if m.kind != "centralised"]
+    return [ours, Method(SHARED_ONLY, "ablation", fedcl_method(personalisation="off"), federated=True), *baselines]
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def no_regret(rows: pd.DataFrame, ours: str = "fedcl (ours)") -> pd.DataFrame:
     out = []
     for (data, cell), df in means.groupby(["data", "cell"], sort=False):
         mine = df[df["method"] == ours]
-        others = df[df["method"] != ours]
+        others = df[~df["method"].isin([ours, SHARED_ONLY])]
         if mine.empty or others.empty:
             continue
         best_auroc = others.loc[others["auroc"].idxmax()]

@@ -16,7 +16,7 @@ import torch
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeSplit
 from fedcl.federated import run_federation
-from fedcl.pipeline import fit_detectors, fit_node_detectors, scaled_training_rows, trained_encoder
+from fedcl.pipeline import fit_detectors, fit_node_detectors, own_encoder, scaled_training_rows, trained_encoder
 
 Detectors = dict[str, object]
 
@@ -33,7 +33,8 @@ class Method:
     kind: str  # "ours", "ablation", "unsupervised", "centralised", "supervised"
     fit: Callable[[list[NodeSplit], FedCLConfig], tuple[Detectors, list[NodeSplit]]] = field(repr=False)
     # Federated methods also take ``trainers=`` (names): the other nodes join after training, with
-    # the federation's model and their own scaler, references and threshold (unseen devices).
+    # the federation's model and their own scaler, references and threshold (unseen devices); the
+    # detectors returned then include theirs.
     federated: bool = False
 
 
@@ -45,16 +46,14 @@ def fedcl_method(**overrides) -> Callable:
 
 def _local_only(splits, config):
     """Our encoder trained by each node alone: no federation at all."""
-    detectors = {}
-    for s in splits:
-        result = run_federation({s.name: scaled_training_rows(s)}, config)
-        detectors |= fit_node_detectors(trained_encoder(config, result.arrays, s.train.shape[1]), [s], config)
-    return detectors, splits
+    local = config.updated(personalisation="off")
+    return {s.name: fit_node_detectors(own_encoder(s, config), [s], local)[s.name] for s in splits}, splits
 
 
 def _centralised_ours(splits, config):
     """Our encoder trained on every node's rows pooled in one place (breaks privacy: a reference)."""
     pooled = torch.cat([scaled_training_rows(s) for s in splits])
+    config = config.updated(personalisation="off")  # the pooled encoder alone, for reference
     result = run_federation({"pooled": pooled}, config)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
     return fit_node_detectors(encoder, splits, config), splits
@@ -113,6 +112,8 @@ def ablation_methods() -> list[Method]:
         Method("fedcl (ours)", "ours", fedcl_method()),
         Method("plain dynamic weights (reports trusted)", "ablation", fedcl_method(aggregation="dynamic")),
         Method("FedAvg weights instead of dynamic", "ablation", fedcl_method(aggregation="fedavg")),
+        Method("without personalisation (federation's encoder only)", "ablation",
+               fedcl_method(personalisation="off")),
         Method("without consistency loss (λ = 0)", "ablation", fedcl_method(consistency_weight=0.0)),
         Method("without per-node normalisation", "ablation", fedcl_method(node_normalisation=False)),
         Method("without federation (local only)", "ablation", _local_only),

@@ -6,11 +6,13 @@ scores held-out rows and summarises them; :mod:`fedcl.rundir` reads and writes t
 
 from fedcl.pipeline.scoring import evaluate, load_detectors, score_nodes, summarise
 from fedcl.pipeline.training import (
+    NodeDetector,
     check_trainable,
     fit_detectors,
     fit_node_detectors,
     load_splits,
     make_detector,
+    own_encoder,
     scaled_training_rows,
     split_nodes,
     train,
@@ -19,6 +21,7 @@ from fedcl.pipeline.training import (
 from fedcl.rundir import load_run_config, load_windows, prepare_run_dir
 
 __all__ = [
+    "NodeDetector",
     "check_trainable",
     "evaluate",
     "fit_detectors",
@@ -28,6 +31,7 @@ __all__ = [
     "load_splits",
     "load_windows",
     "make_detector",
+    "own_encoder",
     "prepare_run_dir",
     "scaled_training_rows",
     "score_nodes",

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from fedcl.data import NodeSplit
 from fedcl.errors import ConfigError, InputError
 from fedcl.eval.metrics import detection_metrics
-from fedcl.model import FedCLDetector, encoder_for
-from fedcl.pipeline.training import fit_node_detectors, load_splits, make_detector
+from fedcl.model import encoder_for
+from fedcl.pipeline.training import NodeDetector, fit_node_detectors, load_splits, make_detector
 from fedcl.rundir import METRICS_FILE, SCORES_FILE, load_model, load_run_config
 
 
-def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -> dict[str, FedCLDetector]:
+def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -> dict[str, NodeDetector]:
     """The per-node detectors of a trained run (loaded with ``weights_only=True``).
 
     A run trained over Flower holds only the global encoder and g (the server never sees node
@@ -28,13 +29,17 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
     encoder = encoder_for(config, saved["n_features"])
     encoder.load_state_dict(saved["encoder"])
     if saved["nodes"]:
-        return {name: make_detector(encoder, config).load_state_dict(state) for name, state in saved["nodes"].items()}
+        def own() -> torch.nn.Module | None:  # a personal detector's own encoder, loaded with its state
+            return None if config.personalisation == "off" else encoder_for(config, saved["n_features"])
+
+        return {name: make_detector(encoder, config, own()).load_state_dict(state)
+                for name, state in saved["nodes"].items()}
     if splits is None:
         raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
     return fit_node_detectors(encoder, splits, config)
 
 
-def score_nodes(detectors: dict[str, FedCLDetector], splits: list[NodeSplit]) -> pd.DataFrame:
+def score_nodes(detectors: dict[str, NodeDetector], splits: list[NodeSplit]) -> pd.DataFrame:
     """One row per held-out test row: node, label (1 = attack), family, score, prediction."""
     frames = []
     for s in splits:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fedcl.config import FedCLConfig, save_config
@@ -13,7 +15,7 @@ from fedcl.data import ROW_SETS, NodeData, NodeScaler, NodeSplit, leakage_guard,
 from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import set_arrays
-from fedcl.model import ENCODERS, FedCLDetector, choose_window, encoder_for
+from fedcl.model import ENCODERS, FedCLDetector, PersonalDetector, choose_window, encoder_for
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
 
 
@@ -53,17 +55,24 @@ def scaled_training_rows(split: NodeSplit) -> torch.Tensor:
     return torch.from_numpy(NodeScaler(keep_missing=True).fit_transform(split.train))
 
 
-def make_detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
-    """An unfitted node detector around the federation's encoder, as ``config`` describes it."""
-    return FedCLDetector(encoder, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
-                         n_references=config.n_references, fpr_target=config.fpr_target,
-                         random_state=config.seed)
+NodeDetector = FedCLDetector | PersonalDetector
 
 
-def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config: FedCLConfig,
-                       ) -> dict[str, FedCLDetector]:
-    """Each node's detector on its own rows; thresholds from its benign validation rows only."""
-    return {s.name: make_detector(encoder, config).fit(s.train, X_val=s.val) for s in splits}
+def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
+                  own_encoder: torch.nn.Module | None = None) -> NodeDetector:
+    """An unfitted node detector around the federation's encoder, as ``config`` describes it;
+    personalised (:class:`PersonalDetector`) around ``own_encoder`` too, which it then needs."""
+    def view(enc: torch.nn.Module) -> FedCLDetector:
+        return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
+                             n_references=config.n_references, fpr_target=config.fpr_target,
+                             random_state=config.seed)
+
+    if config.personalisation == "off":
+        return view(encoder)
+    if own_encoder is None:
+        raise ValueError("a personalised detector needs the node's own encoder")
+    return PersonalDetector(view(encoder), view(own_encoder), combine=config.personalisation,
+                            fpr_target=config.fpr_target)
 
 
 def trained_encoder(config: FedCLConfig, arrays: list, n_features: int) -> torch.nn.Module:
@@ -73,26 +82,61 @@ def trained_encoder(config: FedCLConfig, arrays: list, n_features: int) -> torch
     return encoder
 
 
+# Experiments fit many federations over the same nodes (rules, attacks, seeds of the others), and a
+# node's own encoder depends only on its rows and the training recipe: train it once per pair.
+_OWN_ARRAYS: dict[tuple, list] = {}
+_OWN_CACHE_SIZE = 256
+
+
+def own_encoder(split: NodeSplit, config: FedCLConfig) -> torch.nn.Module:
+    """Our encoder trained on one node's benign training rows alone, with the federation's recipe
+    (one node: the server step is θ + Δθ whatever the rule)."""
+    recipe = config.updated(data="", aggregation="fedavg", personalisation="off")
+    key = (split.name, hashlib.sha1(np.ascontiguousarray(split.train).view(np.uint8)).hexdigest(), recipe)
+    if key not in _OWN_ARRAYS:
+        if len(_OWN_ARRAYS) >= _OWN_CACHE_SIZE:
+            _OWN_ARRAYS.clear()
+        _OWN_ARRAYS[key] = run_federation({split.name: scaled_training_rows(split)}, recipe).arrays
+    return trained_encoder(recipe, _OWN_ARRAYS[key], split.train.shape[1])
+
+
+def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config: FedCLConfig,
+                       on_node: Callable[[str], None] | None = None) -> dict[str, NodeDetector]:
+    """Each node's detector on its own rows (and, personalised, its own encoder trained on them);
+    thresholds from its benign validation rows only. ``on_node(name)`` follows each node's."""
+    detectors = {}
+    for s in splits:
+        own = None if config.personalisation == "off" else own_encoder(s, config)
+        detectors[s.name] = make_detector(encoder, config, own).fit(s.train, X_val=s.val)
+        if on_node is not None:
+            on_node(s.name)
+    return detectors
+
+
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
-                  trainers: Collection[str] | None = None) -> tuple[dict[str, FedCLDetector], FederationResult]:
+                  trainers: Collection[str] | None = None, on_node: Callable[[str], None] | None = None,
+                  ) -> tuple[dict[str, NodeDetector], FederationResult]:
     """Federated training, then each node's detector on its own rows (threshold from its validation rows).
 
     ``trainers`` (names, default all) take part in training; the other nodes join afterwards, with
-    the federation's encoder and their own scaler, references and threshold (unseen devices).
+    the federation's encoder and their own scaler, references and threshold (unseen devices), and
+    only theirs are fitted then.
     """
     training = [s for s in splits if trainers is None or s.name in trainers]
+    joining = splits if trainers is None else [s for s in splits if s.name not in trainers]
     result = run_federation({s.name: scaled_training_rows(s) for s in training}, config, on_round=on_round)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
-    return fit_node_detectors(encoder, splits, config), result
+    return fit_node_detectors(encoder, joining, config, on_node), result
 
 
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
-          splits: list[NodeSplit] | None = None) -> Path:
+          splits: list[NodeSplit] | None = None, on_node: Callable[[str], None] | None = None) -> Path:
     """Federated training on ``config.data``; writes config, per-round history and the model.
 
     Each node scales its own training rows with its own statistics; only model updates and a few
     embedding statistics cross the federation (see :func:`fedcl.federated.run_federation`).
-    ``splits`` (from :func:`load_splits`) saves reading the data again when the caller has it.
+    ``splits`` (from :func:`load_splits`) saves reading the data again when the caller has it;
+    ``on_round`` and ``on_node`` follow the rounds and then the node detectors.
     """
     out = prepare_run_dir(out_dir)
     splits = load_splits(config) if splits is None else splits
@@ -105,7 +149,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
         if on_round is not None:
             on_round(entry)
 
-    detectors, result = fit_detectors(splits, config, on_round=record)
+    detectors, result = fit_detectors(splits, config, on_round=record, on_node=on_node)
     torch.save({
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),

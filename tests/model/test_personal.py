@@ -1,0 +1,92 @@
+"""PersonalDetector: two views of a node's rows in one score, a threshold on benign validation rows."""
+
+import numpy as np
+import pytest
+import torch
+
+from fedcl.config import FedCLConfig
+from fedcl.model import FedCLDetector, PersonalDetector, build_encoder
+from fedcl.pipeline import make_detector
+
+N_FEATURES = 115
+
+
+def encoder(seed):
+    torch.manual_seed(seed)
+    return build_encoder("mlp", N_FEATURES, 32, 8)
+
+
+def rows(n, mean, seed):
+    return np.random.default_rng(seed).lognormal(mean=mean, sigma=0.5, size=(n, N_FEATURES))
+
+
+def personal(combine="mean", seed=0):
+    return PersonalDetector(FedCLDetector(encoder(seed), n_neighbors=3, n_references=64),
+                            FedCLDetector(encoder(seed + 1), n_neighbors=3, n_references=64), combine=combine)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return personal().fit(rows(300, 2.0, 0), X_val=rows(200, 2.0, 1))
+
+
+def test_the_score_combines_both_views_in_the_shared_views_units(fitted):
+    X = np.vstack([rows(50, 2.0, 2), rows(50, 6.0, 3)])
+    val = rows(200, 2.0, 1)
+    shared, own = fitted.shared.decision_function, fitted.own.decision_function
+    scale = np.quantile(shared(val), 0.9) / np.quantile(own(val), 0.9)  # the own view in shared units
+
+    np.testing.assert_allclose(fitted.own_scale_, scale)
+    np.testing.assert_allclose(fitted.decision_function(X), (shared(X) + own(X) * scale) / 2)
+    alarm_from_either = personal("max").fit(rows(300, 2.0, 0), X_val=val)
+    np.testing.assert_allclose(alarm_from_either.decision_function(X), np.maximum(shared(X), own(X) * scale))
+
+
+def test_the_threshold_is_set_on_the_combined_validation_scores(fitted):
+    val = rows(200, 2.0, 1)
+
+    assert np.mean(fitted.decision_function(val) > fitted.threshold_) <= 0.01
+    assert np.mean(fitted.predict(rows(100, 6.0, 4))) == 1.0  # far-off rows are all anomalies
+
+
+def test_a_saved_detector_scores_exactly_as_the_fitted_one(fitted):
+    X = rows(64, 3.0, 5)
+    # The shared encoder comes with the run's model; the own encoder's weights come with the state.
+    restored = PersonalDetector(FedCLDetector(fitted.encoder, n_neighbors=3, n_references=64),
+                                FedCLDetector(encoder(7), n_neighbors=3, n_references=64),
+                                ).load_state_dict(fitted.state_dict())
+
+    np.testing.assert_array_equal(restored.decision_function(X), fitted.decision_function(X))
+    assert restored.threshold_ == fitted.threshold_
+    assert all(isinstance(v, torch.Tensor) for v in fitted.state_dict().values())
+
+
+def test_config_picks_the_node_detector():
+    shared, own = encoder(0), encoder(1)
+
+    assert isinstance(make_detector(shared, FedCLConfig(personalisation="off")), FedCLDetector)
+    detector = make_detector(shared, FedCLConfig(personalisation="max"), own)
+    assert isinstance(detector, PersonalDetector) and detector.combine == "max"
+    assert detector.encoder is shared and detector.own.encoder is own
+    with pytest.raises(ValueError, match="own encoder"):
+        make_detector(shared, FedCLConfig())
+    with pytest.raises(ValueError, match="unknown combine"):
+        PersonalDetector(FedCLDetector(shared), FedCLDetector(own), combine="min")
+
+
+def test_a_nodes_own_encoder_depends_only_on_its_rows_and_the_recipe(fedmse_slice, one_torch_thread):
+    from dataclasses import replace
+
+    from fedcl.federated.params import get_arrays
+    from fedcl.pipeline import load_splits, own_encoder, training
+
+    config = FedCLConfig(data=str(fedmse_slice), rounds=1)
+    node = load_splits(config)[0]
+    first = get_arrays(own_encoder(node, config))
+
+    training._OWN_ARRAYS.clear()  # retrained: one node, so the server rule does not matter
+    retrained = get_arrays(own_encoder(node, config.updated(aggregation="krum")))
+    cached = get_arrays(own_encoder(node, config))
+    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(first, retrained, cached))
+    fewer_rows = get_arrays(own_encoder(replace(node, train=node.train[:-20]), config))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, fewer_rows))
