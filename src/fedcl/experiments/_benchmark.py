@@ -36,6 +36,11 @@ CELLS_TEXT = """Each cell runs every method on the same splits, in the same run.
   federation's model and fits its own scaler, references and threshold. Only its rows are scored
   (methods that train on one node alone are unaffected).
 
+*fedcl (ours)* is the default detector: personalised, each node scoring through the federation's
+encoder and one trained on its rows alone; *fedcl, federation's encoder only* is the same run with
+`--personalisation off` (the first release). The no-regret table sets the default against the
+baselines only.
+
 Every cell also reports the *federation-wide benign* FPR: each node's detector, at its own
 threshold, on the other nodes' held-out benign rows (traffic the federation has seen, this node
 has not), apart from the FPR on its own benign test rows."""
