@@ -5,10 +5,12 @@ from __future__ import annotations
 import struct
 
 import dpkt
+import numpy as np
 import pytest
 
 from fedcl.data import DataError
 from fedcl.traffic import read_packets, write_synthetic_capture
+from fedcl.traffic._packets import _decode, _decode_dpkt
 from fedcl.traffic._synthetic import _frame
 
 MAC1, MAC2 = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
@@ -94,3 +96,36 @@ def test_non_ethernet_link_type_fails(tmp_path):
 
     with pytest.raises(DataError, match="link type 101 is not Ethernet"):
         list(read_packets(path))
+
+
+def _variants(rng, frames, n):
+    """Frames cut short and with header bytes overwritten where the fixed-offset reading branches: the
+    Ethernet type, IPv4 version/IHL, total length, fragment field, protocol, IPv6 payload length and next
+    header, and the TCP data offset (with and without IPv4 options)."""
+    offsets = [12, 13, 14, 16, 17, 18, 19, 20, 21, 23, 32, 34 + 12, 54 + 12, 58 + 12]
+    for _ in range(n):
+        frame = bytearray(frames[rng.integers(len(frames))])
+        for _ in range(rng.integers(1, 4)):
+            at = offsets[rng.integers(len(offsets))]
+            if at < len(frame):
+                frame[at] = int(rng.choice([0, 1, 5, 6, 17, 0x20, 0x45, 0x46, 0x4F, 0x60, 0x86, 0xDD, 0xFF,
+                                            rng.integers(256)]))
+        if rng.random() < 0.3:
+            frame = frame[: rng.integers(len(frame) + 1)]
+        yield bytes(frame)
+
+
+def test_fixed_offset_decoding_reads_every_frame_as_dpkt():
+    # Prepare: v4/v6 TCP/UDP/ICMP, ARP, an IPv4 header with options, a VLAN tag, then 20,000 variants
+    v6a, v6b = b"\xfd" + bytes(14) + b"\x01", b"\xfd" + bytes(14) + b"\x02"
+    base = [_frame(MAC1, MAC2, IP1, IP2, kind, 4000, 80, b"p" * 30) for kind in ("tcp", "udp", "icmp", "arp")]
+    base += [_frame(MAC1, MAC2, v6a, v6b, kind, 4000, 80, b"p" * 30) for kind in ("tcp", "udp", "icmp")]
+    ip = dpkt.ip.IP(src=IP1, dst=IP2, p=6, opts=b"\x01" * 8, data=dpkt.tcp.TCP(sport=1, dport=2, data=b"q" * 9))
+    ip.len = len(ip)
+    base.append(bytes(dpkt.ethernet.Ethernet(src=MAC1, dst=MAC2, type=dpkt.ethernet.ETH_TYPE_IP, data=ip)))
+    base.append(base[0][:12] + b"\x81\x00\x00\x07" + base[0][12:])  # 802.1Q tag: left to dpkt
+    rng = np.random.default_rng(0)
+
+    # Execute / Assert
+    for frame in base + list(_variants(rng, base, 20_000)):
+        assert _decode(1.0, 60, frame) == _decode_dpkt(1.0, 60, frame), frame.hex()

@@ -11,9 +11,12 @@ from torch import Tensor, nn
 
 from fedcl.data import NodeScaler
 from fedcl.errors import check_fraction
+from fedcl.model._encoders import MLPEncoder
 from fedcl.model._threshold import threshold_at_fpr
 
-_CHUNK = 4096
+# Rows per pass: enough to amortise each call's overhead, few enough that a chunk's buffers (hidden
+# layers, distances: ~4 MB at 2,048 rows) mostly stay in cache. Measured best of 512 to 8,192.
+_CHUNK = 2048
 
 
 class FedCLDetector(BaseEstimator):
@@ -97,13 +100,12 @@ class FedCLDetector(BaseEstimator):
         """Anomaly scores of rows ``X`` (n, 115), shape (n,); higher = more anomalous."""
         check_is_fitted(self, "references_")
         X = np.asarray(X)
-        # Chunks keep every intermediate (scaled rows, hidden layers, distances) in cache:
-        # ~1.3x the rows/s of one pass over a large batch (benchmarks/scoring_throughput.py).
-        chunks = [
-            self._score((self._embed(self.scaler_.transform(X[i : i + _CHUNK])) - self.mean_) / self.std_)
-            for i in range(0, len(X), _CHUNK)
-        ]
-        return np.concatenate(chunks) if chunks else np.empty(0)
+        scores = np.empty(len(X))
+        with torch.inference_mode():
+            scorer = _ChunkScorer(self, rows=min(len(X), _CHUNK))
+            for lo in range(0, len(X), _CHUNK):
+                scores[lo : lo + _CHUNK] = scorer(X[lo : lo + _CHUNK]).numpy()
+        return scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -143,10 +145,78 @@ class FedCLDetector(BaseEstimator):
         k = min(self.n_neighbors + skip_self, len(self.references_))
         refs = self.references_
         ref_sq = (refs * refs).sum(dim=1)  # (references,)
-        out = []
-        for chunk in z_norm.split(_CHUNK):  # bounds the (rows, references) block
-            # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
-            partial = torch.addmm(ref_sq, chunk, refs.T, alpha=-2)
-            nearest = partial.topk(k, dim=1, largest=False).values + (chunk * chunk).sum(dim=1, keepdim=True)
-            out.append(nearest[:, int(skip_self):].clamp_min_(0).sqrt_().mean(dim=1))  # (rows,)
+        dist = torch.empty(min(len(z_norm), _CHUNK), len(refs))  # bounds the (rows, references) block
+        out = [_knn_scores(chunk, refs, ref_sq, k, int(skip_self), dist[: len(chunk)])
+               for chunk in z_norm.split(_CHUNK)]
         return torch.cat(out).numpy().astype(np.float64)
+
+
+def _knn_scores(z: Tensor, refs: Tensor, ref_sq: Tensor, k: int, skip: int, dist: Tensor) -> Tensor:
+    """Mean distance of each row of ``z`` (rows, dim) to its ``k`` nearest ``refs`` (references, dim) but
+    the ``skip`` nearest, shape (rows,); ``ref_sq`` is ‖r‖² (references,), ``dist`` a (rows, references) buffer."""
+    # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
+    partial = torch.addmm(ref_sq, z, refs.T, alpha=-2, out=dist).numpy()
+    # numpy's vectorised sort gives the values torch.topk(k) gives, in the same order, ~7x faster on 256
+    # columns; the sum of the k nearest then rounds as before.
+    partial.sort(axis=1)
+    nearest = torch.from_numpy(partial[:, :k]) + (z * z).sum(dim=1, keepdim=True)
+    return nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
+
+
+def _plain_mlp(encoder: nn.Module) -> list[nn.Module] | None:
+    """The layers of an :class:`MLPEncoder` that reads values only, made of float32 Linear and GELU layers;
+    None for any other encoder."""
+    if type(encoder) is not MLPEncoder or encoder.missing_mask:
+        return None
+    layers = list(encoder.net)
+    plain = bool(layers) and isinstance(layers[0], nn.Linear) and all(
+        isinstance(layer, (nn.Linear, nn.GELU)) for layer in layers)
+    float32 = all(p.dtype == torch.float32 for p in encoder.parameters())
+    return layers if plain and float32 else None
+
+
+class _ChunkScorer:
+    """``decision_function`` on chunks of at most ``rows`` rows, into buffers reused from chunk to chunk.
+
+    The arithmetic of the plain composition (NodeScaler.transform, the encoder, (z − μ)/σ, the k-NN
+    score), step for step, so the scores are the same bit for bit (tests/model/test_detector_scoring.py);
+    for a plain :class:`MLPEncoder` each layer writes into its own buffer instead of a fresh tensor.
+    Build it under ``torch.inference_mode``.
+    """
+
+    def __init__(self, detector: FedCLDetector, rows: int) -> None:
+        self.scaler = detector.scaler_
+        self.encoder = detector.encoder.eval()
+        self.layers = _plain_mlp(detector.encoder)
+        self.mu, self.sigma = detector.mean_, detector.std_
+        self.refs = detector.references_
+        self.ref_sq = (self.refs * self.refs).sum(dim=1)  # (references,)
+        self.k = min(detector.n_neighbors, len(self.refs))
+        linear = [layer for layer in self.layers or [] if isinstance(layer, nn.Linear)]
+        self.hidden = [torch.empty(rows, layer.out_features) for layer in linear]
+        self.dist = torch.empty(rows, len(self.refs))
+
+    def __call__(self, x: np.ndarray) -> Tensor:
+        """Scores (rows,) of raw rows ``x`` (rows, n_features), float32."""
+        z_norm = self.embed(torch.from_numpy(self.scaler.transform(x)))
+        return _knn_scores(z_norm, self.refs, self.ref_sq, self.k, 0, self.dist[: len(x)])
+
+    def embed(self, scaled: Tensor) -> Tensor:
+        """Normalised embeddings z̃ = (f_θ(x) − μ)/σ (rows, dim) of scaled rows (NaN = missing); may
+        overwrite ``scaled``."""
+        if self.layers is None:
+            return (self.encoder(scaled) - self.mu) / self.sigma
+        return self._mlp(scaled).sub_(self.mu).div_(self.sigma)
+
+    def _mlp(self, scaled: Tensor) -> Tensor:
+        """MLPEncoder.forward (a missing cell reads as 0), each layer written into its buffer."""
+        h = torch.nan_to_num_(scaled, nan=0.0)  # no inf is left after the scaler's clip
+        buffers = iter(self.hidden)
+        for layer in self.layers:
+            if isinstance(layer, nn.GELU):
+                torch.ops.aten.gelu_(h, approximate=layer.approximate)  # in place: h is our own buffer
+            elif layer.bias is None:
+                h = torch.mm(h, layer.weight.T, out=next(buffers)[: len(h)])
+            else:
+                h = torch.addmm(layer.bias, h, layer.weight.T, out=next(buffers)[: len(h)])
+        return h

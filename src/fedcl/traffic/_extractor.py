@@ -33,11 +33,16 @@ reproduces that (first gap = timestamp, weight 1 like the other streams).
 Timestamps that go backwards (multi-queue capture) are clamped to the latest one seen, so every
 gap is ≥ 0 (AfterImage likewise never decays backwards and records a negative gap as 0).
 
-Memory: every ``prune_every`` seconds of capture time, streams whose λ = 0.01 weight has
-decayed below ``prune_below`` are forgotten (a single packet takes about 33 minutes to get
-there with the default 1e-6). A forgotten stream restarts from nothing if it is seen again:
-its next packet counts as its first, and a reverse direction that was forgotten no longer
-contributes μ_b, var_b to magnitude and radius. ``prune_below=0`` keeps every stream.
+Memory: streams whose λ = 0.01 weight has decayed below ``prune_below`` are forgotten (a single
+packet takes about 33 minutes to get there with the default 1e-6). A pruning pass runs right after
+the first packet that comes ``prune_every`` seconds of capture time or more after the previous
+pass (the first pass counts from the first packet), so the rows do not depend on how packets are
+split between ``extract`` calls. A forgotten stream restarts from nothing if it is seen again: its
+sizes count from its next packet, that packet adds no inter-arrival, and a reverse direction that
+was forgotten no longer contributes μ_b, var_b to magnitude and radius. With
+``first_jitter_from_epoch`` a forgotten channel's last time is kept (a float per channel ever
+pruned), so when it returns its gap is measured from its last packet, as the original extractor,
+which forgets nothing, measures it, not from time zero. ``prune_below=0`` keeps every stream.
 """
 
 from __future__ import annotations
@@ -66,12 +71,17 @@ _CHUNK = 8192  # packets per vectorised pass: large enough to amortise numpy, sm
 
 
 class _Table:
-    """Integer ids for stream keys; state arrays indexed by id; ids reused after removal."""
+    """Integer ids for stream keys; state arrays indexed by id; ids reused after removal.
 
-    def __init__(self, **fields: tuple[tuple[int, ...], float]):
+    With ``remember``, a removed stream's last time is kept and restored if its key is added again,
+    with its sums at zero: its next packet then sees the gap since its last one.
+    """
+
+    def __init__(self, remember: bool = False, **fields: tuple[tuple[int, ...], float]):
         self.index: dict = {}
         self.keys: list = []
         self.free: list[int] = []
+        self.gone: dict | None = {} if remember else None  # key -> last time, of removed streams
         self._fields = fields
         for name, (tail, fill) in fields.items():
             setattr(self, name, np.full((0, *tail), fill, dtype=np.int64 if isinstance(fill, int) else np.float64))
@@ -90,6 +100,8 @@ class _Table:
             if i >= len(self.last_t):
                 self._grow(max(64, 2 * i))
         self.index[key] = i
+        if self.gone:
+            self.last_t[i] = self.gone.pop(key, np.nan)
         return i
 
     def _grow(self, capacity: int) -> None:
@@ -112,6 +124,8 @@ class _Table:
 
     def remove(self, ids: np.ndarray) -> None:
         """Forget streams ``ids`` and reset their state rows."""
+        if self.gone is not None:
+            self.gone.update(zip([self.keys[i] for i in ids.tolist()], self.last_t[ids].tolist()))
         for i in ids.tolist():
             del self.index[self.keys[i]]
             self.keys[i] = None
@@ -123,8 +137,8 @@ class _Table:
 class _Directed(_Table):
     """Directed streams (channels, socket pairs), each linked to its unordered pair."""
 
-    def __init__(self, width: int):
-        super().__init__(last_t=((), np.nan), sums=((_L, width), 0.0), res=((_L,), 0.0),
+    def __init__(self, width: int, remember: bool = False):
+        super().__init__(remember, last_t=((), np.nan), sums=((_L, width), 0.0), res=((_L,), 0.0),
                          pair=((), -1), dir=((), -1))
         self.pairs = _Table(last_t=((), np.nan), sr=((_L,), 0.0), chan=((2,), -1))
 
@@ -199,8 +213,15 @@ class FeatureExtractor:
             self._start()
         packets = packets if isinstance(packets, list) else list(packets)
         out = np.empty((len(packets), N_FEATURES))
-        for lo in range(0, len(packets), _CHUNK):
-            out[lo: lo + _CHUNK] = self._chunk(packets[lo: lo + _CHUNK])
+        t = self._clamped_times(packets)
+        lo = 0
+        while lo < len(packets):
+            due = self._next_pruning(t, lo)  # a pass ends a run: it sees every packet before it
+            hi = min(lo + _CHUNK, len(t) if due is None else due + 1)
+            out[lo:hi] = self._chunk(packets[lo:hi], t[lo:hi])
+            if due is not None and hi == due + 1:
+                self._prune(float(t[due]))
+            lo = hi
         return out
 
     @property
@@ -218,15 +239,31 @@ class FeatureExtractor:
         one_d = dict(last_t=((), np.nan), sums=((_L, 3), 0.0))
         self._mi = _Table(**one_d)
         self._h = _Table(**one_d)
-        self._ch = _Directed(width=6)  # sizes (w, Σx, Σx²) then jitter (w, Σg, Σg²)
+        # sizes (w, Σx, Σx²) then jitter (w, Σg, Σg²)
+        self._ch = _Directed(width=6, remember=self.first_jitter_from_epoch)
         self._sk = _Directed(width=3)
         self._clock = -np.inf
         self._pruned_at = None
 
-    def _chunk(self, packets: list[Packet]) -> np.ndarray:
-        t, size, smac, _dmac, sip, dip, sport, dport = zip(*packets)
-        t = np.maximum.accumulate(np.maximum(np.array(t, dtype=np.float64), self._clock))
-        self._clock = t[-1]
+    def _clamped_times(self, packets: list[Packet]) -> np.ndarray:
+        """Capture times, never before the latest one seen (this call's and earlier ones)."""
+        t = np.array([p.timestamp for p in packets], dtype=np.float64)
+        t = np.maximum.accumulate(np.maximum(t, self._clock))
+        if len(t):
+            self._clock = t[-1]
+            if self._pruned_at is None:
+                self._pruned_at = float(t[0])
+        return t
+
+    def _next_pruning(self, t: np.ndarray, lo: int) -> int | None:
+        """Index of the first packet from ``lo`` on after which a pruning pass is due; None if none is."""
+        if self.prune_below == 0:
+            return None
+        due = lo + int(np.searchsorted(t[lo:], self._pruned_at + self.prune_every))  # t is sorted
+        return due if due < len(t) else None
+
+    def _chunk(self, packets: list[Packet], t: np.ndarray) -> np.ndarray:
+        _, size, smac, _dmac, sip, dip, sport, dport = zip(*packets)
         x = np.array(size, dtype=np.float64)
         mi = self._mi.ids(list(zip(smac, sip)))
         h = self._h.ids(sip)
@@ -249,13 +286,6 @@ class FeatureExtractor:
         S = self._two_d(self._ch, ch, t, x, with_jitter, out[:, 30:65])
         out[:, 65:80] = np.stack(_moments(S[..., 3:]), axis=-1).reshape(m, 15)
         self._two_d(self._sk, sk, t, x, lambda prev, new: size_sums, out[:, 80:115])
-
-        now = float(t[-1])
-        if self._pruned_at is None:
-            self._pruned_at = float(t[0])
-        if self.prune_below > 0 and now - self._pruned_at >= self.prune_every:
-            self._prune(now)
-            self._pruned_at = now
         return out
 
     @staticmethod
@@ -354,6 +384,7 @@ class FeatureExtractor:
         return S
 
     def _prune(self, now: float) -> None:
+        self._pruned_at = now
         for table in (self._mi, self._h, self._ch, self._sk):
             live = np.flatnonzero(~np.isnan(table.last_t))
             weight = table.sums[live, _SLOWEST, 0] * np.exp2(-_LAM[_SLOWEST] * (now - table.last_t[live]))

@@ -80,8 +80,50 @@ class Packet(NamedTuple):
     dst_port: int
 
 
+# Ethernet II type, then IPv4 (version/IHL, total length, flags/fragment offset, protocol, addresses)
+# or IPv6 (payload length, next header, addresses) at fixed offsets.
+_IPV4 = struct.Struct("!BxHxxHxB2x4s4s")
+_IPV6 = struct.Struct("!HBx16s16s")
+_PORTS = struct.Struct("!HH")
+_TCP, _UDP = 6, 17
+
+
 def _decode(timestamp: float, size: int, frame: bytes) -> Packet | None:
     """Decode one Ethernet frame, or ``None`` when it is too short to have a header."""
+    packet = _decode_ip(timestamp, size, frame)
+    return packet if packet is not None else _decode_dpkt(timestamp, size, frame)
+
+
+def _decode_ip(timestamp: float, size: int, frame: bytes) -> Packet | None:
+    """An untagged IPv4 or IPv6 (TCP/UDP next header) frame read at fixed offsets, the fields dpkt would
+    give, ~5x faster; ``None`` for any other frame (VLAN tags, ARP, IPv6 extension headers...)."""
+    kind = frame[12:14]
+    if kind == b"\x08\x00" and len(frame) >= 34 and frame[14] & 0x0F >= 5:
+        v_hl, length, fragment, proto, src, dst = _IPV4.unpack_from(frame, 14)
+        start = 14 + (v_hl & 0x0F) * 4
+        end = 14 + length if length else len(frame)  # length 0: segmentation offload, as dpkt reads it
+        first = fragment & 0x1FFF == 0  # dpkt decodes the transport header of offset-0 fragments only
+    elif kind == b"\x86\xdd" and len(frame) >= 54 and frame[20] in (_TCP, _UDP):
+        length, proto, src, dst = _IPV6.unpack_from(frame, 18)
+        start, end, first = 54, 54 + length if length else len(frame), True
+    else:
+        return None
+    sport, dport = _ports(frame, proto, start, min(end, len(frame))) if first else (_NO_PORT, _NO_PORT)
+    return Packet(timestamp, size, frame[6:12], frame[0:6], src, dst, sport, dport)
+
+
+def _ports(frame: bytes, proto: int, start: int, end: int) -> tuple[int, int]:
+    """TCP/UDP ports of the segment ``frame[start:end]``; ``-1`` where dpkt would not decode the segment
+    (another protocol, or a header cut short or with a TCP data offset below 5 words)."""
+    if proto == _TCP and end - start >= 20 and frame[start + 12] >> 4 >= 5:
+        return _PORTS.unpack_from(frame, start)
+    if proto == _UDP and end - start >= 8:
+        return _PORTS.unpack_from(frame, start)
+    return _NO_PORT, _NO_PORT
+
+
+def _decode_dpkt(timestamp: float, size: int, frame: bytes) -> Packet | None:
+    """Decode one Ethernet frame with dpkt, or ``None`` when it is too short to have a header."""
     try:
         eth = dpkt.ethernet.Ethernet(frame)
     except (dpkt.UnpackError, struct.error):

@@ -1,0 +1,121 @@
+"""FedCLDetector's chunked scoring against the former composition (benchmarks/scoring_reference.py), on real rows."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import NBAIOT
+from fedcl.data import NodeScaler, leakage_guard
+from fedcl.model import FedCLDetector, build_encoder
+from fedcl.model._detector import _CHUNK
+from scoring_reference import reference_knn, reference_scores, reference_transform  # benchmarks/, on the test path
+
+CLIENT = NBAIOT / "fedmse-iid" / "Client-1"
+RTOL = 1e-5  # issue 14: scores within 1e-5 relative of the former path
+
+
+def real_rows(folder: str) -> np.ndarray:
+    return np.loadtxt(CLIENT / folder / "data.csv", delimiter=",")
+
+
+class AffineEncoder(nn.Module):
+    """Not an MLPEncoder: the detector runs it as it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(115, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.nan_to_num(0.0))
+
+
+def make_encoder(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    if kind == "other":
+        return AffineEncoder()
+    return build_encoder("mlp", 115, 128, 32, missing_mask=kind == "mlp-missing-mask")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["raw", "guarded"])
+def rows(request):
+    """Benign training rows, and rows to score over more than two chunks (guarded: with NaN cells)."""
+    prepare = leakage_guard if request.param else np.asarray
+    train = prepare(real_rows("normal"))
+    scored = prepare(np.vstack([real_rows("test_normal"), real_rows("abnormal")]))
+    scored = np.resize(scored, (2 * _CHUNK + 123, scored.shape[1]))
+    scored[1, :3] = [1e39, -1e300, -0.0]  # beyond float32 (clipped), and a signed zero
+    return train, scored
+
+
+@pytest.mark.parametrize("kind", ["mlp", "mlp-missing-mask", "other"])
+@pytest.mark.parametrize("n_references", [256, 1000])  # k-means centroids, or the training rows themselves
+def test_scores_match_former_path(rows, kind, n_references, one_torch_thread):
+    train, scored = rows
+    detector = FedCLDetector(make_encoder(kind), n_references=n_references).fit(train)
+
+    scores = detector.decision_function(scored)
+
+    expected = reference_scores(detector, scored)
+    assert scores.shape == (len(scored),) and scores.dtype == np.float64
+    np.testing.assert_allclose(scores, expected, rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("n_references", [256, 1000])
+def test_training_scores_match_former_knn(rows, n_references, one_torch_thread):
+    train, _ = rows
+    detector = FedCLDetector(make_encoder("mlp"), n_references=n_references).fit(train)
+    skip = int(n_references >= len(train))  # references = the rows: leave each row out
+
+    with torch.inference_mode():
+        z = detector.encoder(torch.from_numpy(reference_transform(detector.scaler_, train)))
+    expected = reference_knn((z - detector.mean_) / detector.std_, detector.references_,
+                             detector.n_neighbors + skip, skip)
+
+    np.testing.assert_allclose(detector.decision_scores_, expected, rtol=RTOL, atol=0)
+
+
+def test_a_row_scores_the_same_alone_and_in_a_batch(rows, one_torch_thread):
+    train, scored = rows
+    detector = FedCLDetector(make_encoder("mlp")).fit(train)
+
+    batch = detector.decision_function(scored)
+
+    alone = np.concatenate([detector.decision_function(scored[i : i + 1]) for i in (0, 1, _CHUNK, len(scored) - 1)])
+    np.testing.assert_allclose(alone, batch[[0, 1, _CHUNK, len(scored) - 1]], rtol=RTOL, atol=0)
+
+
+@pytest.mark.parametrize("keep_missing", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaler_keeps_former_roundings(rows, keep_missing, dtype):
+    train, scored = rows
+    scaler = NodeScaler(keep_missing=keep_missing).fit(train)
+    x = scored if dtype == np.float64 else np.clip(scored, -1e38, 1e38).astype(np.float32)  # float32 has no 1e39
+
+    scaled = scaler.transform(x)
+
+    expected = reference_transform(scaler, x)
+    assert scaled.dtype == np.float32
+    np.testing.assert_array_equal(scaled, expected)  # NaN in the same cells
+    np.testing.assert_array_equal(np.signbit(scaled), np.signbit(expected))
+
+
+def test_infinite_cells_are_rejected(rows):
+    train, scored = rows
+    detector = FedCLDetector(make_encoder("mlp")).fit(train)
+    x = scored[:10].copy()
+    x[4, 7] = -np.inf
+
+    with pytest.raises(ValueError, match="infinity"):
+        detector.decision_function(x)
+    with pytest.raises(ValueError, match="infinity"):
+        detector.scaler_.transform(x)
+
+
+def test_no_rows_no_scores(rows):
+    train, _ = rows
+    detector = FedCLDetector(make_encoder("mlp")).fit(train)
+
+    scores = detector.decision_function(np.empty((0, 115)))
+
+    assert scores.shape == (0,) and scores.dtype == np.float64
