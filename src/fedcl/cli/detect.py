@@ -1,4 +1,5 @@
-"""`fedcl detect`: score a capture or a feature file with one node's detector."""
+"""`fedcl detect`: score a capture or a feature file with one node's detector; `fedcl export`: bundle it for a
+gateway."""
 
 from __future__ import annotations
 
@@ -10,32 +11,71 @@ import typer
 from fedcl.cli.errors import bad_input_exits_2
 from fedcl.errors import ConfigError
 
+_STDOUT = Path("-")
+
 
 @bad_input_exits_2
 def detect_command(
     traffic: Annotated[Path, typer.Argument(help="A pcap/pcapng capture, or a CSV of the 115 features with header.")],
-    model: Annotated[Path, typer.Option(help="Run directory written by `fedcl train`.")] = Path("runs/latest"),
+    model: Annotated[Path | None, typer.Option(
+        help="Run directory written by `fedcl train` (default: runs/latest).")] = None,
     node: Annotated[str | None, typer.Option(help="The node (device) the traffic belongs to.")] = None,
-    window: Annotated[int | None, typer.Option(help="Vote window w (default: the node's, chosen on benign validation rows).")] = None,
-    out: Annotated[Path | None, typer.Option(help="CSV of per-packet scores and alerts (default: TRAFFIC.alerts.csv).")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="A bundle written by `fedcl export`, instead of --model: "
+                                                     "scores with ONNX Runtime, without torch.")] = None,
+    window: Annotated[int | None, typer.Option(
+        help="Vote window w (default: the node's, chosen on benign validation rows).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="CSV of per-packet scores and alerts (default: TRAFFIC.alerts.csv).")] = None,
+    alerts: Annotated[Path | None, typer.Option(help="JSON lines, one per alarm episode (docs/gateway.md); "
+                                                     "- for stdout, the summary then goes to stderr.")] = None,
 ) -> None:
     """Score traffic with one node's detector: per-packet alerts, a majority vote over w packets, a summary."""
     if window is not None and window < 1:
         raise ConfigError("--window must be >= 1")
-    from fedcl import detect, pipeline
+    if model is not None and bundle is not None:
+        raise ConfigError("give --model or --bundle, not both")
+    if alerts not in (None, _STDOUT) and not alerts.parent.is_dir():
+        raise ConfigError(f"{alerts}: no such directory for the alerts file (--alerts)")
+    from fedcl import detect
+    from fedcl.edge import alert_episodes
 
-    config = pipeline.load_run_config(model)
-    detectors = pipeline.load_detectors(model)
-    if node is None and len(detectors) != 1:
-        raise ConfigError(f"the model has {len(detectors)} nodes; choose one with --node ({', '.join(detectors)})")
-    node = node or next(iter(detectors))
-    if node not in detectors:
-        raise ConfigError(f"no node {node!r} in {model} (nodes: {', '.join(detectors)})")
-    w = window or pipeline.load_windows(model).get(node, 1)
+    scorer = detect.from_bundle(bundle, node) if bundle else detect.from_run(model or Path("runs/latest"), node)
+    w = window or scorer.window
     features, info = detect.read_traffic(traffic)
-    result = detect.detect(detectors[node], features, info, w, guard=config.leakage_guard)
+    result = detect.detect(scorer.detector, features, info, w, guard=scorer.leakage_guard)
     out = out or traffic.with_suffix(".alerts.csv")
     result.to_csv(out, index_label="packet")
+    json_on_stdout = alerts == _STDOUT  # stdout then carries the JSON lines alone
     for line in detect.summarise_alerts(result, w):
-        typer.echo(line)
-    typer.echo(f"alerts: {out}")
+        typer.echo(line, err=json_on_stdout)
+    typer.echo(f"alerts: {out}", err=json_on_stdout)
+    if alerts is None:
+        return
+    episodes = alert_episodes(result, w, node=scorer.node, threshold=scorer.detector.threshold_, model=scorer.model)
+    lines = detect.alert_lines(episodes)
+    if json_on_stdout:
+        for line in lines:
+            typer.echo(line)
+    else:
+        alerts.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    typer.echo(f"alarm episodes: {len(episodes):,} ({'stdout' if json_on_stdout else alerts})", err=json_on_stdout)
+
+
+@bad_input_exits_2
+def export_command(
+    out: Annotated[Path, typer.Option(help="New (or empty) directory for the bundle.")],
+    model: Annotated[Path, typer.Option(help="Run directory written by `fedcl train`.")] = Path("runs/latest"),
+    node: Annotated[str | None, typer.Option(
+        help="The node whose detector to export (needed if the run has several).")] = None,
+) -> None:
+    """Write one node's detector as a bundle a gateway scores without torch (`fedcl detect --bundle`)."""
+    from fedcl.detect import require_training_install
+    from fedcl.edge import load_bundle
+
+    require_training_install("fedcl export")
+    from fedcl.export import export_node
+
+    written = export_node(model, node, out)
+    bundle = load_bundle(written)  # what a gateway will read: check it reads
+    typer.echo(f"bundle of node {bundle.node!r} (window {bundle.window}, threshold {bundle.threshold_:.6g}): {written}")
+    typer.echo(f"content hash {bundle.content_hash}")
