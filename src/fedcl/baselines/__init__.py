@@ -1,11 +1,17 @@
 """Baseline detectors run in the same harness as fedcl."""
 
-from fedcl.baselines._autoencoder import AutoencoderDetector
-from fedcl.baselines._federated_autoencoder import train_federated_autoencoder
-from fedcl.baselines._iforest import IsolationForestDetector
-from fedcl.baselines._knn import KNNDetector
-from fedcl.baselines._lof import LOFDetector
-from fedcl.baselines._ocsvm import OCSVMDetector
+from fedcl import _lazy_exports
+
+# Names load on first use (fedcl._lazy_exports): one baseline does not load the others' libraries.
+_EXPORTS = {
+    "._autoencoder": ["AutoencoderDetector"],
+    "._federated_autoencoder": ["train_federated_autoencoder"],
+    "._iforest": ["IsolationForestDetector"],
+    "._knn": ["KNNDetector"],
+    "._lof": ["LOFDetector"],
+    "._ocsvm": ["OCSVMDetector"],
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "AutoencoderDetector",

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.config import FedCLConfig, load_config
-from fedcl.errors import ConfigError
+from fedcl.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from fedcl.federated.flower.certificates import Certificates
 
 flower_app = command_group("Run fedcl on Flower: in one process, or as a SuperLink with SuperNodes.")
 
@@ -44,18 +49,53 @@ def simulate_command(
 @bad_input_exits_2
 def certs_command(
     out: Annotated[Path, typer.Argument(help="Folder for ca.crt, server.pem, server.key (and nodes/ keys).")],
-    host: Annotated[list[str] | None, typer.Option(help="Name or address the SuperLink is reached at (repeat).")] = None,
+    host: Annotated[list[str] | None, typer.Option(help="Name or address the SuperLink is reached at "
+                                                        "(repeat).")] = None,
     days: Annotated[int, typer.Option(help="Validity of the certificates.")] = 365,
     nodes: Annotated[int, typer.Option(help="Also make this many SuperNode authentication key pairs.")] = 0,
+    force: Annotated[bool, typer.Option(help="Replace an existing PKI and node keys (nodes holding them are "
+                                             "locked out).")] = False,
 ) -> None:
     """Make a CA and a SuperLink TLS certificate (and SuperNode keys); keep ca.crt for every node."""
-    from fedcl.federated.flower.certificates import LOOPBACK_HOSTS, generate_certificates, generate_node_keys
+    from fedcl.federated.flower.certificates import (LOOPBACK_HOSTS, check_new_pki, generate_certificates,
+                                                     generate_node_keys)
 
+    if not force:
+        check_new_pki(out, nodes)  # all refused before anything is written
     hosts = tuple(dict.fromkeys([*(host or []), *LOOPBACK_HOSTS]))  # the SuperLink's own executor uses loopback
-    certs = generate_certificates(out, hosts, days=days)
+    certs = generate_certificates(out, hosts, days=days, overwrite=force)
     typer.echo(f"CA {certs.ca_cert}; SuperLink certificate {certs.server_cert} for {', '.join(hosts)}")
-    for key, pub in generate_node_keys(out / "nodes", nodes) if nodes else []:
+    for key, pub in generate_node_keys(out / "nodes", nodes, overwrite=force) if nodes else []:
         typer.echo(f"node key {key} (register {pub})")
+
+
+@contextmanager
+def _until_signalled() -> Iterator[None]:
+    """SIGTERM/SIGINT stop the command's child processes, then exit 128 + the signal number."""
+    from fedcl.federated.flower.service import Stopped, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            yield
+    except Stopped as stop:
+        typer.echo(f"stopped by {stop}", err=True)
+        raise typer.Exit(128 + stop.signum) from None
+
+
+def _tls_files(certs: Path) -> Certificates:
+    from fedcl.federated.flower.certificates import Certificates
+
+    tls = Certificates.in_dir(certs)
+    missing = [p.name for p in (tls.ca_cert, tls.server_cert, tls.server_key) if not p.is_file()]
+    if missing:
+        raise ConfigError(f"{certs}: no {', '.join(missing)} (make them with `fedcl flower certs {certs}`)")
+    return tls
+
+
+def _existing_file(path: Path | None, what: str) -> Path | None:
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    return path
 
 
 @flower_app.command("superlink")
@@ -64,37 +104,51 @@ def superlink_command(
     certs: Annotated[Path | None, typer.Option(help="Folder written by `fedcl flower certs`.")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="The one port of Fleet, Control and runtime APIs.")] = 9092,
-    database: Annotated[Path | None, typer.Option(help="SuperLink state file (registered nodes, runs).")] = None,
-    register: Annotated[list[Path] | None, typer.Option(help="A SuperNode public key to accept (repeat); turns on node authentication.")] = None,
+    database: Annotated[Path | None, typer.Option(help="SuperLink state file (registered nodes, runs); its "
+                                                       "folder is created.")] = None,
+    register: Annotated[list[Path] | None, typer.Option(help="A SuperNode public key to accept (repeat); turns on "
+                                                             "node authentication.")] = None,
     insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
+    log_file: Annotated[Path | None, typer.Option(help="Append the SuperLink's log here (timestamped, no colour "
+                                                       "codes) instead of stdout.")] = None,
+    start_timeout: Annotated[float, typer.Option(help="Seconds the SuperLink may take to come up.")] = 120.0,
 ) -> None:
-    """Start a SuperLink in the foreground (Ctrl-C stops it and its children)."""
+    """Run a SuperLink in the foreground; SIGTERM or Ctrl-C stops it and every process it started."""
     import tempfile
 
     from fedcl.federated.flower import commands
-    from fedcl.federated.flower.certificates import Certificates
     from fedcl.federated.flower.environment import base_env
     from fedcl.federated.flower.flwr_cli import flwr_home_env, register_supernodes
     from fedcl.federated.flower.health import wait_healthy
-    from fedcl.federated.flower.processes import start_process, stop_processes
+    from fedcl.federated.flower.service import Service
 
     if not insecure and certs is None:
         raise ConfigError("give --certs DIR (from `fedcl flower certs`) or --insecure")
-    tls = Certificates.in_dir(certs) if certs else None
+    tls = _tls_files(certs) if certs else None
+    for key in register or []:
+        _existing_file(key, "SuperNode public key")
+    if database is not None:
+        database = database.expanduser().resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)  # flower-superlink does not create it
     argv = commands.superlink_command(certs=tls, insecure=insecure, host=host, port=port, database=database,
                                       supernode_auth=bool(register))
-    with tempfile.TemporaryDirectory() as home:
-        proc = start_process(argv, Path(home) / "superlink.log", base_env())
+    local = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    with _until_signalled(), Service("flower-superlink", argv, base_env(), log_file) as link:
         try:
-            local = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-            wait_healthy(local, tls.ca_cert if tls else None, insecure=insecure, process=proc)
-            if register:
+            waited = wait_healthy(local, tls.ca_cert if tls else None, insecure=insecure, process=link.process,
+                                  timeout=start_timeout)
+        except (InputError, TimeoutError) as err:
+            raise (link.failure() if link.exited() else ConfigError(str(err))) from None
+        link.note(f"SuperLink healthy after {waited:.1f} s")
+        if register:
+            with tempfile.TemporaryDirectory() as home:
                 env = flwr_home_env(home, local, tls.ca_cert if tls else None, insecure=insecure)
                 register_supernodes(register, env, exist_ok=True)
-            typer.echo(f"SuperLink on {host}:{port} ({'TLS' if tls else 'insecure'}); log {home}/superlink.log")
-            proc.wait()
-        finally:
-            stop_processes([proc])
+            link.note(f"{len(register)} SuperNode key(s) registered")
+        typer.echo(f"SuperLink on {host}:{port} ({'TLS' if tls else 'insecure'}); log "
+                   f"{log_file if log_file else 'on stdout'}", err=True)
+        if link.wait() != 0:
+            raise link.failure()
 
 
 @flower_app.command("supernode")
@@ -102,27 +156,38 @@ def superlink_command(
 def supernode_command(
     data: Annotated[Path, typer.Option(help="This node's data folder (its own rows only).")],
     superlink: Annotated[str, typer.Option(help="HOST:PORT of the SuperLink.")],
-    partition_id: Annotated[int, typer.Option(help="This node's index in the federation: a distinct integer per node.")],
+    partition_id: Annotated[int, typer.Option(help="This node's index in the federation: a distinct integer per "
+                                                   "node.")],
     root_certificates: Annotated[Path | None, typer.Option(help="The CA certificate (ca.crt).")] = None,
-    auth_key: Annotated[Path | None, typer.Option(help="This node's private key, when the SuperLink authenticates nodes.")] = None,
+    auth_key: Annotated[Path | None, typer.Option(help="This node's private key, when the SuperLink authenticates "
+                                                       "nodes.")] = None,
     node_name: Annotated[str | None, typer.Option(help="Which node of the data folder, if it holds several.")] = None,
     port: Annotated[int, typer.Option(help="Local port of this SuperNode's ClientApp API.")] = 9094,
     insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
+    log_file: Annotated[Path | None, typer.Option(help="Append the SuperNode's log here (timestamped, no colour "
+                                                       "codes) instead of stdout.")] = None,
 ) -> None:
-    """Start a SuperNode serving one node's data (replaces this process)."""
-    import os
-
+    """Run a SuperNode serving one node's data in the foreground; SIGTERM or Ctrl-C stops it and its ClientApps."""
     from fedcl.federated.flower import commands
     from fedcl.federated.flower.environment import base_env
+    from fedcl.federated.flower.health import check_address
+    from fedcl.federated.flower.service import Service
 
     if not data.exists():
         raise ConfigError(f"{data}: data folder not found")
     if not insecure and root_certificates is None:
         raise ConfigError("give --root-certificates ca.crt or --insecure")
+    check_address(superlink)
+    _existing_file(root_certificates, "CA certificate")
+    _existing_file(auth_key, "SuperNode private key")
     argv = commands.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
                                       node_name=node_name, root_certificates=root_certificates, insecure=insecure,
                                       private_key=auth_key, port=port)
-    os.execvpe(argv[0], argv, base_env())
+    with _until_signalled(), Service("flower-supernode", argv, base_env(), log_file) as node:
+        typer.echo(f"SuperNode {partition_id} for {data} -> {superlink}; log {log_file if log_file else 'on stdout'}",
+                   err=True)
+        if node.wait() != 0:  # a node that cannot join (TLS, key) exits within seconds
+            raise node.failure()
 
 
 @flower_app.command("run")
@@ -136,25 +201,50 @@ def submit_command(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,
     round_timeout: Annotated[float, typer.Option(help="Seconds to wait for replies in a round.")] = 600.0,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
-    wait: Annotated[bool, typer.Option(help="Wait for the run; exit 1 unless it completes.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out (same settings).")] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the run; exit 1 unless it completes (2: settings refused).")]
+    = False,
     insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
 ) -> None:
     """Submit a fedcl run to a SuperLink and print its run id."""
     import tempfile
 
-    from fedcl.federated.flower.flwr_cli import flwr_home_env, submit_run, wait_finished
+    from fedcl.federated.flower.flwr_cli import flwr_home_env, submit_run
+    from fedcl.federated.flower.health import on_this_machine, probe_superlink
 
+    if not insecure and root_certificates is None:
+        raise ConfigError("give --root-certificates ca.crt or --insecure")
+    if not Path(out).is_absolute():
+        raise ConfigError(f"--out {out}: give an absolute path (it is a folder on the SuperLink machine)")
     cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed)
+    if on_this_machine(superlink):  # else only the ServerApp can check --out, and it fails the run
+        from fedcl.federated.flower.run_dir import check_run_dir
+
+        check_run_dir(out, cfg, resume)
+    probe_superlink(superlink, root_certificates, insecure=insecure)  # flwr reports every failure alike
     settings = {k: v for k, v in cfg.to_dict().items() if k != "data"}
     settings.update({"out-dir": out, "min-nodes": min_nodes, "round-timeout": round_timeout, "resume": resume})
     # A private FLWR_HOME: flwr's config.toml there is rewritten for this connection.
-    with tempfile.TemporaryDirectory() as home:
+    with _until_signalled(), tempfile.TemporaryDirectory() as home:
         env = flwr_home_env(home, superlink, root_certificates, insecure=insecure)
         run_id = submit_run(env, settings)
         typer.echo(f"run {run_id} submitted")
         if wait:
-            status = wait_finished(run_id, env)
-            typer.echo(f"run {run_id}: {status}")
-            if status != "finished:completed":
-                raise typer.Exit(1)
+            _wait_for_run(run_id, env)
+
+
+def _wait_for_run(run_id: int, env: dict) -> None:
+    """Wait for the run to end; exit 1 unless it completed (2 when the ServerApp refused its settings)."""
+    import math
+
+    from fedcl.federated.flower.flwr_cli import run_info, wait_finished
+    from fedcl.federated.flower.run_dir import REFUSED
+
+    status = wait_finished(run_id, env, timeout=math.inf)
+    if status == "finished:completed":
+        typer.echo(f"run {run_id}: {status}")
+        return
+    details = " ".join(str(run_info(run_id, env).get("status-details", "")).split())
+    typer.echo(f"run {run_id}: {status}" + (f" ({details})" if details else " (the SuperLink's log says why)"),
+               err=True)
+    raise typer.Exit(2 if REFUSED in details else 1)

@@ -8,26 +8,22 @@ Typical use::
     X_train = scaler.transform(leakage_guard(split.train))
 """
 
-from ._corrupt import (
-    FEATURE_GROUPS,
-    contaminate,
-    missing_completely_at_random,
-    missing_feature_group,
-    missing_row_blocks,
-    scaled_gaussian_noise,
-)
-from ._errors import DataError
-from ._partition import GROUPINGS, MIN_BENIGN, dirichlet_partition, home_cluster_partition, quantity_skew_partition
-from ._preprocess import JITTER_LIMIT, NodeScaler, leakage_guard
-from ._readers import KAGGLE_DEVICES, LAYOUTS, NodeData, detect_layout, read_dataset, read_feature_csv
-from ._schema import (
-    COLUMNS,
-    JITTER_COLUMNS,
-    JITTER_MEAN_COLUMNS,
-    JITTER_VARIANCE_COLUMNS,
-    N_FEATURES,
-)
-from ._splits import ROW_SETS, NodeSplit, split_node
+from fedcl import _lazy_exports
+
+# Names load on first use (fedcl._lazy_exports): reading a node's rows does not pull in the
+# partitioners' k-means or the corruption helpers.
+_EXPORTS = {
+    "._corrupt": ["FEATURE_GROUPS", "contaminate", "missing_completely_at_random", "missing_feature_group",
+                  "missing_row_blocks", "scaled_gaussian_noise"],
+    "._errors": ["DataError"],
+    "._partition": ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "home_cluster_partition",
+                    "quantity_skew_partition"],
+    "._preprocess": ["JITTER_LIMIT", "NodeScaler", "leakage_guard"],
+    "._readers": ["KAGGLE_DEVICES", "LAYOUTS", "NodeData", "detect_layout", "read_dataset", "read_feature_csv"],
+    "._schema": ["COLUMNS", "JITTER_COLUMNS", "JITTER_MEAN_COLUMNS", "JITTER_VARIANCE_COLUMNS", "N_FEATURES"],
+    "._splits": ["ROW_SETS", "NodeSplit", "split_node"],
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "COLUMNS",

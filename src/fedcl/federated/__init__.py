@@ -1,8 +1,17 @@
-"""Federated training: local steps, server aggregation and the in-process runner."""
+"""Federated training: local steps, server aggregation and the in-process runner.
 
-from fedcl.federated.aggregate import apply_updates, dynamic_weights, reference_vector, sample_weights
-from fedcl.federated.local import LocalUpdate, embed, local_train, node_generator
-from fedcl.federated.runner import FederationResult, aggregate_round, round_record, run_federation
+Names load on first use (:func:`fedcl._lazy_exports`): a node's local step does not pull in the
+server's robust rules.
+"""
+
+from fedcl import _lazy_exports
+
+_EXPORTS = {
+    ".aggregate": ["apply_updates", "dynamic_weights", "reference_vector", "sample_weights"],
+    ".local": ["LocalUpdate", "embed", "local_train", "node_generator"],
+    ".runner": ["FederationResult", "aggregate_round", "round_record", "run_federation"],
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FederationResult",

@@ -1,14 +1,23 @@
-"""Model pieces: encoders, augmentations, losses, the embedding normaliser and the detector."""
+"""Model pieces: encoders, augmentations, losses, the embedding normaliser and the detector.
 
-from fedcl.model._augment import augment
-from fedcl.model._consistency import ConsistencyLoss, squared_distance
-from fedcl.model._detector import FedCLDetector
-from fedcl.model._encoders import ENCODERS, MLPEncoder, build_encoder, encoder_for, initial_encoder
-from fedcl.model._infonce import InfoNCELoss
-from fedcl.model._normaliser import EmbeddingNormaliser
-from fedcl.model._personal import COMBINE, PersonalDetector
-from fedcl.model._threshold import threshold_at_fpr
-from fedcl.model._vote import choose_window, majority_vote
+Names load on first use (:func:`fedcl._lazy_exports`): the encoders and losses do not pull in the
+detector's scikit-learn.
+"""
+
+from fedcl import _lazy_exports
+
+_EXPORTS = {
+    "._augment": ["augment"],
+    "._consistency": ["ConsistencyLoss", "squared_distance"],
+    "._detector": ["FedCLDetector"],
+    "._encoders": ["ENCODERS", "MLPEncoder", "build_encoder", "encoder_for", "initial_encoder"],
+    "._infonce": ["InfoNCELoss"],
+    "._normaliser": ["EmbeddingNormaliser"],
+    "._personal": ["COMBINE", "PersonalDetector"],
+    "._threshold": ["threshold_at_fpr"],
+    "._vote": ["choose_window", "majority_vote"],
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "COMBINE",

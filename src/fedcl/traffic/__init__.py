@@ -11,11 +11,17 @@ Typical use::
     simulate_network("data/simulated", seed=0)       # 9 simulated devices, UCI layout
 """
 
-from ._extractor import LAMBDAS, VAR_RTOL, FeatureExtractor, extract_features
-from ._packets import CaptureReader, Packet, read_packets
-from ._profiles import DEVICES, DeviceProfile
-from ._simulate import ATTACKS, simulate_network
-from ._synthetic import write_synthetic_capture
+from fedcl import _lazy_exports
+
+# Names load on first use (fedcl._lazy_exports): reading packets does not load the simulator.
+_EXPORTS = {
+    "._extractor": ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features"],
+    "._packets": ["CaptureReader", "Packet", "read_packets"],
+    "._profiles": ["DEVICES", "DeviceProfile"],
+    "._simulate": ["ATTACKS", "simulate_network"],
+    "._synthetic": ["write_synthetic_capture"],
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ATTACKS",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from flwr.app import ArrayRecord, MessageType, RecordDict
 
@@ -55,3 +58,16 @@ def test_the_reply_names_the_node_in_a_config_record(fedmse_slice):
     assert dict(reply.content["node"]) == {"node-name": "Client-2", "partition-id": 4}
     assert list(reply.content.metric_records) == ["metrics"]
     assert "partition-id" not in reply.content["metrics"]
+
+
+def test_a_clientapp_process_imports_no_server_side_detector_or_evaluation():
+    # Flower starts a fresh process for every message: it must not pay for what training never uses.
+    script = ("import sys, fedcl.federated.flower.client_app; "
+              "print(' '.join(m for m in sys.modules if m.startswith(('fedcl', 'sklearn', 'matplotlib'))))")
+    loaded = set(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                timeout=120).stdout.split())
+    unwanted = {"fedcl.pipeline", "fedcl.federated.runner", "fedcl.federated.robust", "fedcl.federated.flower.server",
+                "fedcl.federated.flower.strategy", "fedcl.model._detector", "fedcl.data._partition", "fedcl.eval",
+                "sklearn.cluster", "sklearn.neighbors", "sklearn.metrics", "matplotlib"}
+    assert "fedcl.federated.local" in loaded  # the probe sees fedcl's modules at all
+    assert loaded & unwanted == set()

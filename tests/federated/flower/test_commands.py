@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import fields
 
@@ -12,6 +11,7 @@ from typer.testing import CliRunner
 
 from fedcl.cli import app as fedcl_cli
 from fedcl.config import FedCLConfig
+from fedcl.federated.flower import service
 from fedcl.federated.flower.commands import default_app_dir, superlink_command, supernode_command
 
 
@@ -48,9 +48,9 @@ def test_supernode_node_config_carries_the_partition_id_and_an_absolute_quoted_p
 
 
 def test_fedcl_flower_supernode_requires_a_partition_id(fedmse_slice, monkeypatch):
-    # Prepare: never replace the test process with a real SuperNode
+    # Prepare: never start a real SuperNode
     started = []
-    monkeypatch.setattr(os, "execvpe", lambda path, argv, env: started.append(argv))
+    monkeypatch.setattr(service.Service, "__enter__", lambda self: started.append(self.argv) or self)
 
     # Execute
     result = CliRunner().invoke(fedcl_cli, ["flower", "supernode", "--data", str(fedmse_slice / "Client-1"),

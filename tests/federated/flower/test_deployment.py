@@ -2,9 +2,10 @@
 
 One federation (SuperLink with TLS and --enable-supernode-auth, three registered SuperNodes) is
 shared by the module, because starting it costs ~20 s and every message starts a ClientApp
-process that imports torch (~3.6 s). The tests run in file order: rejected nodes, a 2-round run
-evaluated end to end, then a 3-round run during which one SuperNode is SIGKILLed (the last test,
-since it removes a node). Every process is stopped by PID, with its children, whatever happens.
+process that imports torch (~3.6 s). The tests run in file order: rejected nodes, `fedcl flower run`
+with another federation's CA, a resume the ServerApp refuses, a 2-round run evaluated end to end, then
+a 3-round run during which one SuperNode is SIGKILLed (the last test, since it removes a node). Every
+process is stopped with its descendants, whatever happens.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import torch
 from fedcl.federated.flower.certificates import Certificates, generate_certificates, generate_node_keys
 from fedcl.federated.flower.commands import superlink_command, supernode_command
 from fedcl.federated.flower.environment import base_env
-from fedcl.federated.flower.flwr_cli import (flwr_home_env, list_nodes, register_supernodes, run_status, submit_run,
-                                             wait_finished)
+from fedcl.federated.flower.flwr_cli import (flwr_home_env, list_nodes, register_supernodes, run_info, run_status,
+                                             submit_run, wait_finished)
 from fedcl.federated.flower.health import wait_healthy
 from fedcl.federated.flower.processes import start_process, stop_processes
+from fedcl.federated.flower.run_dir import REFUSED
 
 NODES = (1, 2, 3)  # partition ids, and the Client-<i> folders of the fedmse slice (the nodes' names)
 FEDCL = str(Path(sys.executable).with_name("fedcl"))
@@ -47,6 +49,7 @@ class Federation:
     certs: Certificates
     env: dict
     node_ids: list[int]
+    stranger_ca: Path | None = None
     superlink: object = None
     nodes: dict = field(default_factory=dict)      # partition id -> Popen
     rejected: dict = field(default_factory=dict)   # label -> (Popen, log path)
@@ -77,7 +80,7 @@ def federation(tmp_path_factory, fedmse_slice):
     port = _free_port()
     address = f"127.0.0.1:{port}"
     env = flwr_home_env(root / "flwr-home", address, certs.ca_cert)
-    fed = Federation(root=root, address=address, certs=certs, env=env, node_ids=[])
+    fed = Federation(root=root, address=address, certs=certs, env=env, node_ids=[], stranger_ca=stranger_ca)
     try:
         fed.superlink = fed.start(superlink_command(certs=certs, host="127.0.0.1", port=port,
                                                     database=root / "state.db", supernode_auth=True),
@@ -122,6 +125,33 @@ def test_nodes_without_the_ca_or_a_registered_key_are_rejected(federation):
         assert expected[label] in log.read_text(errors="replace"), label
     nodes = federation.wait_online(set(federation.node_ids))
     assert {int(n["node-id"]) for n in nodes} == set(federation.node_ids)  # nobody else ever joined
+
+
+def test_run_with_another_federations_ca_exits_2_in_one_line(federation):
+    # Execute: flwr itself would say only "Connection to the SuperLink is unavailable"
+    done = subprocess.run([FEDCL, "flower", "run", "--superlink", federation.address, "--root-certificates",
+                           str(federation.stranger_ca), "--out", str(federation.root / "never"), "--wait"],
+                          env=base_env(), capture_output=True, text=True, timeout=120)
+
+    # Assert
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert len(output.strip().splitlines()) == 1 and "is not trusted with" in output, output
+    assert not (federation.root / "never").exists()
+
+
+def test_the_serverapp_refuses_to_resume_a_run_it_has_no_checkpoint_of(federation):
+    # Prepare: submitted past fedcl's own check (which runs only where --out is visible)
+    run_id = submit_run(federation.env, {"rounds": 1, "out-dir": str(federation.root / "no-such-run"),
+                                         "resume": True, "min-nodes": 3})
+
+    # Execute
+    status = wait_finished(run_id, federation.env, timeout=180)
+
+    # Assert: failed at once, and the run's status says why, marked as refused settings
+    details = run_info(run_id, federation.env)["status-details"]
+    assert status == "finished:failed"
+    assert REFUSED in details and "no checkpoint.pt to resume from" in details
 
 
 def test_tls_deployment_trains_and_the_model_detects_attacks(federation, fedmse_slice):

@@ -21,7 +21,7 @@ def node_configs(root, names):
     return [{"data-path": str(root / name), "partition-id": i} for i, name in enumerate(names)]
 
 
-@pytest.mark.parametrize("aggregation", ["dynamic", "multi-krum"])
+@pytest.mark.parametrize("aggregation", ["dynamic-guarded", "dynamic", "multi-krum"])  # the default rule first
 def test_flower_path_equals_in_process_runner(fedmse_slice, tmp_path, aggregation):
     # Prepare
     config = FedCLConfig(data=str(fedmse_slice), rounds=3, seed=5, aggregation=aggregation)
@@ -94,3 +94,18 @@ def test_flower_run_directory_evaluates_with_node_side_detectors(fedmse_slice, t
 
     # Assert
     assert summary["pooled"]["auroc"] > 0.95
+
+
+def test_another_flwr_version_fails_loudly_before_any_message(monkeypatch, fedmse_slice):
+    # Prepare: the private metadata the in-process path sets may differ in any other release
+    import importlib.metadata
+
+    from fedcl.federated.flower import InProcessGrid
+    from fedcl.federated.flower.client_app import app
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.43.0" if name == "flwr" else real(name))
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match=r"flwr 1\.42\.0 does; flwr 1\.43\.0 is installed"):
+        InProcessGrid(app, [{"data-path": str(fedmse_slice / "Client-1"), "partition-id": 1}])

@@ -10,14 +10,20 @@ supervised, next to the unsupervised rows, on the same benign test rows::
     summarise(scores)["pooled"]
 """
 
-from ._cnn1d import CNN1DClassifier
-from ._gat import GATClassifier
-from ._gcn import GNNClassifier
-from ._graph import statistic_graph
-from ._layout import STATISTICS, STREAMS, WINDOW_INDEX, WINDOWS, to_windows
-from ._mlp import MLPClassifier
-from ._run import evaluate_supervised, fit_supervised
-from ._split import LabelledData, LabelledNode, labelled_split
+from fedcl import _lazy_exports
+
+# Names load on first use (fedcl._lazy_exports).
+_EXPORTS = {
+    "._cnn1d": ["CNN1DClassifier"],
+    "._gat": ["GATClassifier"],
+    "._gcn": ["GNNClassifier"],
+    "._graph": ["statistic_graph"],
+    "._layout": ["STATISTICS", "STREAMS", "WINDOW_INDEX", "WINDOWS", "to_windows"],
+    "._mlp": ["MLPClassifier"],
+    "._run": ["evaluate_supervised", "fit_supervised"],
+    "._split": ["LabelledData", "LabelledNode", "labelled_split"],
+}
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "CNN1DClassifier",

@@ -19,7 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["LOOPBACK_HOSTS", "Certificates", "generate_certificates", "generate_node_keys"]
+from fedcl.errors import ConfigError
+
+__all__ = ["LOOPBACK_HOSTS", "Certificates", "check_new_pki", "generate_certificates", "generate_node_keys",
+           "node_key_paths"]
 
 #: Hosts every server certificate covers: the SuperLink starts its own ServerApp executor, which
 #: connects back over TLS to 127.0.0.1 when the SuperLink listens on 0.0.0.0 (flwr's
@@ -54,6 +57,29 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def _refuse_overwrite(paths: Iterable[Path], what: str) -> None:
+    # Replacing a CA or a node key locks every node that holds the old one out: only on request.
+    existing = [p for p in paths if p.exists()]
+    if existing:
+        raise ConfigError(f"{existing[0].parent} already holds {what} ({', '.join(p.name for p in existing)}): "
+                          "deployed nodes may depend on them; pass --force (overwrite=True) to replace them")
+
+
+def node_key_paths(out_dir: str | Path, n: int, first: int = 1) -> list[tuple[Path, Path]]:
+    """(private, public) key paths of nodes ``first`` ... ``first+n-1`` in ``out_dir``."""
+    return [(Path(out_dir) / f"node-{i}.key", Path(out_dir) / f"node-{i}.pub") for i in range(first, first + n)]
+
+
+def check_new_pki(out_dir: str | Path, nodes: int = 0) -> None:
+    """ConfigError if ``out_dir`` already holds TLS files, or keys of the first ``nodes`` nodes in ``out_dir/nodes``.
+
+    Checks everything before anything is written, so a refused ``certs`` leaves no half-new set behind.
+    """
+    certs = Certificates.in_dir(out_dir)
+    _refuse_overwrite([certs.ca_cert, certs.server_cert, certs.server_key], "a PKI")
+    _refuse_overwrite([p for pair in node_key_paths(Path(out_dir) / "nodes", nodes) for p in pair], "node keys")
+
+
 def _san(hosts: Iterable[str]) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hosts):  # de-duplicated, order kept
@@ -65,20 +91,21 @@ def _san(hosts: Iterable[str]) -> x509.SubjectAlternativeName:
 
 
 def generate_certificates(out_dir: str | Path, hosts: Sequence[str] = LOOPBACK_HOSTS,
-                          days: int = 365) -> Certificates:
+                          days: int = 365, overwrite: bool = False) -> Certificates:
     """Write a self-signed CA and a SuperLink certificate signed by it.
 
     Parameters
     ----------
     out_dir : str or Path
-        Folder for ``ca.crt``, ``server.pem`` and ``server.key`` (created; existing files are
-        overwritten).
+        Folder for ``ca.crt``, ``server.pem`` and ``server.key`` (created).
     hosts : sequence of str
         Names and IP addresses SuperNodes and ``flwr`` use to reach the SuperLink; they go in the
         certificate's subjectAltName. ``127.0.0.1`` and ``localhost`` are always added (the
         SuperLink's own ServerApp executor connects through loopback).
     days : int
         Validity of both certificates.
+    overwrite : bool
+        Replace files of an earlier set; otherwise any of them existing raises ConfigError.
 
     Returns
     -------
@@ -91,6 +118,8 @@ def generate_certificates(out_dir: str | Path, hosts: Sequence[str] = LOOPBACK_H
     Keys are ECDSA P-256 (fast, accepted by every TLS stack in use).
     """
     certs = Certificates.in_dir(out_dir)
+    if not overwrite:
+        _refuse_overwrite([certs.ca_cert, certs.server_cert, certs.server_key], "a PKI")
     now = _dt.datetime.now(_dt.timezone.utc)
     not_before, not_after = now - _dt.timedelta(minutes=5), now + _dt.timedelta(days=days)  # clock skew
 
@@ -141,7 +170,8 @@ def generate_certificates(out_dir: str | Path, hosts: Sequence[str] = LOOPBACK_H
     return certs
 
 
-def generate_node_keys(out_dir: str | Path, n: int, first: int = 1) -> list[tuple[Path, Path]]:
+def generate_node_keys(out_dir: str | Path, n: int, first: int = 1,
+                       overwrite: bool = False) -> list[tuple[Path, Path]]:
     """Write ``n`` SuperNode authentication key pairs, ``node-<i>.key`` / ``node-<i>.pub``.
 
     flwr 1.42 authenticates SuperNodes by an ECDSA key on a NIST curve in OpenSSH format: the
@@ -159,6 +189,8 @@ def generate_node_keys(out_dir: str | Path, n: int, first: int = 1) -> list[tupl
         Number of key pairs.
     first : int
         Index of the first pair (file names ``node-<first>`` ... ``node-<first+n-1>``).
+    overwrite : bool
+        Replace existing pairs of those names; otherwise any of them existing raises ConfigError.
 
     Returns
     -------
@@ -167,11 +199,13 @@ def generate_node_keys(out_dir: str | Path, n: int, first: int = 1) -> list[tupl
         goes to whoever registers nodes with the SuperLink.
     """
     out = Path(out_dir)
+    paths = node_key_paths(out, n, first)
+    if not overwrite:
+        _refuse_overwrite([p for pair in paths for p in pair], "node keys")
     out.mkdir(parents=True, exist_ok=True)
     pairs = []
-    for i in range(first, first + n):
+    for private, public in paths:
         key = ec.generate_private_key(ec.SECP384R1())  # P-384: the curve Flower's docs use
-        private, public = out / f"node-{i}.key", out / f"node-{i}.pub"
         _write_private(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                                   serialization.NoEncryption()))
         public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,

@@ -6,6 +6,10 @@ layout fedcl reads; required), ``node-name`` (which node of that folder, when it
 node's random stream is keyed by its name, as in the in-process runner (:mod:`fedcl.seeding`); the
 reply carries the name, which labels the node in the run history, and the partition id, which fixes
 the order the server aggregates in.
+
+Flower starts a fresh process for every message, which imports this module before any work: it
+imports only what training needs (torch, the data readers, the encoder), never fedcl's server side,
+detectors or evaluation. ``tests/federated/flower/test_client_app.py`` holds it to that.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from fedcl.config import FedCLConfig
+from fedcl.data import NodeData, NodeScaler, leakage_guard, read_dataset, split_node
 from fedcl.errors import InputError
 from fedcl.federated.flower._records import read_config_record, update_records
 from fedcl.federated.local import local_train, node_generator
 from fedcl.model import encoder_for
-from fedcl.pipeline import load_splits, scaled_training_rows
 
 app = ClientApp()
 
@@ -40,18 +44,31 @@ def _node_settings(node_config: dict) -> tuple[str, str, int]:
     return str(node_config["data-path"]), str(node_config.get("node-name", "")), partition
 
 
+def _pick_node(nodes: list[NodeData], data_path: str, node_name: str) -> NodeData:
+    """The node named ``node_name`` in ``data_path``, or its only node."""
+    if node_name:
+        chosen = [n for n in nodes if n.name == node_name]
+        if not chosen:
+            raise InputError(f"{data_path}: no node named {node_name!r} (found {', '.join(n.name for n in nodes)})")
+        return chosen[0]
+    if len(nodes) != 1:
+        raise InputError(f"{data_path} holds {len(nodes)} nodes; set node-name in the node config")
+    return nodes[0]
+
+
 @lru_cache(maxsize=16)  # in-process drivers call the app every round; a SuperNode starts afresh
 def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> tuple[str, torch.Tensor]:
-    splits = load_splits(config.updated(data=data_path))
-    if node_name:
-        chosen = [s for s in splits if s.name == node_name]
-        if not chosen:
-            raise InputError(f"{data_path}: no node named {node_name!r} (found {', '.join(s.name for s in splits)})")
-    elif len(splits) != 1:
-        raise InputError(f"{data_path} holds {len(splits)} nodes; set node-name in the node config")
-    else:
-        chosen = splits
-    return chosen[0].name, scaled_training_rows(chosen[0])
+    """The node's name and its scaled benign training rows: the rows ``fedcl run`` trains this node on.
+
+    The recipe of :func:`fedcl.pipeline.load_splits` and :func:`fedcl.pipeline.scaled_training_rows`
+    for one node and its training rows only, without importing the pipeline (detectors, scoring):
+    ``test_inprocess.py`` checks the two give the same training.
+    """
+    node = _pick_node(read_dataset(data_path, config.layout), data_path, node_name)
+    train = split_node(node, config.val_fraction, config.test_fraction, config.seed).train
+    if config.leakage_guard != "off":
+        train = leakage_guard(train, strict=config.leakage_guard == "strict")
+    return node.name, torch.from_numpy(NodeScaler(keep_missing=True).fit_transform(train))
 
 
 @app.train()

@@ -13,11 +13,16 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from fedcl.errors import ConfigError, InputError
 from fedcl.federated.flower.commands import CONNECTION, run_command
 from fedcl.federated.flower.environment import base_env, flower_binary
-from fedcl.errors import ConfigError
 
-__all__ = ["flwr_home_env", "list_nodes", "register_supernodes", "run_status", "submit_run", "wait_finished"]
+__all__ = ["FlwrError", "flwr_home_env", "list_nodes", "register_supernodes", "run_info", "run_status", "submit_run",
+           "wait_finished"]
+
+
+class FlwrError(InputError):
+    """A ``flwr`` command reported a failure (SuperLink unreachable, refused, unknown run): its reason, one line."""
 
 
 def flwr_home_env(flwr_home: str | Path, superlink_address: str, ca_cert: str | Path | None = None, *,
@@ -63,21 +68,35 @@ def flwr_home_env(flwr_home: str | Path, superlink_address: str, ca_cert: str | 
     return env
 
 
+def _flwr_reason(answer: object, stdout: str, stderr: str) -> str:
+    """flwr's own reason for a failure, in one line, without its "Using SuperLink" preamble."""
+    text = answer.get("error-message") if isinstance(answer, dict) and answer.get("error-message") else ""
+    text = text or stderr.strip() or stdout.strip() or "no reason given"
+    lines = [line.strip() for line in str(text).splitlines()]
+    kept = [line for line in lines if line and not line.startswith(("Using SuperLink", "Listing", "Loading", "🎊"))]
+    reason = " ".join(kept or lines).strip()
+    return reason if len(reason) <= 400 else reason[-400:]
+
+
 def _flwr_json(args: Sequence[str], env: Mapping[str, str], timeout: float = 120.0) -> dict:
-    """Run a ``flwr ... --format json`` command and return its JSON answer."""
-    done = subprocess.run([flower_binary("flwr"), *args], env=dict(env), capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    # In JSON mode flwr prints the JSON document last on stdout (any progress text before it).
+    """Run a ``flwr ... --format json`` command and return its JSON answer; FlwrError when it failed.
+
+    In JSON mode flwr exits 0 even when it failed: only ``"success"`` in its answer tells.
+    """
+    try:
+        done = subprocess.run([flower_binary("flwr"), *args], env=dict(env), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise FlwrError(f"`flwr {args[0]}` gave no answer within {timeout:.0f} s") from None
     text = done.stdout.strip()
-    start = text.find("{")
+    start = text.find("{")  # the JSON document comes last on stdout, after any progress text
     try:
         answer = json.loads(text[start:]) if start >= 0 else None
     except json.JSONDecodeError:
         answer = None
     if not isinstance(answer, dict) or not answer.get("success", False):
-        detail = (answer or {}).get("error-message") if isinstance(answer, dict) else None
-        raise RuntimeError(f"`flwr {' '.join(args)}` failed (exit {done.returncode}): "
-                           f"{detail or (done.stdout + done.stderr).strip()[-2000:]}")
+        code = f" (exit {done.returncode})" if done.returncode else ""
+        raise FlwrError(f"`flwr {args[0]}` failed{code}: {_flwr_reason(answer, done.stdout, done.stderr)}")
     return answer
 
 
@@ -109,7 +128,7 @@ def register_supernodes(public_keys: Iterable[str | Path], env: Mapping[str, str
         try:
             answer = _flwr_json(["supernode", "register", str(Path(path).expanduser().resolve()), connection,
                                  "--format", "json"], env)
-        except RuntimeError as err:
+        except FlwrError as err:
             if exist_ok and "already in use" in str(err):
                 ids.append(None)
                 continue
@@ -146,12 +165,17 @@ def submit_run(env: Mapping[str, str], run_config: Mapping[str, object] | None =
     return int(answer["run-id"])
 
 
-def run_status(run_id: int, env: Mapping[str, str], connection: str = CONNECTION) -> str:
-    """Status of a run as ``flwr ls`` shows it, e.g. ``pending``, ``running``, ``finished:completed``."""
+def run_info(run_id: int, env: Mapping[str, str], connection: str = CONNECTION) -> dict:
+    """What ``flwr ls --run-id`` says of a run: ``status``, ``status-details`` (why it failed), times."""
     runs = _flwr_json(["ls", connection, "--run-id", str(run_id), "--format", "json"], env).get("runs", [])
     if not runs:
-        raise RuntimeError(f"run {run_id} not found on the SuperLink")
-    return str(runs[0]["status"])
+        raise FlwrError(f"run {run_id} not found on the SuperLink")
+    return dict(runs[0])
+
+
+def run_status(run_id: int, env: Mapping[str, str], connection: str = CONNECTION) -> str:
+    """Status of a run as ``flwr ls`` shows it, e.g. ``pending``, ``running``, ``finished:completed``."""
+    return str(run_info(run_id, env, connection)["status"])
 
 
 def wait_finished(run_id: int, env: Mapping[str, str], timeout: float = 3600.0, poll: float = 3.0,

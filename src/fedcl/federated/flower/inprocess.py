@@ -1,13 +1,13 @@
 """Run the Flower apps on one machine with no servers: a Grid that calls the ClientApp directly.
 
 The ServerApp logic, strategy, records and ClientApp are exactly those of a deployment; only the
-transport is replaced. This relies on internals of the pinned flwr (1.42.0): the process-wide task
-identity that new messages read their run id from, and message ids, are set here as a SuperLink and
-its task process would.
+transport is replaced. This relies on internals of the pinned flwr (:data:`FLWR_VERSION`), all
+in :func:`_act_as_superlink`, which refuses any other version.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterable
 from itertools import count
 from pathlib import Path
@@ -24,6 +24,25 @@ from fedcl.federated.flower.strategy import FedCLStrategy
 
 
 _RUN_ID = 1
+#: The flwr release whose private message metadata :func:`_act_as_superlink` sets.
+FLWR_VERSION = "1.42.0"
+
+
+def _act_as_superlink(message: Message | None = None, message_id: str = "") -> None:
+    """Set by hand what a SuperLink and its task process set, through flwr's private attributes.
+
+    Always the process-wide task identity that new messages take their run id from (node 0: the
+    server side); with ``message``, its id, which the SuperLink gives a message when it is pushed.
+    Raises RuntimeError on any flwr but :data:`FLWR_VERSION`: these internals change without notice.
+    """
+    installed = importlib.metadata.version("flwr")
+    if installed != FLWR_VERSION:
+        raise RuntimeError(f"the in-process Flower path sets private message metadata as flwr {FLWR_VERSION} does; "
+                           f"flwr {installed} is installed: check fedcl/federated/flower/inprocess.py against it "
+                           "and update FLWR_VERSION")
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = _RUN_ID, 0, 0
+    if message is not None:
+        message.metadata.__dict__["_message_id"] = message_id
 
 
 class InProcessGrid(Grid):
@@ -39,7 +58,7 @@ class InProcessGrid(Grid):
 
     def __init__(self, client_app: ClientApp, node_configs: list[dict], run_config: dict | None = None) -> None:
         self._app = client_app
-        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = _RUN_ID, 0, 0  # 0: the server side
+        _act_as_superlink()  # before the strategy creates any message
         self._contexts = {
             node_id: Context(run_id=_RUN_ID, node_id=node_id, node_config=dict(cfg), state=RecordDict(),
                              run_config=dict(run_config or {}))
@@ -67,7 +86,7 @@ class InProcessGrid(Grid):
         ids = []
         for message in messages:
             message_id = f"m{next(self._ids)}"
-            message.metadata.__dict__["_message_id"] = message_id
+            _act_as_superlink(message, message_id)
             self._replies[message_id] = self._app(message, self._contexts[message.metadata.dst_node_id])
             ids.append(message_id)
         return ids

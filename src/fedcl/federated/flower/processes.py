@@ -1,17 +1,20 @@
 """Start Flower processes with their output in a log file, and stop them with all their descendants.
 
-Everything is done by PID: the SuperLink and SuperNodes start ``flower-superexec`` children (in a
-new session, so process groups do not cover them), which start the ServerApp/ClientApp processes.
+Process trees come from psutil. A psutil process is its PID *and* its start time, so a PID that the
+system reused after it was collected is never signalled. The SuperLink and SuperNodes start
+``flower-superexec`` children in a new session (process groups do not cover them), which start
+the ServerApp/ClientApp processes.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+import psutil
 
 __all__ = ["process_tree", "start_process", "stop_processes"]
 
@@ -26,64 +29,61 @@ def start_process(argv: Sequence[str], log_path: str | Path, env: Mapping[str, s
                                 env=dict(env), cwd=None if cwd is None else str(cwd))
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # the name in () may hold spaces
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid``'s descendants (children first), e.g. the ``flower-superexec`` a SuperLink starts.
+    """``pid``'s descendants, e.g. the ``flower-superexec`` a SuperLink starts.
 
     They must be found before ``pid`` dies: orphans are re-parented and cannot be traced back.
-    The SuperLink starts its executor in a new session, so process groups do not cover it.
     """
-    if Path("/proc/self/stat").exists():
-        children = _children_map()
-
-        def direct(p: int) -> list[int]:
-            return children.get(p, [])
-    else:  # macOS and other systems without /proc
-        def direct(p: int) -> list[int]:
-            done = subprocess.run(["pgrep", "-P", str(p)], capture_output=True, text=True, check=False)
-            return [int(x) for x in done.stdout.split()]
-    found, todo = [], [pid]
-    while todo:
-        for child in direct(todo.pop()):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
+    return [p.pid for p in _descendants(pid)]
 
 
-def _alive(pid: int) -> bool:
+def _running(proc: psutil.Process) -> bool:
+    # A zombie is dead for our purposes; is_running() is False for a PID reused by another process.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+
+
+def _signal(procs: Iterable[psutil.Process], sig: int) -> None:
+    for proc in procs:
+        try:
+            if proc.is_running():  # checks the start time too: never a reused PID
+                proc.send_signal(sig)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+def _collect(procs: list[subprocess.Popen | int]) -> list[psutil.Process]:
+    """Every process to stop: each of ``procs`` (unless exited) and its descendants, parents first."""
+    found: dict[int, psutil.Process] = {}
+    for p in procs:
+        pid = p if isinstance(p, int) else p.pid
+        if isinstance(p, int) or p.poll() is None:
+            try:
+                found.setdefault(pid, psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        for child in _descendants(pid):  # an exited Popen's orphans are out of reach (see process_tree)
+            found.setdefault(child.pid, child)
+    return list(found.values())
 
 
 def stop_processes(procs: Iterable[subprocess.Popen | int], grace: float = 10.0,
                    sig: int = signal.SIGTERM) -> None:
-    """Stop processes and all their descendants, by PID: ``sig``, then SIGKILL after ``grace`` s.
+    """Stop processes and all their descendants: ``sig``, then SIGKILL after ``grace`` s.
 
     Safe to call on processes that already exited. Descendants matter: without this the
     SuperLink's and SuperNodes' ``flower-superexec`` children (and their ServerApp/ClientApp
-    processes) linger ~15 s or more after their parent is gone.
+    processes) linger ~15 s or more after their parent is gone. ``Popen`` objects are reaped
+    (their ``returncode`` set), so none is left a zombie.
 
     Parameters
     ----------
@@ -94,36 +94,19 @@ def stop_processes(procs: Iterable[subprocess.Popen | int], grace: float = 10.0,
         First signal; ``signal.SIGKILL`` kills at once (e.g. to simulate a machine failing).
     """
     procs = list(procs)
-    pids: list[int] = []
-    for p in procs:
-        pid = p if isinstance(p, int) else p.pid
-        if isinstance(p, int) or p.poll() is None:
-            pids += [pid, *process_tree(pid)]
-        else:  # exited already; orphans it left are out of reach (see process_tree)
-            pids += process_tree(pid)
-    pids = list(dict.fromkeys(pids))
-
-    def signal_all(s: int) -> None:
-        for pid in pids:
-            try:
-                os.kill(pid, s)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    signal_all(sig)
-    deadline = time.monotonic() + grace
-    while sig != signal.SIGKILL and time.monotonic() < deadline:
-        for p in procs:  # reap our own children so they do not stay zombies
-            if not isinstance(p, int):
-                p.poll()
-        if not any(_alive(pid) for pid in pids):
+    popens = [p for p in procs if not isinstance(p, int)]
+    targets = _collect(procs)
+    _signal(targets, sig)
+    deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 0)
+    while True:
+        for p in popens:  # reap our own children as they exit
+            p.poll()
+        if not any(_running(t) for t in targets) or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
-    if any(_alive(pid) for pid in pids):
-        signal_all(signal.SIGKILL)
-    for p in procs:
-        if not isinstance(p, int):
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+    _signal([t for t in targets if _running(t)], signal.SIGKILL)
+    for p in popens:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass

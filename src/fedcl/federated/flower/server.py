@@ -11,13 +11,15 @@ from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 
 from fedcl.config import FedCLConfig, save_config
-from fedcl.federated.params import get_arrays
+from fedcl.errors import ConfigError
+from fedcl.federated.flower.run_dir import CHECKPOINT_FILE, check_run_dir
 from fedcl.federated.flower.strategy import FedCLStrategy
+from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.pipeline import trained_encoder
-from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history
+from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
 
-CHECKPOINT_FILE = "checkpoint.pt"
+__all__ = ["CHECKPOINT_FILE", "load_checkpoint", "run_server"]
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
@@ -42,17 +44,20 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
 
     ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out
     (their replies are missing after ``round_timeout`` seconds). ``resume``: continue from the last
-    checkpoint in ``out_dir`` instead of starting over.
+    checkpoint in ``out_dir``, written with the same settings; without it ``out_dir`` must hold no
+    checkpoint (:func:`check_run_dir`).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / CONFIG_FILE)
+    out = prepare_run_dir(out_dir)
+    check_run_dir(out, config, resume)
     checkpoint = load_checkpoint(out) if resume else None
     if checkpoint is None:
         done, arrays, reference = 0, get_arrays(initial_encoder(config, n_features)), None  # as in-process
         (out / HISTORY_FILE).write_text("")
     else:
         done, arrays, reference = checkpoint
+        if done > config.rounds:
+            raise ConfigError(f"{out}: the checkpoint is at round {done}, beyond rounds={config.rounds}")
+    save_config(config, out / CONFIG_FILE)
 
     def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray, record: dict) -> None:
         _atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],

@@ -13,6 +13,8 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedcl.config import FedCLConfig
+from fedcl.errors import InputError
+from fedcl.federated.flower.run_dir import REFUSED
 from fedcl.federated.flower.server import run_server
 
 app = ServerApp()
@@ -28,6 +30,10 @@ def config_from_run_config(run_config: dict) -> FedCLConfig:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     settings = context.run_config
-    run_server(grid, config_from_run_config(settings), str(settings.get("out-dir", "runs/flower")),
-               min_nodes=int(settings.get("min-nodes", 2)), round_timeout=float(settings.get("round-timeout", 600)),
-               resume=bool(settings.get("resume", False)))
+    try:
+        run_server(grid, config_from_run_config(settings), str(settings.get("out-dir", "runs/flower")),
+                   min_nodes=int(settings.get("min-nodes", 2)),
+                   round_timeout=float(settings.get("round-timeout", 600)), resume=bool(settings.get("resume", False)))
+    except InputError as err:
+        # Flower puts str(err) in the run's status details: the marker tells `fedcl flower run` it was the settings.
+        raise InputError(f"{REFUSED}{err}") from None
