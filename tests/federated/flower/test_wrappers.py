@@ -45,6 +45,18 @@ def _tree(proc: subprocess.Popen) -> list[psutil.Process]:
     return psutil.Process(proc.pid).children(recursive=True)
 
 
+def _cmdline(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.NoSuchProcess:  # gone, or a zombie not yet reaped, between listing and reading
+        return ""
+
+
+def _running(proc: subprocess.Popen, name: str) -> bool:
+    """Whether a live process of ``proc``'s tree has ``name`` in its command line."""
+    return any(name in _cmdline(p) for p in _tree(proc))
+
+
 def _wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while not (found := condition()):
@@ -59,7 +71,7 @@ def _stop_and_check(wrapper: subprocess.Popen, sig: int) -> str:
     Returns the command lines of the descendants it had, so a test can check there were some.
     """
     tree = _tree(wrapper)
-    commands = " | ".join(" ".join(p.cmdline()) for p in tree)
+    commands = " | ".join(_cmdline(p) for p in tree)
     wrapper.send_signal(sig)
     assert wrapper.wait(timeout=60) == 128 + sig
     _wait_for(lambda: not [p for p in tree if _alive(p)], 5, "descendants still running")
@@ -130,7 +142,7 @@ def test_sigint_on_supernode_wrapper_stops_its_superexec(link, fedmse_slice):
                                 "--port", str(_free_port()), "--log-file", str(log)],
                                env=base_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: any("flower-superexec" in " ".join(p.cmdline()) for p in _tree(wrapper)), 120,
+        _wait_for(lambda: _running(wrapper, "flower-superexec"), 120,
                   "flower-superexec started")
 
         # Execute / Assert
@@ -143,7 +155,7 @@ def test_sigint_on_supernode_wrapper_stops_its_superexec(link, fedmse_slice):
 
 def test_sigterm_on_superlink_wrapper_stops_everything_it_started(link):
     # Prepare: the pending run's ServerApp runs under the SuperLink too
-    _wait_for(lambda: any("serverapp" in " ".join(p.cmdline()) for p in _tree(link.wrapper)), 120,
+    _wait_for(lambda: _running(link.wrapper, "serverapp"), 120,
               "the pending run's ServerApp")
 
     # Execute / Assert
