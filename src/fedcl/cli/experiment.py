@@ -71,30 +71,87 @@ def heterogeneity_command(data: Data,
     _done(heterogeneity(_config(data, config), range(seeds), quick, out, progress=typer.echo))
 
 
+def _items(text: str) -> list[str]:
+    """The comma-separated items of an option, stripped."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _numbers(text: str, option: str, kind: type) -> list:
+    """The comma-separated numbers of an option; ConfigError on one that is not a number of ``kind``."""
+    from fedcl.errors import ConfigError
+
+    try:
+        return [kind(t) for t in _items(text)]
+    except ValueError:
+        raise ConfigError(f"--{option} takes comma-separated {kind.__name__}s, got {text!r}") from None
+
+
+def _data_or_default(data: str | None) -> str:
+    """``--data``, or the simulated network (made on first use)."""
+    if data:
+        return data
+    from fedcl.default_data import ensure_default_data
+
+    return str(ensure_default_data())
+
+
+OptionalData = Annotated[str | None, typer.Option(help="Data folder; default: the simulated network.")]
+
+
 @experiment_app.command("corruption")
 @bad_input_exits_2
-def corruption_command(data: Data,
-                       out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/corruption"),
-                       seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+def corruption_command(
+    data: OptionalData = None,
+    out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")]
+    = Path("runs/corruption"),
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    kinds: Annotated[str, typer.Option(help="Corruptions, comma-separated: mcar, missing-streams, row-blocks, "
+                                            "noise, contamination.")]
+    = "mcar,missing-streams,row-blocks,noise,contamination",
+    levels: Annotated[str | None, typer.Option(help="Levels every kind runs at, comma-separated, e.g. 0,0.05 "
+                                                    "(default: 0 and each kind's own three).")] = None,
+) -> None:
     """AUROC vs missing cells (MCAR), missing stream groups, missing row blocks, noise and attack rows
     in benign training, for fedcl and the baselines (CSV, PNG, Markdown)."""
-    from fedcl.experiments import corruption
+    from fedcl.experiments import corruption, corruption_plan
 
-    _done(corruption(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+    kind_names = _items(kinds)
+    level_values = None if levels is None else _numbers(levels, "levels", float)
+    corruption_plan(kind_names, level_values)  # bad options fail before the default data are made
+    _done(corruption(_config(_data_or_default(data), config), range(seeds), quick, out, progress=typer.echo,
+                     kinds=kind_names, levels=level_values))
 
 
 @experiment_app.command("attacks")
 @bad_input_exits_2
-def attacks_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/attacks"),
-                    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
-                    rules: Annotated[str, typer.Option(help="Server rules, comma-separated (--aggregation names).")]
-                    = ",".join(AGGREGATIONS)) -> None:
-    """AUROC vs 0–3 faulty or malicious nodes (noisy, free-rider, sign-flip, ×10, random, lying) for
-    each server rule, and under 30 % dropouts (CSV, PNG, Markdown)."""
-    from fedcl.experiments import attacks_report
+def attacks_command(
+    data: OptionalData = None,
+    out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")]
+    = Path("runs/attacks"),
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    rules: Annotated[str, typer.Option(help="Server rules, comma-separated (--aggregation names).")]
+    = ",".join(AGGREGATIONS),
+    behaviours: Annotated[str | None, typer.Option(help="Behaviours of the bad nodes, comma-separated: noisy, "
+                                                        "free-rider, sign-flip, scaled, random, lying, alie, ipm, "
+                                                        "ipm-large, min-max, min-sum, mimic, targeted, dropout "
+                                                        "(default: all).")] = None,
+    bad_nodes: Annotated[str | None, typer.Option(help="Numbers of bad nodes, comma-separated, e.g. 0,2 "
+                                                       "(default: 0,1,2,3; with --quick 0,1).")] = None,
+    target_family: Annotated[str | None, typer.Option(help="Attack family the targeted attack hides (default: "
+                                                           "the one on the most nodes, then with the most rows).")]
+    = None,
+) -> None:
+    """AUROC vs faulty or malicious nodes (naive, adaptive and targeted) for each server rule, and under
+    30 % dropouts (CSV, PNG, Markdown)."""
+    from fedcl.experiments import ATTACK_SCENARIOS, attacks_report, check_attack_grid
 
-    _done(attacks_report(_config(data, config), range(seeds), quick, out, progress=typer.echo,
-                         rules=[r.strip() for r in rules.split(",") if r.strip()]))
+    rule_names = _items(rules)
+    names = _items(behaviours) if behaviours is not None else list(ATTACK_SCENARIOS)
+    counts = None if bad_nodes is None else _numbers(bad_nodes, "bad-nodes", int)
+    # bad options fail before the default data are made
+    check_attack_grid(rule_names, names, counts, range(seeds), quick)
+    _done(attacks_report(_config(_data_or_default(data), config), range(seeds), quick, out, progress=typer.echo,
+                         rules=rule_names, behaviours=names, bad_nodes=counts, target_family=target_family))
 
 
 @experiment_app.command("benchmark")

@@ -1,12 +1,13 @@
 """Experiments: the comparison with every baseline, the ablation table, sensitivity sweeps, heterogeneity,
 corruption and attacks."""
 
-from fedcl.experiments._attacks import attacks_report
+from fedcl.experiments._attacks import ATTACK_SCENARIOS, attacks_report, check_attack_grid
 from fedcl.experiments._benchmark import benchmark
-from fedcl.experiments._corruption import corruption
+from fedcl.experiments._corruption import corruption, corruption_plan
 from fedcl.experiments._drivers import ablation, compare, sweep_parameter
 from fedcl.experiments._heterogeneity import heterogeneity
 from fedcl.experiments._methods import Method, ablation_methods, shrink, unsupervised_methods
 
-__all__ = ["Method", "ablation", "ablation_methods", "attacks_report", "benchmark", "compare", "corruption", "heterogeneity", "shrink", "sweep_parameter",
-           "unsupervised_methods"]
+__all__ = ["ATTACK_SCENARIOS", "Method", "ablation", "ablation_methods", "attacks_report", "benchmark",
+           "check_attack_grid", "compare", "corruption", "corruption_plan", "heterogeneity", "shrink",
+           "sweep_parameter", "unsupervised_methods"]

@@ -19,7 +19,7 @@ from fedcl.federated.aggregate import (
     reference_vector,
     sample_weights,
 )
-from fedcl.federated.behaviours import Behaviour
+from fedcl.federated.behaviours import Behaviour, RoundContext
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
@@ -76,6 +76,17 @@ def aggregate_round(arrays: list[np.ndarray], updates: list[LocalUpdate], aggreg
     return ServerStep(new_arrays, reference, weights, [None] * len(updates))
 
 
+def sent_updates(computed: dict[str, LocalUpdate], behaviours: Mapping[str, Behaviour], reference: np.ndarray | None,
+                 config: FedCLConfig, round_: int) -> list[LocalUpdate]:
+    """What each node of the round sends: its honest update, or what its behaviour makes of it, given
+    every update of the round (colluding attackers see the honest ones, see :class:`RoundContext`)."""
+    context = RoundContext(honest=tuple(u for name, u in computed.items() if name not in behaviours),
+                           colluders=tuple(u for name, u in computed.items() if name in behaviours),
+                           rule=config.aggregation)
+    return [behaviours[name](u, reference, node_rng(config.seed, name, round_), context) if name in behaviours else u
+            for name, u in computed.items()]
+
+
 def participants(n_nodes: int, dropout: float, seed: int, round_: int) -> np.ndarray:
     """Which nodes answer in a round: each misses it with probability ``dropout``, at least one answers."""
     rng = np.random.default_rng([seed, round_, 31337])
@@ -103,7 +114,8 @@ def run_federation(
         Called with each round's history record (for progress bars).
     behaviours : dict of name -> Behaviour, optional
         Simulated faulty or malicious nodes (:mod:`fedcl.federated.behaviours`): what they send
-        instead of their honest update.
+        instead of their honest update. Each round, every node trains first; then each behaviour
+        sees the round's honest updates (:class:`~fedcl.federated.behaviours.RoundContext`).
     dropout : float, default=0
         Each node misses each round with this probability (seeded); the round aggregates the others.
     """
@@ -122,15 +134,11 @@ def run_federation(
     history = []
     for round_ in range(1, config.rounds + 1):
         present = participants(len(node_rows), dropout, config.seed, round_)
-        names, updates = [], []
-        for i, (name, rows) in enumerate(node_rows.items()):
-            if not present[i]:
-                continue
-            update = local_train(encoder, arrays, rows, reference, config, node_generator(config.seed, name, round_))
-            if name in behaviours:
-                update = behaviours[name](update, reference, node_rng(config.seed, name, round_))
-            names.append(name)
-            updates.append(update)
+        computed = {name: local_train(encoder, arrays, rows, reference, config,
+                                      node_generator(config.seed, name, round_))
+                    for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
+        names = list(computed)
+        updates = sent_updates(computed, behaviours, reference, config, round_)
         step = aggregate_round(arrays, updates, config.aggregation)
         arrays, reference = step.arrays, step.reference
         record = round_record(round_, names, updates, step)
