@@ -102,6 +102,7 @@ def run_federation(
     on_round: Callable[[dict], None] | None = None,
     behaviours: Mapping[str, Behaviour] | None = None,
     dropout: float = 0.0,
+    initial: list[np.ndarray] | None = None,
 ) -> FederationResult:
     """Train one encoder across nodes without moving their rows.
 
@@ -118,6 +119,9 @@ def run_federation(
         sees the round's honest updates (:class:`~fedcl.federated.behaviours.RoundContext`).
     dropout : float, default=0
         Each node misses each round with this probability (seeded); the round aggregates the others.
+    initial : list of ndarray, optional
+        Parameters to start from (default: the seeded initial encoder), e.g. a federation's encoder
+        that one node fine-tunes on its own rows.
     """
     for name, rows in node_rows.items():
         if len(rows) < 2:
@@ -129,7 +133,7 @@ def run_federation(
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = initial_encoder(config, n_features)
-    arrays = get_arrays(encoder)
+    arrays = get_arrays(encoder) if initial is None else [a.copy() for a in initial]
     reference = None  # no shared statistics before the first round
     history = []
     for round_ in range(1, config.rounds + 1):
