@@ -11,7 +11,11 @@ from typing import Any
 from fedcl.errors import ConfigError
 
 AGGREGATIONS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
+# The rules that need only weighted sums, so they run under secure aggregation (fedcl.privacy): the
+# others read each node's update.
+SECURE_AGGREGATIONS = ("dynamic", "fedavg")
 LAYOUTS = ("auto", "uci", "kaggle", "clients")
+SCHEMAS = ("nbaiot", "auto")  # fedcl.data.SCHEMAS: N-BaIoT's 115 columns, or a header's numeric columns
 GUARDS = ("on", "strict", "off")
 PERSONALISATIONS = ("mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
 
@@ -22,6 +26,7 @@ class FedCLConfig:
 
     data: str = ""
     layout: str = "auto"
+    schema: str = "nbaiot"  # or "auto": the numeric columns of any header, without the leakage guard
     # strict: mask every jitter mean/variance (the default: with "on", "a cell was masked" alone scores
     # AUROC 0.94 on fedmse-iid); on: mask only epoch-like jitter values; off: for comparison only
     leakage_guard: str = "strict"
@@ -39,11 +44,17 @@ class FedCLConfig:
     encoder: str = "mlp"
     missing_mask: bool = False  # also feed the encoder which cells are missing (measured worse on fedmse-iid)
     aggregation: str = "dynamic-guarded"  # dynamic weights without trusting what nodes report
+    # Mask each node's update and embedding statistics: the server learns only weighted sums (fedcl.privacy).
+    secure_aggregation: bool = False
     node_normalisation: bool = True
     mask_prob: float = 0.2
     noise_std: float = 0.1
     n_neighbors: int = 5
     n_references: int = 256  # k-means centroids of a node's benign training embeddings
+    # At most this share of a node's training rows is left out of each round's local training and of its
+    # references: dense groups of embeddings far from the rest (attack rows in the training window,
+    # fedcl.model.island_rows); 0: off, the default: it costs on the simulated network (docs/results.md).
+    trim_fraction: float = 0.0
     fpr_target: float = 0.01
     # Each node's detector also views its rows through an encoder trained on them alone and combines
     # the two views' scores (mean or max); "off": the federation's encoder only.
@@ -54,7 +65,15 @@ class FedCLConfig:
         checks = [
             (self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}"),
             (self.leakage_guard in GUARDS, f"leakage_guard must be one of {', '.join(GUARDS)}"),
+            (self.schema in SCHEMAS, f"schema must be one of {', '.join(SCHEMAS)}"),
+            # The guard masks N-BaIoT's jitter columns, which another table does not have.
+            (self.schema == "nbaiot" or self.leakage_guard == "off",
+             f"schema {self.schema} needs leakage_guard off: the guard masks N-BaIoT's HH_jit columns only"),
             (self.aggregation in AGGREGATIONS, f"aggregation must be one of {', '.join(AGGREGATIONS)}"),
+            (not self.secure_aggregation or self.aggregation in SECURE_AGGREGATIONS,
+             f"aggregation {self.aggregation} cannot run under secure_aggregation: its screens (medians, trimmed "
+             "means, Krum distances, clipping to the median norm, the direction screen) read each node's update, "
+             "which masking hides; use dynamic or fedavg"),
             (self.personalisation in PERSONALISATIONS,
              f"personalisation must be one of {', '.join(PERSONALISATIONS)}"),
             (self.rounds >= 1, "rounds must be >= 1"),
@@ -71,6 +90,7 @@ class FedCLConfig:
             (1 <= self.n_neighbors <= self.n_references,
              f"n_neighbors must be in [1, n_references = {self.n_references}], got {self.n_neighbors}"),
             (0 < self.fpr_target < 1, "fpr_target must be in (0, 1)"),
+            (0 <= self.trim_fraction < 0.5, "trim_fraction must be in [0, 0.5)"),
             (0 < self.val_fraction < 1 and 0 <= self.test_fraction < 1
              and self.val_fraction + self.test_fraction < 1,
              "val_fraction and test_fraction must be fractions that leave rows to train on"),

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from fedcl.data import leakage_guard, read_feature_csv
+from fedcl.data import COLUMNS, leakage_guard, read_feature_csv
 from fedcl.edge import majority_vote
 from fedcl.errors import ConfigError
 
@@ -29,9 +29,11 @@ class Detector(Protocol):
 
 @dataclass(frozen=True)
 class NodeScorer:
-    """One node's detector and what goes with it: the vote window, the leakage guard and the model's hash.
+    """One node's detector and what goes with it: the vote window, the leakage guard, the model's hash and the
+    feature columns it reads.
 
-    ``model`` is the hex SHA-256 of the run's model.pt, or the bundle's content hash.
+    ``model`` is the hex SHA-256 of the run's model.pt, or the bundle's content hash; ``columns`` are
+    N-BaIoT's 115 ``COLUMNS`` unless the run was trained with ``schema="auto"``.
     """
 
     detector: Detector
@@ -39,6 +41,7 @@ class NodeScorer:
     window: int
     leakage_guard: str
     model: str
+    columns: tuple[str, ...] = COLUMNS
 
 
 def from_run(run_dir: str | Path, node: str | None = None) -> NodeScorer:
@@ -52,7 +55,7 @@ def from_run(run_dir: str | Path, node: str | None = None) -> NodeScorer:
     require_training_install("--model")
     from fedcl import pipeline
     from fedcl.edge import file_sha256
-    from fedcl.rundir import MODEL_FILE
+    from fedcl.rundir import MODEL_FILE, load_columns
 
     config = pipeline.load_run_config(run_dir)
     detectors = pipeline.load_detectors(run_dir)
@@ -62,7 +65,7 @@ def from_run(run_dir: str | Path, node: str | None = None) -> NodeScorer:
     if node not in detectors:
         raise ConfigError(f"no node {node!r} in {run_dir} (nodes: {', '.join(detectors)})")
     return NodeScorer(detectors[node], node, pipeline.load_windows(run_dir).get(node, 1), config.leakage_guard,
-                      file_sha256(Path(run_dir) / MODEL_FILE))
+                      file_sha256(Path(run_dir) / MODEL_FILE), load_columns(run_dir))
 
 
 def require_training_install(what: str) -> None:
@@ -87,17 +90,24 @@ def from_bundle(bundle: str | Path, node: str | None = None) -> NodeScorer:
     detector = load_bundle(bundle)
     if node is not None and node != detector.node:
         raise ConfigError(f"{bundle}: the bundle holds node {detector.node!r}, not {node!r}")
-    return NodeScorer(detector, detector.node, detector.window, detector.leakage_guard, detector.content_hash)
+    return NodeScorer(detector, detector.node, detector.window, detector.leakage_guard, detector.content_hash,
+                      tuple(detector.manifest["feature_names"]))
 
 
-def read_traffic(path: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
+def read_traffic(path: str | Path, columns: tuple[str, ...] = COLUMNS) -> tuple[np.ndarray, pd.DataFrame]:
     """Rows to score and what is known of each packet: a capture (features extracted here) or a CSV.
 
-    Returns the (n, 115) features and a frame with ``timestamp``, ``src``, ``dst`` and ``channel``
-    (src -> dst) for captures, or only a row number for feature files.
+    Returns the (n, len(columns)) features and a frame with ``timestamp``, ``src``, ``dst`` and
+    ``channel`` (src -> dst) for captures, or only a row number for feature files. ``columns`` are
+    the ones the model reads: N-BaIoT's (the CSV's header names them in order), or a flow table's,
+    read by name from the CSV's header.
     """
     path = Path(path)
+    columns = tuple(columns)
     if path.suffix.lower() in (".pcap", ".pcapng", ".cap"):
+        if columns != COLUMNS:
+            raise ConfigError(f"{path}: a capture gives N-BaIoT's 115 features, but the model reads "
+                              f"{len(columns)} columns of a feature table (--schema auto): score a CSV of them")
         from fedcl.traffic import FeatureExtractor, read_packets
 
         packets = list(read_packets(path))
@@ -111,7 +121,7 @@ def read_traffic(path: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
             "channel": [f"{s} -> {d}" for s, d in zip(src, dst, strict=True)],
         })
         return features, info
-    features = read_feature_csv(path)
+    features = read_feature_csv(path, None if columns == COLUMNS else columns)
     return features, pd.DataFrame(index=np.arange(len(features)))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from fedcl.config import FedCLConfig, load_config
@@ -65,3 +66,39 @@ def load_model(run_dir: str | Path) -> dict:
 def load_windows(run_dir: str | Path) -> dict[str, int]:
     """Each node's vote window, chosen on its benign validation rows at training (empty for Flower runs)."""
     return dict(load_model(run_dir).get("windows", {}))
+
+
+def load_columns(run_dir: str | Path) -> tuple[str, ...]:
+    """The feature columns the run's model reads, in order (saved by training; N-BaIoT's 115 for a run saved
+    before columns were recorded)."""
+    from fedcl.data import COLUMNS
+
+    saved = load_model(run_dir)
+    if "columns" in saved:
+        return tuple(saved["columns"])
+    if load_run_config(run_dir).schema != "nbaiot":
+        raise ConfigError(f"{run_dir}: the run does not record which columns its model reads; train it again")
+    return COLUMNS
+
+
+def check_schema(run_dir: str | Path, schema: str) -> None:
+    """ConfigError unless the run was trained with ``schema`` (``--schema`` of evaluate and detect)."""
+    trained = load_run_config(run_dir).schema
+    if schema != trained:
+        raise ConfigError(f"{run_dir}: the run was trained with --schema {trained}, not {schema}")
+
+
+def check_columns(run_dir: str | Path, columns: Sequence[str]) -> None:
+    """ConfigError unless ``columns`` (the data's, in order) are the ones the run's model was trained on."""
+    expected = load_columns(run_dir)
+    columns = tuple(columns)
+    if columns == expected:
+        return
+    lacks = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    what = "; ".join(part for part in (
+        f"lacks {', '.join(lacks)}" if lacks else "",
+        f"also has {', '.join(extra)}" if extra else "",
+    ) if part) or "has them in another order"
+    raise ConfigError(f"{run_dir}: the model reads {len(expected)} columns, but the data's {len(columns)} differ: "
+                      f"the data {what}")

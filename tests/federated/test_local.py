@@ -117,3 +117,21 @@ def test_local_steps_bound_the_optimiser_steps_of_a_round(monkeypatch, bound, ex
 
     # Assert
     assert len(steps) == expected
+
+
+def test_rows_in_an_island_sit_the_round_out():
+    # Prepare: 200 rows and, after them, 8 near-copies of one far row (a flood in the training window)
+    benign = rows(200)
+    planted = 8 + 0.01 * torch.randn(8, 115, generator=torch.Generator().manual_seed(1))
+    x = torch.cat([benign, planted])
+
+    # Execute
+    trimmed, _, _ = run(dataclasses.replace(CONFIG, trim_fraction=0.1), x=x)
+    alone, _, _ = run(x=benign)
+    kept, _, _ = run(x=x)
+
+    # Assert: trimmed, the round is the one on the 200 rows alone
+    assert trimmed.n_samples == alone.n_samples == 200 and kept.n_samples == 208
+    for a, b in zip(trimmed.delta, alone.delta):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(trimmed.mean_embedding, alone.mean_embedding)

@@ -120,7 +120,8 @@ def test_not_fitted_error(method):
 
 
 @pytest.mark.parametrize("params", [{"fpr_target": 0.0}, {"fpr_target": 1.0},
-                                    {"n_neighbors": 0}, {"n_neighbors": 10, "n_references": 5}])
+                                    {"n_neighbors": 0}, {"n_neighbors": 10, "n_references": 5},
+                                    {"trim_fraction": -0.1}, {"trim_fraction": 0.5}])
 def test_fit_rejects_bad_parameters(params):
     detector = FedCLDetector(make_encoder(), **params)
 
@@ -241,3 +242,39 @@ def test_training_scores_are_leave_one_out_when_references_are_the_rows():
 
     # Assert: no training row scores 0 against itself
     assert detector.decision_scores_.min() > 0
+
+
+def repetitive_attacks(n, seed=2):
+    """Near-copies of one attack row, as a flood repeats its packets."""
+    rng = np.random.default_rng(seed)
+    return attacks(1, seed) * rng.lognormal(0.0, 0.01, size=(n, N_FEATURES))
+
+
+@pytest.mark.parametrize("n_references", [64, 512])  # k-means centroids, or the rows themselves
+def test_trimming_leaves_planted_attack_rows_out_of_the_references(n_references):
+    X = np.vstack([benign(380), repetitive_attacks(20)])
+    planted = np.r_[np.zeros(380, bool), np.ones(20, bool)]
+
+    kept = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.0).fit(X)
+    trimmed = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.1).fit(X)
+
+    z = normalised_embeddings(trimmed, X[planted]).float()
+    assert trimmed.n_trimmed_ == 20 and kept.n_trimmed_ == 0
+    assert torch.cdist(z, kept.references_).min() < 0.1  # untrimmed: a centroid sits on the attack
+    assert torch.cdist(z, trimmed.references_).min() > 1.0
+    assert trimmed.decision_function(X[planted]).min() > np.quantile(trimmed.decision_function(X[~planted]), 0.99)
+    # training scores: a kept row leaves itself out when the references are the rows; a trimmed row is not one
+    scored = planted if n_references >= len(X) else slice(None)
+    np.testing.assert_allclose(trimmed.decision_scores_[scored], trimmed.decision_function(X[scored]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("n_references", [64, 512])  # k-means centroids, or the rows themselves
+def test_trimming_leaves_clean_references_unchanged(n_references):
+    X = benign(400)
+
+    plain = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.0).fit(X)
+    trimmed = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.1).fit(X)
+
+    assert trimmed.n_trimmed_ == 0
+    assert torch.equal(plain.references_, trimmed.references_)
+    np.testing.assert_array_equal(plain.decision_scores_, trimmed.decision_scores_)

@@ -8,9 +8,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fedcl.data import COLUMNS, DataError
-from fedcl.traffic import extract_features, write_synthetic_capture
+from fedcl.cli.errors import bad_input_exits_2
 from fedcl.cli.traffic import features_command
+from fedcl.data import COLUMNS, DataError, read_feature_csv
+from fedcl.traffic import extract_features, write_synthetic_capture
 
 
 def test_capture_to_csv_end_to_end(tmp_path):
@@ -67,3 +68,49 @@ def test_runs_as_a_typer_command_with_the_epoch_flag(tmp_path):
     # Assert
     assert result.exit_code == 0, result.output
     assert pd.read_csv(tmp_path / "f.csv")["HH_jit_L5_mean"].iloc[0] > 1e9  # the clock, as asked
+
+
+def test_parquet_output_holds_the_csv_values(tmp_path):
+    # Prepare
+    write_synthetic_capture(tmp_path / "c.pcap", 300, seed=4)
+
+    # Execute
+    features_command(tmp_path / "c.pcap", tmp_path / "f.csv")
+    features_command(tmp_path / "c.pcap", tmp_path / "f.parquet")
+
+    # Assert: same columns, same values, and fedcl's reader takes either
+    parquet = pd.read_parquet(tmp_path / "f.parquet")
+    assert tuple(parquet.columns) == COLUMNS
+    np.testing.assert_array_equal(parquet.to_numpy(), pd.read_csv(tmp_path / "f.csv").to_numpy())
+    np.testing.assert_array_equal(read_feature_csv(tmp_path / "f.parquet"), read_feature_csv(tmp_path / "f.csv"))
+
+
+def test_truncated_capture_to_parquet_keeps_a_readable_file(tmp_path):
+    # Prepare
+    capture = tmp_path / "c.pcap"
+    write_synthetic_capture(capture, 120, seed=4)
+    whole = extract_features(capture).to_numpy()
+    capture.write_bytes(capture.read_bytes()[:-25])
+
+    # Execute
+    with pytest.raises(DataError, match="read 119 packets"):
+        features_command(capture, tmp_path / "f.parquet")
+
+    # Assert
+    np.testing.assert_array_equal(pd.read_parquet(tmp_path / "f.parquet").to_numpy(), whole[:119])
+
+
+def test_unwritable_output_is_a_one_line_error_exit_2(tmp_path):
+    # Prepare: the output name is taken by a folder
+    app = typer.Typer()
+    app.command("features")(bad_input_exits_2(features_command))
+    app.command("other")(lambda: None)
+    write_synthetic_capture(tmp_path / "c.pcap", 10, seed=4)
+    (tmp_path / "f.parquet").mkdir()
+
+    # Execute
+    result = CliRunner().invoke(app, ["features", str(tmp_path / "c.pcap"), str(tmp_path / "f.parquet")])
+
+    # Assert
+    assert result.exit_code == 2
+    assert "error: cannot write" in result.output and "directory" in result.output

@@ -16,7 +16,8 @@ _STDOUT = Path("-")
 
 @bad_input_exits_2
 def detect_command(
-    traffic: Annotated[Path, typer.Argument(help="A pcap/pcapng capture, or a CSV of the 115 features with header.")],
+    traffic: Annotated[Path, typer.Argument(help="A pcap/pcapng capture, or a CSV with header: the 115 N-BaIoT "
+                                                 "features, or the columns a --schema auto run was trained on.")],
     model: Annotated[Path | None, typer.Option(
         help="Run directory written by `fedcl train` (default: runs/latest).")] = None,
     node: Annotated[str | None, typer.Option(help="The node (device) the traffic belongs to.")] = None,
@@ -28,12 +29,20 @@ def detect_command(
         help="CSV of per-packet scores and alerts (default: TRAFFIC.alerts.csv).")] = None,
     alerts: Annotated[Path | None, typer.Option(help="JSON lines, one per alarm episode (docs/gateway.md); "
                                                      "- for stdout, the summary then goes to stderr.")] = None,
+    schema: Annotated[str | None, typer.Option(
+        help="nbaiot | auto: fail unless the model was trained with this schema (default: the model's).")] = None,
 ) -> None:
     """Score traffic with one node's detector: per-packet alerts, a majority vote over w packets, a summary."""
     if window is not None and window < 1:
         raise ConfigError("--window must be >= 1")
     if model is not None and bundle is not None:
         raise ConfigError("give --model or --bundle, not both")
+    if schema is not None and bundle is not None and schema != "nbaiot":
+        raise ConfigError(f"a bundle holds an N-BaIoT model; --schema {schema} needs --model")
+    if schema is not None and bundle is None:
+        from fedcl.rundir import check_schema
+
+        check_schema(model or Path("runs/latest"), schema)
     if alerts not in (None, _STDOUT) and not alerts.parent.is_dir():
         raise ConfigError(f"{alerts}: no such directory for the alerts file (--alerts)")
     from fedcl import detect
@@ -41,7 +50,7 @@ def detect_command(
 
     scorer = detect.from_bundle(bundle, node) if bundle else detect.from_run(model or Path("runs/latest"), node)
     w = window or scorer.window
-    features, info = detect.read_traffic(traffic)
+    features, info = detect.read_traffic(traffic, scorer.columns)
     result = detect.detect(scorer.detector, features, info, w, guard=scorer.leakage_guard)
     out = out or traffic.with_suffix(".alerts.csv")
     result.to_csv(out, index_label="packet")
@@ -74,6 +83,10 @@ def export_command(
 
     require_training_install("fedcl export")
     from fedcl.export import export_node
+    from fedcl.rundir import load_run_config
+
+    if load_run_config(model).schema != "nbaiot":
+        raise ConfigError(f"{model}: the run reads a feature table (--schema auto); bundles hold N-BaIoT models only")
 
     written = export_node(model, node, out)
     bundle = load_bundle(written)  # what a gateway will read: check it reads

@@ -17,10 +17,23 @@ Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot
 Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]
 Quick = Annotated[bool, typer.Option(help="Small slices and 3 rounds: minutes become seconds (for CI).")]
 Config = Annotated[Path | None, typer.Option(help="TOML file with FedCLConfig keys.")]
+Schema = Annotated[str | None, typer.Option(help="nbaiot (default) | auto: the numeric columns of any header "
+                                                 "(a flow table; no leakage guard; docs/feature-tables.md).")]
 
 
-def _config(data: str, config: Path | None) -> FedCLConfig:
-    return (load_config(config) if config else FedCLConfig()).updated(data=data)
+def _config(data: str, config: Path | None, schema: str | None = None) -> FedCLConfig:
+    base = load_config(config) if config else FedCLConfig()
+    # As for `fedcl train`: the guard masks N-BaIoT's jitter columns, so another table goes without it.
+    guard = "off" if (schema or base.schema) != "nbaiot" else None
+    return base.updated(data=data, schema=schema, leakage_guard=guard)
+
+
+def _nbaiot_only(config: FedCLConfig, what: str) -> None:
+    """ConfigError when ``what`` (a part of an experiment that reads N-BaIoT's column names) meets another table."""
+    from fedcl.errors import ConfigError
+
+    if config.schema != "nbaiot":
+        raise ConfigError(f"{what} read(s) N-BaIoT's named columns; leave it out with --schema {config.schema}")
 
 
 def _done(report: Path) -> None:
@@ -30,45 +43,48 @@ def _done(report: Path) -> None:
 @experiment_app.command("compare")
 @bad_input_exits_2
 def compare_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/compare"),
-                    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+                    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
                     supervised: Annotated[bool, typer.Option(help="Include the supervised rows.")] = True) -> None:
     """fedcl against every baseline on the same splits: table (Markdown + CSV) and ROC curves."""
     from fedcl.experiments import compare
 
-    _done(compare(_config(data, config), range(seeds), quick, out, progress=typer.echo, supervised=supervised))
+    cfg = _config(data, config, schema)
+    if supervised:
+        _nbaiot_only(cfg, "the supervised rows (--no-supervised)")
+    _done(compare(cfg, range(seeds), quick, out, progress=typer.echo, supervised=supervised))
 
 
 @experiment_app.command("ablation")
 @bad_input_exits_2
 def ablation_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/ablation"),
-                     seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+                     seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
     """fedcl with each part removed: FedAvg weights, λ = 0, no node normalisation, no federation."""
     from fedcl.experiments import ablation
 
-    _done(ablation(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+    _done(ablation(_config(data, config, schema), range(seeds), quick, out, progress=typer.echo))
 
 
 @experiment_app.command("sweep")
 @bad_input_exits_2
 def sweep_command(param: Annotated[str, typer.Argument(help="lr (AUROC) or temperature (F1).")], data: Data,
                   out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/sweep"),
-                  seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+                  seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
     """fedcl's sensitivity to one hyperparameter (7-point grid), PNG + CSV."""
     from fedcl.experiments import sweep_parameter
 
-    _done(sweep_parameter(param, _config(data, config), range(seeds), quick, out, progress=typer.echo))
+    _done(sweep_parameter(param, _config(data, config, schema), range(seeds), quick, out, progress=typer.echo))
 
 
 @experiment_app.command("heterogeneity")
 @bad_input_exits_2
 def heterogeneity_command(data: Data,
                           out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/heterogeneity"),
-                          seeds: Seeds = 3, quick: Quick = False, config: Config = None) -> None:
+                          seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
     """fedcl (dynamic, FedAvg, guarded weights) and the federated autoencoder on natural, Dirichlet(α) and
     quantity-skewed partitions of the same rows: AUROC, FPR@TPR0.99, worst-node AUROC (CSV, PNG, Markdown)."""
     from fedcl.experiments import heterogeneity
 
-    _done(heterogeneity(_config(data, config), range(seeds), quick, out, progress=typer.echo))
+    _done(heterogeneity(_config(data, config, schema), range(seeds), quick, out, progress=typer.echo))
 
 
 def _items(text: str) -> list[str]:
@@ -104,7 +120,7 @@ def corruption_command(
     data: OptionalData = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")]
     = Path("runs/corruption"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
     kinds: Annotated[str, typer.Option(help="Corruptions, comma-separated: mcar, missing-streams, row-blocks, "
                                             "noise, contamination.")]
     = "mcar,missing-streams,row-blocks,noise,contamination",
@@ -118,7 +134,9 @@ def corruption_command(
     kind_names = _items(kinds)
     level_values = None if levels is None else _numbers(levels, "levels", float)
     corruption_plan(kind_names, level_values)  # bad options fail before the default data are made
-    _done(corruption(_config(_data_or_default(data), config), range(seeds), quick, out, progress=typer.echo,
+    if "missing-streams" in kind_names:
+        _nbaiot_only(_config("", config, schema), "the missing-streams corruption (N-BaIoT's stream groups)")
+    _done(corruption(_config(_data_or_default(data), config, schema), range(seeds), quick, out, progress=typer.echo,
                      kinds=kind_names, levels=level_values))
 
 
@@ -128,7 +146,7 @@ def attacks_command(
     data: OptionalData = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")]
     = Path("runs/attacks"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
     rules: Annotated[str, typer.Option(help="Server rules, comma-separated (--aggregation names).")]
     = ",".join(AGGREGATIONS),
     behaviours: Annotated[str | None, typer.Option(help="Behaviours of the bad nodes, comma-separated: noisy, "
@@ -150,7 +168,7 @@ def attacks_command(
     counts = None if bad_nodes is None else _numbers(bad_nodes, "bad-nodes", int)
     # bad options fail before the default data are made
     check_attack_grid(rule_names, names, counts, range(seeds), quick)
-    _done(attacks_report(_config(_data_or_default(data), config), range(seeds), quick, out, progress=typer.echo,
+    _done(attacks_report(_config(_data_or_default(data), config, schema), range(seeds), quick, out, progress=typer.echo,
                          rules=rule_names, behaviours=names, bad_nodes=counts, target_family=target_family))
 
 
@@ -159,7 +177,7 @@ def attacks_command(
 def benchmark_command(
     data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/benchmark"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
     cell: Annotated[list[str] | None, typer.Option(help="Only this cell (repeat for several), e.g. 'natural' or "
                                                     "'natural, 250 train rows'.")] = None,
 ) -> None:
@@ -171,4 +189,4 @@ def benchmark_command(
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    _done(benchmark(_config("", config), data, range(seeds), quick, out, progress=typer.echo, only=cell))
+    _done(benchmark(_config("", config, schema), data, range(seeds), quick, out, progress=typer.echo, only=cell))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
-from fedcl.config import FedCLConfig, load_config
+from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -28,6 +28,11 @@ def simulate_command(
     config: Annotated[Path | None, typer.Option(help="TOML file with FedCLConfig keys.")] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded).")] = None,
+    secure_aggregation: Annotated[bool | None, typer.Option(
+        "--secure-aggregation/--no-secure-aggregation",
+        help="Mask each node's update: the server learns only weighted sums (--aggregation dynamic or fedavg; "
+             "docs/privacy.md).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's last checkpoint.")] = False,
 ) -> None:
     """Run the Flower ServerApp and ClientApps in this process (no servers), then evaluate."""
@@ -36,7 +41,9 @@ def simulate_command(
     from fedcl.federated.flower.client_app import app as client_app
 
     data = str(Path(data).resolve())  # the run directory stays valid from anywhere
-    cfg = (load_config(config) if config else FedCLConfig()).updated(data=data, rounds=rounds, seed=seed)
+    cfg = (load_config(config) if config else FedCLConfig()).updated(data=data, rounds=rounds, seed=seed,
+                                                                        aggregation=aggregation,
+                                                                        secure_aggregation=secure_aggregation)
     names = [s.name for s in pipeline.load_splits(cfg)]
     logging.getLogger("flwr").setLevel(logging.WARNING)
     nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names)]
@@ -199,6 +206,11 @@ def submit_command(
     config: Annotated[Path | None, typer.Option(help="TOML file with FedCLConfig keys.")] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded).")] = None,
+    secure_aggregation: Annotated[bool | None, typer.Option(
+        "--secure-aggregation/--no-secure-aggregation",
+        help="Mask each node's update: the server learns only weighted sums (--aggregation dynamic or fedavg; "
+             "docs/privacy.md).")] = None,
     min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,
     round_timeout: Annotated[float, typer.Option(help="Seconds to wait for replies in a round.")] = 600.0,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out (same settings).")] = False,
@@ -216,7 +228,8 @@ def submit_command(
         raise ConfigError("give --root-certificates ca.crt or --insecure")
     if not Path(out).is_absolute():
         raise ConfigError(f"--out {out}: give an absolute path (it is a folder on the SuperLink machine)")
-    cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed)
+    cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed, aggregation=aggregation,
+                                                                        secure_aggregation=secure_aggregation)
     if on_this_machine(superlink):  # else only the ServerApp can check --out, and it fails the run
         from fedcl.federated.flower.run_dir import check_run_dir
 

@@ -1,9 +1,10 @@
-"""`fedcl features`: a packet capture to an N-BaIoT feature CSV; `fedcl data simulate`: the simulated
-IoT network."""
+"""`fedcl features`: a packet capture to an N-BaIoT feature file (CSV or Parquet); `fedcl data simulate`:
+the simulated IoT network."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
-from fedcl.data import COLUMNS, DataError
-from fedcl.traffic import CaptureReader, FeatureExtractor
+from fedcl.data import DataError
+from fedcl.errors import ConfigError
+from fedcl.traffic import CaptureReader, FeatureExtractor, FeatureWriter
 
 __all__ = ["data_app", "features_command", "simulate_command"]
 
@@ -22,19 +24,16 @@ data_app = command_group("Data sets: the simulated IoT network.")
 _BATCH = 8192
 
 
-def _write_rows(f, rows) -> None:
-    f.write("".join(",".join(map(repr, row)) + "\n" for row in rows.tolist()))
-
-
 def features_command(
     capture: Annotated[Path, typer.Argument(help="pcap or pcapng capture of Ethernet frames.")],
-    output: Annotated[Path, typer.Argument(help="CSV file to write: one row per packet, the 115 N-BaIoT columns.")],
+    output: Annotated[Path, typer.Argument(help="File to write, one row per packet, the 115 N-BaIoT columns: "
+                                                "Parquet if its name ends in .parquet, else CSV.")],
     first_jitter_from_epoch: Annotated[bool, typer.Option(
         "--first-jitter-from-epoch",
         help="Measure a channel's first inter-arrival from time zero, as the original N-BaIoT "
              "extractor did (HH_jit means ≈ Unix time: clock leakage).")] = False,
 ) -> None:
-    """Extract the 115 N-BaIoT features of every packet of a capture into a CSV.
+    """Extract the 115 N-BaIoT features of every packet of a capture into a CSV or Parquet file.
 
     A truncated or corrupt capture keeps the rows of the packets read before the damage,
     then fails with a one-line error (fedcl.data.DataError) giving the number of packets read.
@@ -49,13 +48,16 @@ def features_command(
     except StopIteration:
         pass
     damage = None
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8", newline="") as f, Progress(
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        out = FeatureWriter(output)
+    except OSError as e:  # a folder, or no permission: the user's to fix
+        raise ConfigError(f"cannot write {output}: {os.strerror(e.errno) if e.errno else e}") from None
+    with out, Progress(
         TextColumn("[bold]packets[/bold] {task.fields[packets]:,}"), BarColumn(), DownloadColumn(),
         TimeElapsedColumn(), console=Console(stderr=True), transient=False,
     ) as progress:
         task = progress.add_task("features", total=max(reader.size, 1), packets=0)
-        f.write(",".join(COLUMNS) + "\n")
         while batch:
             try:
                 while len(batch) < _BATCH:
@@ -64,7 +66,7 @@ def features_command(
                 pass
             except DataError as e:
                 damage = e
-            _write_rows(f, extractor.extract(batch))
+            out.write(extractor.extract(batch))
             progress.update(task, completed=reader.offset, packets=reader.n_packets)
             batch = []
             if damage is None:

@@ -32,13 +32,35 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     typer.echo(f"report: {run_dir / REPORT_FILE}")
 
 
+def _guard(leakage_guard: str | None, no_leakage_guard: bool, schema: str) -> str | None:
+    """The --leakage-guard to apply: off for --no-leakage-guard, and by default for a table other than N-BaIoT."""
+    if no_leakage_guard or (leakage_guard is None and schema != "nbaiot"):
+        return "off"  # the guard masks N-BaIoT's HH_jit columns, which a flow table does not have
+    return leakage_guard
+
+
+def _columns_line(split) -> str:
+    """Which columns a schema-auto run reads and which of the header it dropped, in one line."""
+    line = f"schema auto: {len(split.columns)} numeric columns used: {', '.join(split.columns)}"
+    if split.dropped_columns:
+        line += f"; {len(split.dropped_columns)} dropped (text or empty): {', '.join(split.dropped_columns)}"
+    return line
+
+
+Schema = Annotated[str | None, typer.Option(
+    help="nbaiot (N-BaIoT's 115 named columns, the default) | auto (the numeric columns of any header, e.g. a "
+         "CICFlowMeter or Zeek flow table; no leakage guard; docs/feature-tables.md).")]
+
+
 @bad_input_exits_2
 def train_command(
-    data: Annotated[str | None, typer.Option(help="N-BaIoT data folder (UCI, Kaggle or client layout); "
-                                                  "default: the simulated network (made on first use).")] = None,
+    data: Annotated[str | None, typer.Option(help="Data folder (UCI, Kaggle or client layout) of N-BaIoT rows, or "
+                                                  "of any numeric feature table with --schema auto; default: the "
+                                                  "simulated network (made on first use).")] = None,
     out: Annotated[Path, typer.Option(help="Run directory to write.")] = Path("runs/latest"),
     config: Annotated[Path | None, typer.Option(help="TOML file whose keys are option names (with _).")] = None,
     layout: Annotated[str | None, typer.Option(help="auto | uci | kaggle | clients.")] = None,
+    schema: Schema = None,
     leakage_guard: Annotated[str | None, typer.Option(help="strict (mask every jitter mean/variance, the default) | on (mask epoch-like jitter only) | off.")] = None,
     no_leakage_guard: Annotated[bool, typer.Option("--no-leakage-guard", help="Same as --leakage-guard off; for comparison only.")] = False,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
@@ -50,18 +72,23 @@ def train_command(
     consistency_weight: Annotated[float | None, typer.Option("--consistency-weight", "--lambda", help="Weight λ of ‖z̃ − g‖².")] = None,
     embedding_dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded; see README).")] = None,
+    secure_aggregation: Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
     personalisation: Annotated[str | None, typer.Option(help="mean (default) | max: each node also trains an encoder on its rows alone and combines both views' scores | off: the federation's encoder only.")] = None,
+    trim_fraction: Annotated[float | None, typer.Option(help="Leave dense far groups of training rows (at most this share; an infected training window) out of training and references; 0: off (default; docs/results.md).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
 ) -> Path:
     """Train a federated detector: config, per-round history and model in the run directory."""
     base = load_config(config) if config else FedCLConfig()
     cfg = base.updated(
-        data=data, layout=layout, leakage_guard="off" if no_leakage_guard else leakage_guard,
+        data=data, layout=layout, schema=schema,
+        leakage_guard=_guard(leakage_guard, no_leakage_guard, schema or base.schema),
         rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
-        node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation, seed=seed,
+        secure_aggregation=secure_aggregation,
+        node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation,
+        trim_fraction=trim_fraction, seed=seed,
     )
     from fedcl import pipeline  # torch is imported only when there is work to do
 
@@ -73,6 +100,8 @@ def train_command(
         cfg = cfg.updated(data=str(ensure_default_data()))
     splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     pipeline.check_trainable(splits, cfg)
+    if cfg.schema != "nbaiot":
+        _err.print(_columns_line(splits[0]), markup=False, highlight=False, soft_wrap=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=_err) as progress:
         rounds = progress.add_task("federated rounds", total=cfg.rounds, info="loss –")
@@ -99,8 +128,15 @@ def run_command(**options) -> None:
 def evaluate_command(
     out: Annotated[Path, typer.Option(help="Run directory written by `fedcl train`.")] = Path("runs/latest"),
     data: Annotated[str | None, typer.Option(help="Data folder, if it moved since training.")] = None,
+    schema: Annotated[str | None, typer.Option(
+        help="nbaiot | auto: fail unless the run was trained with this schema (default: the run's).")] = None,
 ) -> None:
-    """Score held-out rows with a trained run; write metrics.json, scores.csv and report.md."""
-    from fedcl import pipeline
+    """Score held-out rows with a trained run; write metrics.json, scores.csv and report.md.
 
+    The data must have the columns the run's model was trained on."""
+    from fedcl import pipeline
+    from fedcl.rundir import check_schema
+
+    if schema is not None:
+        check_schema(out, schema)
     print_summary(pipeline.evaluate(out, data=data), out)

@@ -1,4 +1,5 @@
-"""Data layer of fedcl: read N-BaIoT, guard against leakage, scale, split.
+"""Data layer of fedcl: read N-BaIoT (or, with ``schema="auto"``, any numeric feature table), guard against
+leakage (N-BaIoT only), scale, split.
 
 Typical use::
 
@@ -19,7 +20,8 @@ _EXPORTS = {
     "._partition": ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "home_cluster_partition",
                     "quantity_skew_partition"],
     "._preprocess": ["JITTER_LIMIT", "NodeScaler", "leakage_guard"],
-    "._readers": ["KAGGLE_DEVICES", "LAYOUTS", "NodeData", "detect_layout", "read_dataset", "read_feature_csv"],
+    "._readers": ["KAGGLE_DEVICES", "LAYOUTS", "NodeData", "SCHEMAS", "detect_layout", "read_dataset",
+                   "read_feature_csv"],
     "._schema": ["COLUMNS", "JITTER_COLUMNS", "JITTER_MEAN_COLUMNS", "JITTER_VARIANCE_COLUMNS", "N_FEATURES"],
     "._splits": ["ROW_SETS", "NodeSplit", "split_node"],
 }
@@ -34,6 +36,7 @@ __all__ = [
     "JITTER_LIMIT",
     "KAGGLE_DEVICES",
     "LAYOUTS",
+    "SCHEMAS",
     "DataError",
     "NodeData",
     "NodeSplit",

@@ -42,6 +42,7 @@ class _Pool:
                  else np.empty((0, width)) for n in nodes]
         self.test = np.concatenate(tests)
         self.test_src = np.concatenate([np.full(len(t), i) for i, t in enumerate(tests)])
+        self.columns, self.dropped_columns = nodes[0].columns, nodes[0].dropped_columns  # read alike for all
 
 
 def _check(nodes, n_nodes, min_benign):
@@ -110,6 +111,8 @@ def _build(pool, benign_parts, attack_parts, test_parts, rng):
             attack_family=pool.family[a],
             benign_test=pool.test[t] if pool.has_test else None,
             ordered=False,
+            columns=pool.columns,
+            dropped_columns=pool.dropped_columns,
         ))
     return out
 

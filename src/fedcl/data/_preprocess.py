@@ -37,6 +37,9 @@ def leakage_guard(X, strict=False):
     masks every ``HH_jit_*_mean`` and ``_variance`` value, so no jitter statistic but the
     channel weight reaches a model; use it to check that a result does not rest on that trace.
 
+    The guard is N-BaIoT's: another feature table (``schema="auto"``) has no ``HH_jit`` columns, and
+    a run on one goes without it (``leakage_guard="off"``).
+
     Parameters
     ----------
     X : array-like of shape (n_samples, 115)

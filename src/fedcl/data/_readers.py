@@ -1,9 +1,10 @@
-"""Readers for the three on-disk layouts of N-BaIoT (UCI, Kaggle, per-client)."""
+"""Readers for the three on-disk layouts of N-BaIoT (UCI, Kaggle, per-client), with N-BaIoT's 115 columns or,
+with ``schema="auto"``, the numeric columns of any header (flow tables)."""
 
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,13 @@ import pandas as pd
 from ._errors import DataError
 from ._schema import COLUMNS, N_FEATURES
 
-__all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "detect_layout", "read_dataset", "read_feature_csv"]
+__all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "SCHEMAS", "detect_layout", "read_dataset", "read_feature_csv"]
 
 #: Layout names accepted by :func:`read_dataset` (besides ``"auto"``).
 LAYOUTS = ("uci", "kaggle", "clients")
+
+#: Column schemas of :func:`read_dataset`: N-BaIoT's 115 named columns, or the numeric columns of any header.
+SCHEMAS = ("nbaiot", "auto")
 
 #: Device names of the Kaggle layout, in the order of their file number (1-9).
 KAGGLE_DEVICES = (
@@ -36,6 +40,10 @@ _CLIENT_DIRS = ("normal", "test_normal", "abnormal")
 # The only spellings of a missing value we accept; anything else that is not
 # a number ("NA", "null", "NAN") is more likely corruption than intent.
 _MISSING = ("", "nan", "NaN")
+# Schema auto also reads Zeek's "-" (an unset field, e.g. a connection's duration) as missing.
+_AUTO_MISSING = (*_MISSING, "-")
+# Said after a header that is not N-BaIoT's: the table may well be a flow table.
+_AUTO_HINT = " (not an N-BaIoT table? --schema auto reads the numeric columns of any header)"
 # What pandas' C float parser accepts (plus inf spellings, reported separately);
 # used only on the slow path to point at the offending cell.
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf(?:inity)?", re.IGNORECASE)
@@ -52,19 +60,25 @@ class NodeData:
     ----------
     name : str
         Device name (UCI, Kaggle) or client folder name (clients layout).
-    benign : ndarray of shape (n, 115), float64
+    benign : ndarray of shape (n, n_features), float64
         Benign rows in file order; may contain NaN (missing values).
-    attack : ndarray of shape (m, 115), float64
-        Attack rows; shape (0, 115) when the node saw no attack.
+        ``n_features`` is 115 for N-BaIoT, ``len(columns)`` in general.
+    attack : ndarray of shape (m, n_features), float64
+        Attack rows; shape (0, n_features) when the node saw no attack.
     attack_family : ndarray of shape (m,), str
         Family of each attack row, e.g. ``"gafgyt.scan"`` or ``"mirai.udp"``;
         ``"attack"`` when the layout does not record it (clients layout).
-    benign_test : ndarray of shape (k, 115), float64, or None
+    benign_test : ndarray of shape (k, n_features), float64, or None
         Explicitly held-out benign rows (clients layout's ``test_normal``),
         else None.
     ordered : bool
         True when rows are in capture order (UCI, Kaggle), False for the
         randomly sampled clients layout.
+    columns : tuple of str
+        Name of each column of the row arrays: ``COLUMNS`` for N-BaIoT, the
+        header's numeric columns with ``schema="auto"``.
+    dropped_columns : tuple of str
+        Header columns not read (``schema="auto"``: text or without any value).
     """
 
     name: str
@@ -73,6 +87,8 @@ class NodeData:
     attack_family: np.ndarray
     benign_test: np.ndarray | None
     ordered: bool
+    columns: tuple[str, ...] = COLUMNS
+    dropped_columns: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- CSV
@@ -98,6 +114,18 @@ def _fields(raw: bytes, start: int, end: int) -> list[str]:
     return text.lstrip("\ufeff").split(",")
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """How to read a file's fields: every column name in file order, the positions read, the missing spellings."""
+
+    names: tuple[str, ...]
+    used: tuple[int, ...]
+    missing: tuple[str, ...] = _MISSING
+
+
+_NBAIOT = _Fields(COLUMNS, tuple(range(N_FEATURES)))
+
+
 def _check_header(raw: bytes, start: int, end: int, path: Path) -> None:
     """Raise DataError unless the header row names COLUMNS in order."""
     names = [f.strip().strip('"').strip() for f in _fields(raw, start, end)]
@@ -111,6 +139,8 @@ def _check_header(raw: bytes, start: int, end: int, path: Path) -> None:
             reason = f"header names {got!r} where {expected!r} is expected"
             if _NUMBER.fullmatch(got):
                 reason += " (the file seems to have no header row)"
+            elif j == 0:
+                reason += _AUTO_HINT
         raise DataError(reason, path=path, line=1, column=expected)
     if len(names) > N_FEATURES:
         raise DataError(
@@ -119,51 +149,46 @@ def _check_header(raw: bytes, start: int, end: int, path: Path) -> None:
         )
 
 
-def _count_error(raw, start, end, found, path, line) -> DataError:
-    """DataError for a line whose field count is not N_FEATURES."""
+def _count_error(raw, start, end, found, path, line, fields: _Fields) -> DataError:
+    """DataError for a line whose field count is not the number of columns."""
+    width = len(fields.names)
     if not raw[start:end].strip():
-        return DataError(f"empty line, expected {N_FEATURES} fields", path=path, line=line)
-    if found < N_FEATURES:
+        return DataError(f"empty line, expected {width} fields", path=path, line=line)
+    if found < width:
         # Name the first missing column: that is where the row was cut.
         return DataError(
-            f"{found} fields, expected {N_FEATURES} (truncated row)",
-            path=path, line=line, column=COLUMNS[found],
+            f"{found} fields, expected {width} (truncated row)",
+            path=path, line=line, column=fields.names[found],
         )
-    return DataError(
-        f"{found} fields, expected {N_FEATURES}", path=path, line=line, column=N_FEATURES + 1
-    )
+    return DataError(f"{found} fields, expected {width}", path=path, line=line, column=width + 1)
 
 
-def _find_bad_cell(raw, starts, ends, first, stop, path) -> None:
-    """Slow scan that raises DataError at the first cell pandas could not parse."""
+def _find_bad_cell(raw, starts, ends, first, stop, path, fields: _Fields) -> None:
+    """Slow scan that raises DataError at the first read cell pandas could not parse."""
     for i in range(first, stop):
-        for j, field in enumerate(_fields(raw, starts[i], ends[i])):
-            if field in _MISSING:
+        line = _fields(raw, starts[i], ends[i])
+        for j in fields.used:
+            field = line[j]
+            if field in fields.missing:
                 continue
             text = field.strip()
             if not _NUMBER.fullmatch(text):
                 raise DataError(
-                    f"text {text!r} in a numeric column", path=path, line=i + 1, column=COLUMNS[j]
+                    f"text {text!r} in a numeric column", path=path, line=i + 1, column=fields.names[j]
                 )
             if math.isinf(float(text)):
-                raise _inf_error(text, path, i + 1, j)
+                raise _inf_error(text, path, i + 1, fields.names[j])
 
 
-def _inf_error(text, path, line, j) -> DataError:
+def _inf_error(text, path, line, column) -> DataError:
     """DataError for an infinite or float64-overflowing value."""
     return DataError(
-        f"non-finite value {text!r} (infinite or beyond float64 range)",
-        path=path, line=line, column=COLUMNS[j],
+        f"non-finite value {text!r} (infinite or beyond float64 range)", path=path, line=line, column=column
     )
 
 
-def _read_matrix(path: Path, *, header: bool) -> np.ndarray:
-    """Read one N-BaIoT CSV into a (n, 115) float64 array, validating every cell.
-
-    The fast path is pandas' C parser; exact line/column locations are found by
-    cheap byte-level checks (field counts) or, only when parsing fails, by a
-    Python scan.
-    """
+def _lines(path: Path) -> tuple[bytes, np.ndarray, np.ndarray, int]:
+    """The file's bytes, line bounds and the number of lines without trailing blank ones; DataError if empty."""
     raw = path.read_bytes()
     if not raw:
         raise DataError("empty file (0 bytes)", path=path)
@@ -174,73 +199,273 @@ def _read_matrix(path: Path, *, header: bool) -> np.ndarray:
         stop -= 1
     if stop == 0:
         raise DataError("empty file (only blank lines)", path=path)
-    first = 1 if header else 0
-    if header:
-        _check_header(raw, starts[0], ends[0], path)
-    if stop <= first:
-        raise DataError("no rows (the file has only a header)", path=path)
+    return raw, starts, ends, stop
 
-    # Field counts from comma positions: pandas would silently pad a truncated
-    # row with NaN, which we could not tell apart from legal missing values.
-    commas = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord(","))
-    counts = (
-        np.searchsorted(commas, ends[first:stop]) - np.searchsorted(commas, starts[first:stop]) + 1
-    )
-    bad = np.flatnonzero(counts != N_FEATURES)
-    if bad.size:
-        i = first + int(bad[0])
-        raise _count_error(raw, starts[i], ends[i], int(counts[bad[0]]), path, i + 1)
 
+def _parse(raw, starts, ends, first, stop, path, fields: _Fields) -> np.ndarray:
+    """Lines ``first`` to ``stop - 1`` as a (rows, len(fields.used)) float64 array, in ``fields.used`` order.
+
+    The fast path is pandas' C parser; exact line/column locations are found by
+    cheap byte-level checks (field counts) or, only when parsing fails, by a
+    Python scan.
+    """
+    _check_field_counts(raw, starts, ends, first, stop, path, fields)
+    in_file_order = sorted(fields.used)  # what pandas returns with usecols
+    every = in_file_order == list(range(len(fields.names)))  # N-BaIoT: the plain (fastest) call
     try:
         values = pd.read_csv(
             io.BytesIO(raw),
             header=None,
             skiprows=first,
-            dtype=np.float64,
-            na_values=list(_MISSING),
+            nrows=stop - first,
+            usecols=None if every else in_file_order,
+            dtype=np.float64 if every else {j: np.float64 for j in in_file_order},
+            na_values=list(fields.missing),
             keep_default_na=False,
             engine="c",
         ).to_numpy(dtype=np.float64)
     except ValueError as exc:  # includes ParserError and UnicodeDecodeError
-        _find_bad_cell(raw, starts, ends, first, stop, path)
+        _find_bad_cell(raw, starts, ends, first, stop, path, fields)
         raise DataError(f"cannot parse file: {exc}", path=path) from exc
-    if values.shape != (stop - first, N_FEATURES):
+    if values.shape != (stop - first, len(fields.used)):
         # Only quoted fields spanning lines can get here; N-BaIoT never quotes.
         raise DataError(
             f"parsed {values.shape[0]} rows from {stop - first} lines "
             "(quoted fields are not supported)",
             path=path,
         )
+    if in_file_order != list(fields.used):
+        values = values[:, [in_file_order.index(j) for j in fields.used]]
     inf = np.isinf(values)
     if inf.any():
-        r, j = (int(k) for k in np.argwhere(inf)[0])  # first in file order
-        i = first + r
-        raise _inf_error(_fields(raw, starts[i], ends[i])[j].strip(), path, i + 1, j)
+        r, k = (int(v) for v in np.argwhere(inf)[0])  # first in file order
+        i, j = first + r, fields.used[k]
+        raise _inf_error(_fields(raw, starts[i], ends[i])[j].strip(), path, i + 1, fields.names[j])
     return values
 
 
-def read_feature_csv(path) -> np.ndarray:
-    """One feature file with the 115-column header (e.g. from ``fedcl features``): (n, 115) float64.
+def _read_matrix(path: Path, *, header: bool) -> np.ndarray:
+    """Read one N-BaIoT CSV into a (n, 115) float64 array, validating every cell."""
+    raw, starts, ends, stop = _lines(path)
+    first = 1 if header else 0
+    if header:
+        _check_header(raw, starts[0], ends[0], path)
+    elif not any(f in _MISSING or _NUMBER.fullmatch(f.strip()) for f in _fields(raw, starts[0], ends[0])):
+        # Headerless layout (clients), yet the first line holds names only: someone else's table.
+        raise DataError("a header row where N-BaIoT's headerless rows are expected" + _AUTO_HINT,
+                        path=path, line=1)
+    if stop <= first:
+        raise DataError("no rows (the file has only a header)", path=path)
+    return _parse(raw, starts, ends, first, stop, path, _NBAIOT)
+
+
+def _header_names(raw, starts, ends, path: Path) -> tuple[str, ...]:
+    """The column names of a schema-auto file's first line; DataError if it is not a header."""
+    names = tuple(f.strip().strip('"').strip() for f in _fields(raw, starts[0], ends[0]))
+    if all(_NUMBER.fullmatch(n) or n in _AUTO_MISSING for n in names):
+        raise DataError("no header row: --schema auto takes the column names from the first line",
+                        path=path, line=1)
+    if "" in names:
+        raise DataError("a column without a name (a saved row index?): name it or remove it",
+                        path=path, line=1, column=names.index("") + 1)
+    return names
+
+
+def _positions(names: tuple[str, ...], columns, path: Path) -> tuple[int, ...]:
+    """Where each of ``columns`` is in the header ``names`` (a repeated name: its k-th occurrence)."""
+    positions, seen = [], {}
+    for name in columns:
+        k = seen[name] = seen.get(name, -1) + 1
+        found = [j for j, n in enumerate(names) if n == name]
+        if k >= len(found):
+            raise DataError(f"no column {name!r} in the header, which the model reads "
+                            f"({len(columns)} columns: {_listing(columns)})", path=path, line=1)
+        positions.append(found[k])
+    return tuple(positions)
+
+
+def _listing(names, most: int = 12) -> str:
+    """Names for a message, comma-separated; a long list is cut after ``most``."""
+    names = list(names)
+    shown = ", ".join(names[:most])
+    return shown + (f", … ({len(names) - most} more)" if len(names) > most else "")
+
+
+class _AnyHeader:
+    """Reader of schema-auto files: one header shared by every file; which columns hold text or no value.
+
+    Called like :func:`_read_matrix` on each file of a data set, it returns every column (NaN in the
+    text ones); :meth:`keep_numeric` then keeps, in every node, the columns that are numeric in
+    every file.
+    """
+
+    def __init__(self) -> None:
+        self.first: Path | None = None
+        self.names: tuple[str, ...] = ()
+        self.text: set[int] = set()  # columns whose first value is text in some file
+        self.valued: set[int] = set()  # columns with at least one value in some file
+
+    def __call__(self, path: Path, *, header: bool) -> np.ndarray:
+        del header  # schema auto needs names: every file has a header, even in the clients layout
+        raw, starts, ends, stop = _lines(path)
+        names = _header_names(raw, starts, ends, path)
+        if self.first is None:
+            self.first, self.names = path, names
+        elif names != self.names:
+            raise self._mismatch(path, names)
+        if stop <= 1:
+            raise DataError("no rows (the file has only a header)", path=path)
+        # Types first: a column is text when its first value is; every other column is then
+        # validated cell by cell as N-BaIoT's are (text or inf in it is an error, not a drop).
+        _check_field_counts(raw, starts, ends, 1, stop, path, _Fields(names, ()))
+        numeric = []
+        for j, value in enumerate(_first_values(raw, stop, len(names), path)):
+            if value is None:
+                continue
+            self.valued.add(j)
+            if _NUMBER.fullmatch(value.strip()):
+                numeric.append(j)
+            else:
+                self.text.add(j)
+        rows = np.full((stop - 1, len(names)), np.nan)
+        if numeric:
+            rows[:, numeric] = _parse(raw, starts, ends, 1, stop, path, _Fields(names, tuple(numeric), _AUTO_MISSING))
+        return rows
+
+    def _mismatch(self, path: Path, names: tuple[str, ...]) -> DataError:
+        if len(names) != len(self.names):
+            reason = f"{len(names)} columns, but {self.first} has {len(self.names)}"
+        else:
+            j = next(j for j, (a, b) in enumerate(zip(names, self.names, strict=True)) if a != b)
+            reason = f"column {j + 1} is {names[j]!r}, but {self.first} has {self.names[j]!r} there"
+        return DataError(f"{reason}; every file of a data set needs the same header", path=path, line=1)
+
+    def keep_numeric(self, nodes: list[NodeData], root: Path) -> list[NodeData]:
+        """``nodes`` with only the columns numeric in every file (and with a value in some)."""
+        kept = [j for j in range(len(self.names)) if j in self.valued and j not in self.text]
+        if not kept:
+            raise DataError(f"no numeric column in the header ({_listing(self.names)})", path=self.first or root)
+        columns = tuple(self.names[j] for j in kept)
+        dropped = tuple(n for j, n in enumerate(self.names) if j not in kept)
+
+        def cut(rows):
+            return None if rows is None else np.ascontiguousarray(rows[:, kept])
+
+        return [replace(node, benign=cut(node.benign), attack=cut(node.attack), benign_test=cut(node.benign_test),
+                        columns=columns, dropped_columns=dropped) for node in nodes]
+
+
+def _first_values(raw: bytes, stop: int, width: int, path: Path) -> list[str | None]:
+    """Each column's first value after the header that is not a missing spelling (None: it has none).
+
+    Read as text a block of rows at a time, and only until every column has shown a value.
+    """
+    found: list[str | None] = [None] * width
+    try:
+        with pd.read_csv(io.BytesIO(raw), header=None, skiprows=1, nrows=stop - 1, dtype=str, na_filter=False,
+                         engine="c", chunksize=1024) as blocks:
+            for block in blocks:
+                for j in (j for j in range(width) if found[j] is None):
+                    present = block[j][~block[j].isin(_AUTO_MISSING)]
+                    if not present.empty:
+                        found[j] = present.iloc[0]
+                if None not in found:
+                    break
+    except ValueError as exc:  # includes ParserError and UnicodeDecodeError
+        raise DataError(f"cannot parse file: {exc}", path=path) from exc
+    return found
+
+
+def _check_field_counts(raw, starts, ends, first, stop, path, fields: _Fields) -> None:
+    """DataError at the first line whose field count is not the number of columns.
+
+    Counted from comma positions: pandas would silently pad a truncated row with NaN, which we
+    could not tell apart from legal missing values.
+    """
+    commas = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord(","))
+    counts = np.searchsorted(commas, ends[first:stop]) - np.searchsorted(commas, starts[first:stop]) + 1
+    bad = np.flatnonzero(counts != len(fields.names))
+    if bad.size:
+        i = first + int(bad[0])
+        raise _count_error(raw, starts[i], ends[i], int(counts[bad[0]]), path, i + 1, fields)
+
+
+def read_feature_csv(path, columns=None) -> np.ndarray:
+    """One feature file with a header row: (n, 115) float64 for N-BaIoT, else (n, len(columns)).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        CSV file, e.g. from ``fedcl features``.
+    columns : sequence of str, optional
+        Read these columns, by name and in this order, from whatever header the
+        file has (``schema="auto"``: the columns a model was trained on; a
+        repeated name is matched to its k-th occurrence). Default: the 115
+        N-BaIoT columns, which the header must name in order.
 
     Raises
     ------
     DataError
-        On any malformed content, naming the file, line and column.
+        On any malformed content, naming the file, line and column; with
+        ``columns``, also when the header lacks one of them.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path=path)
-    return _read_matrix(path, header=True)
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet(path, columns)
+    if columns is None:
+        return _read_matrix(path, header=True)
+    raw, starts, ends, stop = _lines(path)
+    names = _header_names(raw, starts, ends, path)
+    used = _positions(names, columns, path)
+    if stop <= 1:
+        raise DataError("no rows (the file has only a header)", path=path)
+    return _parse(raw, starts, ends, 1, stop, path, _Fields(names, used, _AUTO_MISSING))
 
 
-def _empty_attack() -> tuple[np.ndarray, np.ndarray]:
-    return np.empty((0, N_FEATURES), dtype=np.float64), np.array([], dtype=str)
+def _read_parquet(path: Path, columns=None) -> np.ndarray:
+    """A Parquet feature table (``fedcl features x.parquet``), checked as a CSV's header and cells are."""
+    import pyarrow as pa  # only Parquet files need pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read as Parquet: {exc}", path=path) from None
+    names = table.column_names
+    if columns is None and names != list(COLUMNS):
+        j = next((j for j, (a, b) in enumerate(zip(names, COLUMNS)) if a != b), min(len(names), N_FEATURES))
+        got = repr(names[j]) if j < len(names) else "missing"
+        expected = repr(COLUMNS[j]) if j < N_FEATURES else "no column"
+        raise DataError(f"not the {N_FEATURES} N-BaIoT columns in order: column {j + 1} is {got}, "
+                        f"expected {expected}", path=path)
+    wanted = list(COLUMNS if columns is None else columns)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise DataError("no such column in the file", path=path, column=missing[0])
+    if table.num_rows == 0:
+        raise DataError("no rows", path=path)
+    try:
+        # Nulls become NaN, the CSV readers' missing values.
+        values = np.column_stack([table.column(c).cast(pa.float64()).to_numpy(zero_copy_only=False) for c in wanted])
+    except (KeyError, pa.ArrowException) as exc:  # a text column, a name given twice
+        raise DataError(f"cannot read the columns as numbers: {exc}", path=path) from None
+    inf = np.isinf(values)
+    if inf.any():
+        r, j = (int(k) for k in np.argwhere(inf)[0])
+        raise DataError(f"non-finite value {values[r, j]} in row {r + 1}", path=path, column=wanted[j])
+    return values
 
 
-def _stack(parts: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _empty_attack(width: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.empty((0, width), dtype=np.float64), np.array([], dtype=str)
+
+
+def _stack(parts: list[tuple[str, np.ndarray]], width: int) -> tuple[np.ndarray, np.ndarray]:
     """Concatenate (family, rows) pairs into an attack matrix and family labels."""
     if not parts:
-        return _empty_attack()
+        return _empty_attack(width)
     attack = np.concatenate([rows for _, rows in parts])
     family = np.concatenate([np.full(len(rows), fam) for fam, rows in parts])
     return attack, family
@@ -276,32 +501,35 @@ def _is_kaggle(root: Path) -> bool:
     return any(_KAGGLE_FILE.fullmatch(p.name) and p.is_file() for p in root.iterdir())
 
 
-def _read_uci_device(d: Path) -> NodeData:
+# Each layout reader takes ``read(path, header=...)``: _read_matrix (N-BaIoT) or an _AnyHeader (schema auto).
+
+
+def _read_uci_device(d: Path, read) -> NodeData:
     benign_file = d / "benign_traffic.csv"
     if not benign_file.is_file():
         raise DataError("no benign rows: benign_traffic.csv not found", path=d)
-    benign = _read_matrix(benign_file, header=True)
+    benign = read(benign_file, header=True)
     parts = []
     for fam in _UCI_ATTACK_DIRS:
         folder = d / f"{fam}_attacks"
         if folder.is_dir():
             files = sorted(folder.glob("*.csv"), key=lambda p: _natural_key(p.name))
-            parts += [(f"{fam}.{f.stem}", _read_matrix(f, header=True)) for f in files]
-    attack, family = _stack(parts)
+            parts += [(f"{fam}.{f.stem}", read(f, header=True)) for f in files]
+    attack, family = _stack(parts, benign.shape[1])
     # resolve(): a device passed as "." still gets its folder's name.
     return NodeData(d.resolve().name, benign, attack, family, None, True)
 
 
-def _read_uci(root: Path) -> list[NodeData]:
+def _read_uci(root: Path, read) -> list[NodeData]:
     if _is_uci_device(root):
-        return [_read_uci_device(root)]
+        return [_read_uci_device(root, read)]
     devices = [d for d in _subdirs(root) if _is_uci_device(d)]
     if not devices:
         raise DataError("no UCI device folders (with benign_traffic.csv) found", path=root)
-    return [_read_uci_device(d) for d in devices]
+    return [_read_uci_device(d, read) for d in devices]
 
 
-def _read_kaggle(root: Path) -> list[NodeData]:
+def _read_kaggle(root: Path, read) -> list[NodeData]:
     groups: dict[int, dict[str, Path]] = {}
     for p in root.iterdir():
         match = _KAGGLE_FILE.fullmatch(p.name)
@@ -324,38 +552,36 @@ def _read_kaggle(root: Path) -> list[NodeData]:
                 f"no benign rows for device {number} ({name}): {number}.benign.csv not found",
                 path=root,
             )
-        benign = _read_matrix(files.pop("benign"), header=True)
-        parts = [
-            (fam, _read_matrix(files[fam], header=True)) for fam in sorted(files, key=_natural_key)
-        ]
-        attack, family = _stack(parts)
+        benign = read(files.pop("benign"), header=True)
+        parts = [(fam, read(files[fam], header=True)) for fam in sorted(files, key=_natural_key)]
+        attack, family = _stack(parts, benign.shape[1])
         nodes.append(NodeData(name, benign, attack, family, None, True))
     return nodes
 
 
-def _read_client(d: Path) -> NodeData:
+def _read_client(d: Path, read) -> NodeData:
     normal = d / "normal" / "data.csv"
     if not normal.is_file():
         raise DataError("no benign rows: normal/data.csv not found", path=d)
-    benign = _read_matrix(normal, header=False)
+    benign = read(normal, header=False)
     test_file = d / "test_normal" / "data.csv"
-    benign_test = _read_matrix(test_file, header=False) if test_file.is_file() else None
+    benign_test = read(test_file, header=False) if test_file.is_file() else None
     attack_file = d / "abnormal" / "data.csv"
     if attack_file.is_file():
-        attack = _read_matrix(attack_file, header=False)
+        attack = read(attack_file, header=False)
         family = np.full(len(attack), "attack")
     else:
-        attack, family = _empty_attack()
+        attack, family = _empty_attack(benign.shape[1])
     return NodeData(d.resolve().name, benign, attack, family, benign_test, False)
 
 
-def _read_clients(root: Path) -> list[NodeData]:
+def _read_clients(root: Path, read) -> list[NodeData]:
     if _is_client(root):
-        return [_read_client(root)]
+        return [_read_client(root, read)]
     clients = [d for d in _subdirs(root) if _is_client(d)]
     if not clients:
         raise DataError("no client folders (with normal/data.csv) found", path=root)
-    return [_read_client(d) for d in clients]
+    return [_read_client(d, read) for d in clients]
 
 
 _READERS = {"uci": _read_uci, "kaggle": _read_kaggle, "clients": _read_clients}
@@ -406,8 +632,8 @@ def detect_layout(path) -> str:
     return found[0]
 
 
-def read_dataset(path, layout="auto") -> list[NodeData]:
-    """Read every node of an N-BaIoT data set, validating every cell.
+def read_dataset(path, layout="auto", schema="nbaiot") -> list[NodeData]:
+    """Read every node of a data set, validating every cell.
 
     Parameters
     ----------
@@ -416,6 +642,14 @@ def read_dataset(path, layout="auto") -> list[NodeData]:
         or client folder.
     layout : {"auto", "uci", "kaggle", "clients"}, default="auto"
         On-disk layout; ``"auto"`` calls :func:`detect_layout`.
+    schema : {"nbaiot", "auto"}, default="nbaiot"
+        ``"nbaiot"``: N-BaIoT's 115 columns, named in order by each header
+        (the clients layout has none). ``"auto"``: any header, the same in
+        every file (the clients layout's files need one too); a column is
+        read when it is numeric: its first value in every file is a number,
+        and then every value must be (text or inf is an error, as for
+        N-BaIoT). Text columns and columns without any value are dropped
+        (``NodeData.dropped_columns``). Zeek's ``-`` also means missing.
 
     Returns
     -------
@@ -431,11 +665,19 @@ def read_dataset(path, layout="auto") -> list[NodeData]:
         wrong field count on a line, text in a numeric column, or an infinite
         value. The message names the file, line (header = line 1) and column.
         Empty cells, ``nan`` and ``NaN`` are legal missing values (NaN).
+        With ``schema="auto"``: files whose headers differ, or a header
+        without a numeric column.
     """
     if layout != "auto" and layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}, expected one of: auto, {', '.join(LAYOUTS)}")
+    if schema not in SCHEMAS:
+        raise DataError(f"unknown schema {schema!r}, expected one of: {', '.join(SCHEMAS)}")
     root = _existing_dir(path)
     if layout == "auto":
         layout = detect_layout(root)
-    nodes = _READERS[layout](root)
+    if schema == "nbaiot":
+        nodes = _READERS[layout](root, _read_matrix)
+    else:
+        any_header = _AnyHeader()
+        nodes = any_header.keep_numeric(_READERS[layout](root, any_header), root)
     return sorted(nodes, key=lambda node: _natural_key(node.name))

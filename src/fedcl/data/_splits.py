@@ -8,6 +8,7 @@ from fedcl.errors import ConfigError, check_fraction
 
 from ._errors import DataError
 from ._readers import NodeData
+from ._schema import COLUMNS
 
 __all__ = ["ROW_SETS", "NodeSplit", "split_node"]
 
@@ -25,16 +26,20 @@ class NodeSplit:
     ----------
     name : str
         Node name.
-    train : ndarray of shape (n_train, 115), float64
-        Benign rows to fit on.
-    val : ndarray of shape (n_val, 115), float64
+    train : ndarray of shape (n_train, n_features), float64
+        Benign rows to fit on (``n_features``: 115 for N-BaIoT).
+    val : ndarray of shape (n_val, n_features), float64
         Benign rows for early stopping and thresholds.
-    test_benign : ndarray of shape (n_test, 115), float64
+    test_benign : ndarray of shape (n_test, n_features), float64
         Benign rows for evaluation.
-    attack : ndarray of shape (m, 115), float64
+    attack : ndarray of shape (m, n_features), float64
         Attack rows, evaluation only.
     attack_family : ndarray of shape (m,), str
         Family of each attack row.
+    columns : tuple of str
+        Name of each column (``NodeData.columns``).
+    dropped_columns : tuple of str
+        Header columns not read (``NodeData.dropped_columns``).
     """
 
     name: str
@@ -43,6 +48,8 @@ class NodeSplit:
     test_benign: np.ndarray
     attack: np.ndarray
     attack_family: np.ndarray
+    columns: tuple[str, ...] = COLUMNS
+    dropped_columns: tuple[str, ...] = ()
 
 
 def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> NodeSplit:
@@ -115,4 +122,4 @@ def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> N
     train, val, test = (node.benign[np.sort(idx)] for idx in cuts)  # fancy index: copies
     if not carve_test:
         test = np.array(node.benign_test, dtype=np.float64)
-    return NodeSplit(node.name, train, val, test, node.attack, node.attack_family)
+    return NodeSplit(node.name, train, val, test, node.attack, node.attack_family, node.columns, node.dropped_columns)

@@ -73,7 +73,7 @@ class Cell:
     unseen: bool = False
 
     def make_splits(self, config: FedCLConfig) -> list[NodeSplit]:
-        nodes = read_dataset(self.data, config.layout)
+        nodes = read_dataset(self.data, config.layout, config.schema)
         splits = split_nodes(nodes if self.deal is None else self.deal(nodes, config.seed), config)
         if self.train_rows is None:
             return splits

@@ -60,7 +60,7 @@ class Partition:
 
     def make_splits(self, config: FedCLConfig) -> list[NodeSplit]:
         """The split nodes of one seed (``config.seed`` draws the deal and the splits)."""
-        nodes = read_dataset(config.data, config.layout)
+        nodes = read_dataset(config.data, config.layout, config.schema)
         return split_nodes(nodes if self.deal is None else self.deal(nodes, config.seed), config)
 
 

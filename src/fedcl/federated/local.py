@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from fedcl.config import FedCLConfig
 from fedcl.federated.params import get_arrays, set_arrays
-from fedcl.model import ConsistencyLoss, EmbeddingNormaliser, InfoNCELoss, augment, squared_distance
+from fedcl.model import ConsistencyLoss, EmbeddingNormaliser, InfoNCELoss, augment, island_rows, squared_distance
 from fedcl.seeding import node_seed
 
 
@@ -65,6 +65,17 @@ def embed(encoder: nn.Module, x: Tensor, batch_size: int = 8192) -> Tensor:
     return torch.cat([encoder(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def without_islands(encoder: nn.Module, x: Tensor, trim_fraction: float) -> Tensor:
+    """The rows of ``x`` (rows, features) but those in islands of their normalised embeddings under the
+    encoder as it is (:func:`fedcl.model.island_rows`, at most ``trim_fraction`` of the rows): attack
+    rows recorded in a benign training window, which the encoder would otherwise learn as benign."""
+    if trim_fraction == 0:
+        return x
+    z = embed(encoder, x)
+    z_norm = (z - z.mean(dim=0)) / (z.std(dim=0, correction=0) + 1e-6)
+    return x[torch.from_numpy(~island_rows(z_norm.numpy(), trim_fraction))]
+
+
 def local_train(
     encoder: nn.Module,
     global_arrays: list[np.ndarray],
@@ -85,8 +96,13 @@ def local_train(
     graph, so ĝ_i is a constant within a step and the gradient reaches θ only through z in
     z̃ = (z − μ_i)/σ_i (see :class:`fedcl.model.EmbeddingNormaliser`); for the reported μ_i and d_i,
     exact statistics over all the node's training rows under the updated θ_i.
+
+    With ``config.trim_fraction`` > 0, the rows in islands of the node's embeddings under the global θ
+    (:func:`without_islands`) sit the round out, training and statistics alike; each round looks
+    again, with the encoder the rounds before trained on the rows they kept.
     """
     set_arrays(encoder, global_arrays)
+    x = without_islands(encoder, x, config.trim_fraction)
     g = None if reference is None else torch.as_tensor(reference, dtype=torch.float32)
     normaliser = EmbeddingNormaliser(config.embedding_dim, enabled=config.node_normalisation)
     contrastive = InfoNCELoss(config.temperature)

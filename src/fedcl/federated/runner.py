@@ -35,20 +35,23 @@ class FederationResult:
     history: list[dict] = field(default_factory=list)
 
 
-def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step: "ServerStep") -> dict:
+def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step: "ServerStep",
+                 distances: list[float | None] | None = None) -> dict:
     """One round of history: mean losses, ‖g‖, and per node its loss, distance d_i (shared frame, what
     the weights use), the distance it measured in its own σ units (a diagnostic), its weight, and
-    whether it was set aside and why."""
+    whether it was set aside and why. ``distances``: the d_i the nodes released under secure
+    aggregation (None where the server cannot know it), instead of d_i from their μ_i and σ_i."""
     counts = [u.n_samples for u in updates]
-    d = divergences([u.mean_embedding for u in updates], [u.std_embedding for u in updates])
+    d = distances if distances is not None else divergences([u.mean_embedding for u in updates],
+                                                            [u.std_embedding for u in updates])
     return {
         "round": round_,
         "loss": float(np.average([u.loss for u in updates], weights=counts)),
         "contrastive": float(np.average([u.contrastive for u in updates], weights=counts)),
         "reference_norm": float(np.linalg.norm(step.reference)),
         "nodes": {
-            name: {"loss": u.loss, "distance": float(d_i), "own_frame_distance": u.distance, "weight": float(w),
-                   "excluded": reason is not None, "reason": reason}
+            name: {"loss": u.loss, "distance": None if d_i is None else float(d_i), "own_frame_distance": u.distance,
+                   "weight": float(w), "excluded": reason is not None, "reason": reason}
             for name, u, d_i, w, reason in zip(names, updates, d, step.weights, step.reasons)
         },
     }
@@ -122,6 +125,10 @@ def run_federation(
     initial : list of ndarray, optional
         Parameters to start from (default: the seeded initial encoder), e.g. a federation's encoder
         that one node fine-tunes on its own rows.
+
+    With ``config.secure_aggregation`` every round of two or more nodes aggregates masked updates
+    (:func:`fedcl.privacy.secure_aggregate_round`); a federation of one node (a node's own encoder, a
+    pooled reference) has nobody to hide its update from and aggregates in the clear.
     """
     for name, rows in node_rows.items():
         if len(rows) < 2:
@@ -143,9 +150,14 @@ def run_federation(
                     for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
         names = list(computed)
         updates = sent_updates(computed, behaviours, reference, config, round_)
-        step = aggregate_round(arrays, updates, config.aggregation)
+        if config.secure_aggregation and len(node_rows) > 1:
+            from fedcl.privacy import secure_aggregate_round  # cryptography loads only when it is used
+
+            step, distances = secure_aggregate_round(arrays, updates, config.aggregation)
+        else:
+            step, distances = aggregate_round(arrays, updates, config.aggregation), None
         arrays, reference = step.arrays, step.reference
-        record = round_record(round_, names, updates, step)
+        record = round_record(round_, names, updates, step, distances)
         history.append(record)
         if on_round is not None:
             on_round(record)

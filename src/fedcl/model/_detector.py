@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from fedcl.data import NodeScaler
 from fedcl.errors import check_fraction
 from fedcl.model._encoders import MLPEncoder
+from fedcl.model._islands import island_rows
 from fedcl.model._threshold import threshold_at_fpr
 
 # Rows per pass: enough to amortise each call's overhead, few enough that a chunk's buffers (hidden
@@ -44,7 +45,12 @@ class FedCLDetector(BaseEstimator):
     clip : float, default=10.0
         Bound of the scaled features, passed to :class:`fedcl.data.NodeScaler`.
     random_state : int, default=0
-        Seed of k-means.
+        Seed of k-means (and of the sample the islands are looked for in, on nodes of over 4,096 rows).
+    trim_fraction : float, default=0.0
+        At most this share of the training rows is left out of the references: the rows of
+        *islands*, small groups (5 rows to 5 % of the rows) of embeddings that are dense but far
+        apart from the rest, as the repetitive rows of an attack caught in the benign training
+        window are (:func:`fedcl.model.island_rows`). 0: every row is used.
 
     Attributes
     ----------
@@ -54,6 +60,8 @@ class FedCLDetector(BaseEstimator):
         The node's embedding statistics μ_i, σ_i.
     references_ : Tensor of shape (n_references, dim)
         Benign reference points in z̃ space.
+    n_trimmed_ : int
+        Training rows left out of the references (islands); not part of :meth:`state_dict`.
     decision_scores_ : ndarray of shape (n_samples,)
         Scores of the training rows.
     threshold_ : float
@@ -61,7 +69,8 @@ class FedCLDetector(BaseEstimator):
 
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
                  n_references: int = 256,
-                 fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0) -> None:
+                 fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0,
+                 trim_fraction: float = 0.0) -> None:
         self.encoder = encoder
         self.normalise = normalise
         self.n_neighbors = n_neighbors
@@ -69,6 +78,7 @@ class FedCLDetector(BaseEstimator):
         self.fpr_target = fpr_target
         self.clip = clip
         self.random_state = random_state
+        self.trim_fraction = trim_fraction
 
     def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "FedCLDetector":
         """Learn the node's statistics and k-NN references from benign rows ``X`` (n, 115), NaN allowed.
@@ -79,19 +89,28 @@ class FedCLDetector(BaseEstimator):
         check_fraction("fpr_target", self.fpr_target)  # before the work, not after
         if not 1 <= self.n_neighbors <= self.n_references:
             raise ValueError(f"need 1 <= n_neighbors <= n_references, got {self.n_neighbors}, {self.n_references}")
+        if not 0 <= self.trim_fraction < 0.5:
+            raise ValueError(f"trim_fraction must be in [0, 0.5), got {self.trim_fraction!r}")
         self.scaler_ = NodeScaler(clip=self.clip, keep_missing=True).fit(X)  # the encoder reads the NaN
         z = self._embed(self.scaler_.transform(X))
         self.mean_ = z.mean(dim=0) if self.normalise else torch.zeros(z.shape[1])
         self.std_ = z.std(dim=0, correction=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])
         z_norm = (z - self.mean_) / self.std_
-        if len(z_norm) > self.n_references:
-            km = KMeans(self.n_references, n_init=1, random_state=self.random_state).fit(z_norm.numpy())
+        trimmed = island_rows(z_norm.numpy(), self.trim_fraction, self.random_state)
+        self.n_trimmed_ = int(trimmed.sum())
+        kept = z_norm[torch.from_numpy(~trimmed)]
+        if len(kept) > self.n_references:
+            km = KMeans(self.n_references, n_init=1, random_state=self.random_state).fit(kept.numpy())
             self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
+            self.decision_scores_ = self._score(z_norm)
         else:
-            self.references_ = z_norm.clone()
-        # When the references are the training rows, each row would be its own nearest reference
-        # (distance 0): score training rows leave-one-out so a threshold fitted on them is not too low.
-        self.decision_scores_ = self._score(z_norm, skip_self=len(z_norm) <= self.n_references)
+            self.references_ = kept.clone()
+            # The references are the kept rows, each its own nearest reference (distance 0): score
+            # them leave-one-out so a threshold fitted on them is not too low.
+            self.decision_scores_ = np.empty(len(z_norm))
+            self.decision_scores_[~trimmed] = self._score(kept, skip_self=True)
+            if self.n_trimmed_:
+                self.decision_scores_[trimmed] = self._score(z_norm[torch.from_numpy(trimmed)])
         calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
         self.threshold_ = threshold_at_fpr(calibration, self.fpr_target)
         return self

@@ -14,7 +14,7 @@ from fedcl.errors import ConfigError, InputError
 from fedcl.eval.metrics import detection_metrics
 from fedcl.model import encoder_for
 from fedcl.pipeline.training import NodeDetector, fit_node_detectors, load_splits, make_detector
-from fedcl.rundir import METRICS_FILE, SCORES_FILE, load_model, load_run_config
+from fedcl.rundir import METRICS_FILE, SCORES_FILE, check_columns, load_model, load_run_config
 
 
 def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -> dict[str, NodeDetector]:
@@ -80,6 +80,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
     run = Path(run_dir)
     config = load_run_config(run).updated(data=data)
     splits = load_splits(config)
+    check_columns(run, splits[0].columns)
     scores = score_nodes(load_detectors(run, splits), splits)
     scores.to_csv(run / SCORES_FILE, index=False)
     summary = summarise(scores)

@@ -35,7 +35,7 @@ def load_splits(config: FedCLConfig) -> list[NodeSplit]:
     """Read every node of ``config.data`` and split it (see :func:`split_nodes`)."""
     if not config.data:
         raise ConfigError("no data path given (--data)")
-    return split_nodes(read_dataset(config.data, config.layout), config)
+    return split_nodes(read_dataset(config.data, config.layout, config.schema), config)
 
 
 def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:
@@ -65,7 +65,7 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
     def view(enc: torch.nn.Module) -> FedCLDetector:
         return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
                              n_references=config.n_references, fpr_target=config.fpr_target,
-                             random_state=config.seed)
+                             trim_fraction=config.trim_fraction, random_state=config.seed)
 
     if config.personalisation == "off":
         return view(encoder)
@@ -154,6 +154,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
         "n_features": splits[0].train.shape[1],
+        "columns": list(splits[0].columns),
         "encoder": next(iter(detectors.values())).encoder.state_dict(),
         "reference": torch.as_tensor(result.reference, dtype=torch.float32),
         "nodes": {name: d.state_dict() for name, d in detectors.items()},

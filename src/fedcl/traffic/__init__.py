@@ -8,6 +8,9 @@ Typical use::
     for chunk in batches(read_packets("capture.pcapng")):
         rows = extractor.extract(chunk)              # (len(chunk), 115)
 
+    with FeatureWriter("features.parquet") as out:   # to disk chunk by chunk: CSV, or Parquet by name
+        out.write(rows)
+
     simulate_network("data/simulated", seed=0)       # 9 simulated devices, UCI layout
 """
 
@@ -20,6 +23,7 @@ _EXPORTS = {
     "._profiles": ["DEVICES", "DeviceProfile"],
     "._simulate": ["ATTACKS", "simulate_network"],
     "._synthetic": ["write_synthetic_capture"],
+    "._tables": ["FeatureWriter"],
 }
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
@@ -31,6 +35,7 @@ __all__ = [
     "DeviceProfile",
     "CaptureReader",
     "FeatureExtractor",
+    "FeatureWriter",
     "Packet",
     "extract_features",
     "read_packets",

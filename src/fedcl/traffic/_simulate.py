@@ -36,11 +36,11 @@ from pathlib import Path
 import dpkt
 import numpy as np
 
-from fedcl.data import COLUMNS
 from fedcl.errors import ConfigError
 
 from ._extractor import extract_features
 from ._profiles import DEVICES, GATEWAY_IP, GATEWAY_MAC, HOSTS, IN, OUT, DeviceProfile, Periodic, Sessions
+from ._tables import FeatureWriter
 
 __all__ = ["ATTACKS", "simulate_network"]
 
@@ -414,9 +414,8 @@ def _write_pcap(path: Path, rows: list[tuple]) -> None:
 
 
 def _write_csv(path: Path, rows: np.ndarray) -> None:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        f.write(",".join(COLUMNS) + "\n")
-        f.write("".join(",".join(map(repr, row)) + "\n" for row in rows.tolist()))
+    with FeatureWriter(path) as out:
+        out.write(rows)
 
 
 def _scenarios(device: DeviceProfile) -> list[tuple[str, str]]:

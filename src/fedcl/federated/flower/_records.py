@@ -13,6 +13,11 @@ from fedcl.federated.local import LocalUpdate
 REFERENCE_KEY = "reference"
 #: Keys of a reply's RecordDict: θ_i, the node's statistics (numbers only) and who the node is.
 ARRAYS_KEY, METRICS_KEY, NODE_KEY = "arrays", "metrics", "node"
+#: Message actions of secure aggregation (``query.<action>``, :mod:`.secure`), and the key of their records.
+SECURE_ACTIONS = ("secagg_keys", "secagg_share", "secagg_mask", "secagg_unmask", "secagg_distance")
+SECURE_KEY = "secagg"
+#: Where a node keeps its update between the messages of a round under secure aggregation (``context.state``).
+KEPT_UPDATE_KEY, KEPT_SCALARS_KEY = "fedcl-kept-update", "fedcl-kept-scalars"
 
 
 def config_record(config: FedCLConfig, reference: np.ndarray | None) -> ConfigRecord:
@@ -30,6 +35,11 @@ def read_config_record(record: ConfigRecord) -> tuple[FedCLConfig, np.ndarray | 
     return config, reference
 
 
+def _scalar_metrics(update: LocalUpdate) -> dict:
+    return {"num-examples": update.n_samples, "distance": update.distance, "loss": update.loss,
+            "contrastive": update.contrastive}
+
+
 def update_records(update: LocalUpdate, global_arrays: list[np.ndarray], node_name: str,
                    partition_id: int) -> RecordDict:
     """A node's reply: its trained θ_i, n_i, mean embedding μ_i, d_i and losses, and its name and
@@ -40,10 +50,7 @@ def update_records(update: LocalUpdate, global_arrays: list[np.ndarray], node_na
     """
     local = [g + d for g, d in zip(global_arrays, update.delta)]
     metrics = MetricRecord({
-        "num-examples": update.n_samples,
-        "distance": update.distance,
-        "loss": update.loss,
-        "contrastive": update.contrastive,
+        **_scalar_metrics(update),
         "mean-embedding": [float(v) for v in update.mean_embedding],
         "std-embedding": [float(v) for v in update.std_embedding],
     })
@@ -69,3 +76,35 @@ def read_update_records(reply: RecordDict, global_arrays: list[np.ndarray]) -> L
         loss=float(metrics["loss"]),
         contrastive=float(metrics["contrastive"]),
     )
+
+
+def scalar_records(update: LocalUpdate, node_name: str, partition_id: int) -> RecordDict:
+    """A node's reply under secure aggregation: n_i, own-frame distance and losses (clear by design,
+    docs/privacy.md), name and partition id; no θ_i, μ_i or σ_i, which stay in ``context.state``."""
+    node = ConfigRecord({"node-name": node_name, "partition-id": partition_id})
+    return RecordDict({METRICS_KEY: MetricRecord(_scalar_metrics(update)), NODE_KEY: node})
+
+
+def read_scalar_records(reply: RecordDict) -> LocalUpdate:
+    """The clear scalars of a :func:`scalar_records` reply, as a LocalUpdate with no arrays."""
+    metrics, empty = reply[METRICS_KEY], np.zeros(0)
+    return LocalUpdate(delta=[], n_samples=int(metrics["num-examples"]), mean_embedding=empty,
+                       std_embedding=empty, distance=float(metrics["distance"]), loss=float(metrics["loss"]),
+                       contrastive=float(metrics["contrastive"]))
+
+
+def keep_update(state: RecordDict, update: LocalUpdate, server_round: int) -> None:
+    """Keep the node's update on the node, for the masked sums that follow its train reply."""
+    state[KEPT_UPDATE_KEY] = ArrayRecord([*update.delta, update.mean_embedding, update.std_embedding])
+    state[KEPT_SCALARS_KEY] = ConfigRecord({"server-round": server_round, **_scalar_metrics(update)})
+
+
+def kept_update(state: RecordDict, server_round: int) -> LocalUpdate:
+    """The update :func:`keep_update` kept for ``server_round``; ValueError if there is none."""
+    if KEPT_SCALARS_KEY not in state or int(state[KEPT_SCALARS_KEY]["server-round"]) != server_round:
+        raise ValueError(f"this node kept no update for round {server_round}: it did not train in that round "
+                         "(restarted, or the server skipped its train message)")
+    arrays, scalars = state[KEPT_UPDATE_KEY].to_numpy_ndarrays(), state[KEPT_SCALARS_KEY]
+    return LocalUpdate(delta=arrays[:-2], n_samples=int(scalars["num-examples"]), mean_embedding=arrays[-2],
+                       std_embedding=arrays[-1], distance=float(scalars["distance"]), loss=float(scalars["loss"]),
+                       contrastive=float(scalars["contrastive"]))

@@ -5,7 +5,9 @@ layout fedcl reads; required), ``node-name`` (which node of that folder, when it
 ``partition-id`` (this node's index in the federation, a distinct integer per node; required). The
 node's random stream is keyed by its name, as in the in-process runner (:mod:`fedcl.seeding`); the
 reply carries the name, which labels the node in the run history, and the partition id, which fixes
-the order the server aggregates in.
+the order the server aggregates in. Under secure aggregation the train reply holds only the clear
+scalars, and the node answers the masked sums' messages from the update it keeps in ``context.state``
+(:mod:`.secure`).
 
 Flower starts a fresh process for every message, which imports this module before any work: it
 imports only what training needs (torch, the data readers, the encoder), never fedcl's server side,
@@ -23,7 +25,14 @@ from flwr.clientapp import ClientApp
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeScaler, leakage_guard, read_dataset, split_node
 from fedcl.errors import InputError
-from fedcl.federated.flower._records import read_config_record, update_records
+from fedcl.federated.flower._records import (
+    SECURE_ACTIONS,
+    SECURE_KEY,
+    keep_update,
+    read_config_record,
+    scalar_records,
+    update_records,
+)
 from fedcl.federated.local import local_train, node_generator
 from fedcl.model import encoder_for
 
@@ -64,7 +73,7 @@ def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> tuple
     for one node and its training rows only, without importing the pipeline (detectors, scoring):
     ``test_inprocess.py`` checks the two give the same training.
     """
-    node = _pick_node(read_dataset(data_path, config.layout), data_path, node_name)
+    node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
     train = split_node(node, config.val_fraction, config.test_fraction, config.seed).train
     if config.leakage_guard != "off":
         train = leakage_guard(train, strict=config.leakage_guard == "strict")
@@ -81,4 +90,21 @@ def train(msg: Message, context: Context) -> Message:
     encoder = encoder_for(config, rows.shape[1])
     update = local_train(encoder, global_arrays, rows, reference, config,
                          node_generator(config.seed, name, round_))
+    if config.secure_aggregation:  # the update stays here until the masked sums (query.secagg_*) ask for it
+        keep_update(context.state, update, round_)
+        return Message(scalar_records(update, name, partition), reply_to=msg)
     return Message(update_records(update, global_arrays, name, partition), reply_to=msg)
+
+
+def _secure_handler(action: str):
+    def handle(msg: Message, context: Context) -> Message:
+        from fedcl.federated.flower.secure import node_step  # cryptography loads only under secure aggregation
+
+        return Message(node_step(action, msg.content[SECURE_KEY], context.state), reply_to=msg)
+
+    handle.__name__ = action
+    return handle
+
+
+for _action in SECURE_ACTIONS:  # the steps of secure aggregation, one message type each (query.<action>)
+    app.query(_action)(_secure_handler(_action))

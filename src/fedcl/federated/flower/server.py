@@ -45,8 +45,13 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out
     (their replies are missing after ``round_timeout`` seconds). ``resume``: continue from the last
     checkpoint in ``out_dir``, written with the same settings; without it ``out_dir`` must hold no
-    checkpoint (:func:`check_run_dir`).
+    checkpoint (:func:`check_run_dir`). With ``config.secure_aggregation`` each round's masked sums
+    run as extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
     """
+    if config.secure_aggregation and min_nodes < 2:  # a masked sum of one node would be that node's update
+        raise ConfigError(f"secure_aggregation needs min_nodes >= 2, got {min_nodes}")
+    if config.schema != "nbaiot":  # the server sizes the encoder for N-BaIoT's 115 columns
+        raise ConfigError(f"schema {config.schema} is not yet on Flower: use fedcl run/train --schema auto")
     out = prepare_run_dir(out_dir)
     check_run_dir(out, config, resume)
     checkpoint = load_checkpoint(out) if resume else None
@@ -65,7 +70,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
         append_history(out, record)
 
     strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
-                             min_available_nodes=min_nodes, min_train_nodes=min_nodes)
+                             timeout=round_timeout, min_available_nodes=min_nodes, min_train_nodes=min_nodes)
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(arrays), num_rounds=config.rounds - done,
                             timeout=round_timeout)
     final = result.arrays.to_numpy_ndarrays() if result.arrays is not None else arrays

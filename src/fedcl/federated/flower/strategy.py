@@ -11,7 +11,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
-from fedcl.federated.flower._records import config_record, read_node_record, read_update_records
+from fedcl.federated.flower._records import config_record, read_node_record, read_scalar_records, read_update_records
 from fedcl.federated.runner import aggregate_round, round_record
 
 
@@ -38,6 +38,11 @@ class FedCLStrategy(FedAvg):
     name, as the in-process runner does. A round whose replies share a name or a partition id
     raises :class:`~fedcl.errors.ConfigError`.
 
+    With ``config.secure_aggregation`` the train replies carry only clear scalars, and
+    ``aggregate_train`` runs the masked sums as extra message exchanges within the round
+    (:class:`~fedcl.federated.flower.secure.FlowerSecureRound`, :func:`fedcl.privacy.secure_step`):
+    the strategy learns Σ w_i [Δθ_i, μ_i], never one node's update.
+
     Parameters
     ----------
     config : FedCLConfig
@@ -48,24 +53,29 @@ class FedCLStrategy(FedAvg):
     round_offset : int
         Rounds already done (a resumed run): round numbers, and so the nodes' random streams,
         continue where they stopped.
+    timeout : float, optional
+        Seconds each secure-aggregation exchange waits for replies (the round timeout).
     **kwargs
         FedAvg's sampling options (``min_available_nodes``, ``min_train_nodes``, ...).
     """
 
     def __init__(self, config: FedCLConfig, reference: np.ndarray | None = None,
                  on_round: Callable[[int, list[np.ndarray], np.ndarray, dict], None] | None = None,
-                 round_offset: int = 0, **kwargs) -> None:
+                 round_offset: int = 0, timeout: float | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
         self.reference = reference
         self.on_round = on_round
         self.round_offset = round_offset
+        self.timeout = timeout
         self.history: list[dict] = []
+        self.last_secure_round = None  # FlowerSecureRound of the last round under secure aggregation: the server's view
         self._sent: list[np.ndarray] = []
+        self._grid: Grid | None = None
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self._sent = arrays.to_numpy_ndarrays()
+        self._sent, self._grid = arrays.to_numpy_ndarrays(), grid  # the grid: secure aggregation's extra exchanges
         record = config_record(self.config, self.reference)
         record.update(config)
         return super().configure_train(server_round + self.round_offset, arrays, record, grid)
@@ -78,18 +88,34 @@ class FedCLStrategy(FedAvg):
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         server_round += self.round_offset
-        valid, _ = self._check_and_log_replies(replies, is_train=True)
+        secure = self.config.secure_aggregation
+        # Secure replies carry no ArrayRecord, which FedAvg's reply check would require.
+        valid, _ = self._check_and_log_replies(replies, is_train=True, validate=not secure)
         if not valid:
             return None, None
         identities = [read_node_record(m.content) for m in valid]  # (name, partition id)
         _check_distinct_nodes(identities)
         order = sorted(range(len(valid)), key=lambda i: identities[i][1])  # partition ids are distinct
         names = [identities[i][0] for i in order]
-        updates = [read_update_records(valid[i].content, self._sent) for i in order]
-        step = aggregate_round(self._sent, updates, self.config.aggregation)
+        if secure:
+            updates = [read_scalar_records(valid[i].content) for i in order]
+            step, distances = self._secure_step(server_round, [valid[i].metadata.src_node_id for i in order],
+                                                [u.n_samples for u in updates])
+        else:
+            updates = [read_update_records(valid[i].content, self._sent) for i in order]
+            step, distances = aggregate_round(self._sent, updates, self.config.aggregation), None
         arrays, self.reference = step.arrays, step.reference
-        record = round_record(server_round, names, updates, step)
+        record = round_record(server_round, names, updates, step, distances)
         self.history.append(record)
         if self.on_round is not None:
             self.on_round(server_round, arrays, self.reference, record)
         return ArrayRecord(arrays), MetricRecord({"loss": record["loss"], "nodes": len(valid)})
+
+    def _secure_step(self, server_round: int, node_ids: list[int], counts: list[int]):
+        """The masked sums of :func:`fedcl.privacy.secure_step` over this round's nodes, in partition order."""
+        from fedcl.federated.flower.secure import FlowerSecureRound  # cryptography loads only when it is used
+        from fedcl.privacy import secure_step
+
+        driver = FlowerSecureRound(self._grid, node_ids, server_round, self.timeout)
+        self.last_secure_round = driver
+        return secure_step(self._sent, counts, self.config.aggregation, driver.masked_sum, driver.release_distances)

@@ -1,0 +1,24 @@
+"""Privacy of what leaves a node: secure aggregation (pairwise masking with dropout recovery) and the
+dynamic and FedAvg server steps on top of it. See docs/privacy.md for the threat model."""
+
+from fedcl.privacy.fixed_point import CLIP, SCALE_BITS, decode, encode, max_error
+from fedcl.privacy.secagg import Node, SecureSum, Server, default_threshold, secure_sum
+from fedcl.privacy.secure_rules import node_distance, secure_aggregate_round, secure_step, stats_vector, update_vector
+
+__all__ = [
+    "CLIP",
+    "SCALE_BITS",
+    "Node",
+    "SecureSum",
+    "Server",
+    "decode",
+    "default_threshold",
+    "encode",
+    "max_error",
+    "node_distance",
+    "secure_aggregate_round",
+    "secure_step",
+    "secure_sum",
+    "stats_vector",
+    "update_vector",
+]
