@@ -89,27 +89,18 @@ def test_bundle_scores_equal_the_torch_path(runs, kind):
     assert (bundle_path.window, bundle_path.leakage_guard, bundle_path.node) == (torch_path.window, "strict", NODE)
 
 
-def test_max_combine_and_vote_match_the_torch_modules(runs):
+def test_max_combine_matches_the_torch_path(runs):
     # Prepare
-    from fedcl.edge import majority_vote
-    from fedcl.edge._bundle import COMBINE
-    from fedcl.model import COMBINE as TORCH_COMBINE
-    from fedcl.model import majority_vote as torch_vote
-
     run, config, bundle = runs["mean"]
     rows = np.vstack(list(node_rows(config).values()))
     torch_detector, bundle_detector = detect.from_run(run, NODE).detector, load_bundle(bundle)
     torch_detector.combine = bundle_detector.combine = "max"
-    flags = np.random.default_rng(0).integers(0, 2, size=300)
 
     # Execute
     got, want = bundle_detector.decision_function(rows), exact_scores(torch_detector, rows)
 
     # Assert
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
-    assert COMBINE.keys() == TORCH_COMBINE.keys()
-    for window in (1, 2, 7, 51):
-        np.testing.assert_array_equal(majority_vote(flags, window), torch_vote(flags, window))
 
 
 def test_bundle_holds_what_one_node_needs(runs):

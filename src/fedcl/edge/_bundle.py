@@ -10,12 +10,8 @@ from threadpoolctl import threadpool_limits
 from fedcl.data import NodeScaler
 from fedcl.edge._format import ARRAY_NAMES, ARRAYS_FILE, ENCODERS_FILE, content_hash, read_manifest
 from fedcl.errors import InputError
+from fedcl.model._combine import COMBINE  # numpy only: fedcl.model loads torch lazily
 
-# fedcl.model.COMBINE (tested equal), which cannot be imported without torch.
-COMBINE = {
-    "mean": lambda a, b: (a + b) / 2,
-    "max": np.maximum,
-}
 # Rows per ONNX Runtime call: bounds the (rows, references) distance block as the torch path does.
 _CHUNK = 2048
 

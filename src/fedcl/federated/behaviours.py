@@ -31,6 +31,7 @@ import numpy as np
 from scipy.stats import norm
 
 from fedcl.federated.local import LocalUpdate
+from fedcl.federated.robust import flat_updates
 
 SCALE = 10.0  # the scaled attack's factor
 RANDOM_STD = 1.0  # per-parameter std of a random update: weights are ~0.1, so this drowns the model
@@ -111,7 +112,7 @@ def lying(update: LocalUpdate, reference, rng, context=None) -> LocalUpdate:
 
 def flatten(updates) -> np.ndarray:
     """Each update's Δθ as one float64 vector: (nodes, parameters)."""
-    return np.stack([np.concatenate([np.ravel(d) for d in u.delta]).astype(np.float64) for u in updates])
+    return flat_updates([u.delta for u in updates])
 
 
 def _unflatten(vector: np.ndarray, like: LocalUpdate) -> list[np.ndarray]:

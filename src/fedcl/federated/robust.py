@@ -38,7 +38,7 @@ def _as(theta: Sequence[np.ndarray], arrays: Sequence[np.ndarray]) -> list[np.nd
     return [np.asarray(t).astype(a.dtype) for t, a in zip(theta, arrays)]
 
 
-def _flat(deltas: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+def flat_updates(deltas: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
     """Each node's Δθ as one float64 vector: (nodes, parameters)."""
     return np.stack([np.concatenate([np.ravel(d) for d in delta]).astype(np.float64) for delta in deltas])
 
@@ -68,7 +68,7 @@ def krum_selection(updates: Sequence[LocalUpdate], to_keep: int) -> np.ndarray:
 
     Score of a node: the sum of squared distances to its n − f − 2 nearest other updates.
     """
-    flat = _flat([u.delta for u in updates])
+    flat = flat_updates([u.delta for u in updates])
     distances = ((flat[:, None, :] - flat[None, :, :]) ** 2).sum(axis=2)
     closest = max(1, len(updates) - assumed_malicious(len(updates)) - 2)
     scores = np.array([np.sort(row)[1 : closest + 1].sum() for row in distances])
@@ -115,11 +115,11 @@ def guarded_dynamic_rule(arrays, updates) -> ServerStep:
     4. g = Σ w_i μ_i with each μ_i first moved toward the median μ to at most the median distance:
        a forged mean cannot drag g far, a distant honest one still counts.
     """
-    norms = np.linalg.norm(_flat([u.delta for u in updates]), axis=1)
+    norms = np.linalg.norm(flat_updates([u.delta for u in updates]), axis=1)
     cap = np.median(norms)
     deltas = [[d * min(1.0, cap / n) if n > 0 else d for d in u.delta] for u, n in zip(updates, norms)]
 
-    flat = _flat(deltas)
+    flat = flat_updates(deltas)
     median_update = np.median(flat, axis=0)
     cosine = flat @ median_update / np.maximum(np.linalg.norm(flat, axis=1) * np.linalg.norm(median_update), 1e-300)
     reasons = [None if c > MIN_COSINE else f"update points away from the federation's (cosine {c:.2f} to the "

@@ -14,7 +14,8 @@ _EXPORTS = {
     "._infonce": ["InfoNCELoss"],
     "._islands": ["island_rows"],
     "._normaliser": ["EmbeddingNormaliser"],
-    "._personal": ["COMBINE", "PersonalDetector"],
+    "._combine": ["COMBINE"],
+    "._personal": ["PersonalDetector"],
     "._threshold": ["threshold_at_fpr"],
     "._vote": ["choose_window", "majority_vote"],
 }

@@ -6,13 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fedcl.model._combine import COMBINE
 from fedcl.model._detector import FedCLDetector
 from fedcl.model._threshold import threshold_at_fpr
 
-COMBINE = {
-    "mean": lambda a, b: (a + b) / 2,
-    "max": np.maximum,  # an alarm from either view counts
-}
 SCALE_QUANTILE = 0.9  # where the two views' benign scores are matched: a stabler tail than the threshold's
 
 
