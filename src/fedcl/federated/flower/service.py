@@ -164,8 +164,10 @@ class Service:
         self._pump.write(f"fedcl: {message}")
 
     def wait(self) -> int:
-        """Wait for the program to exit; its exit code."""
-        return self.process.wait()
+        """Wait for the program to exit, and for its last lines to reach the log; its exit code."""
+        code = self.process.wait()
+        self._pump.join(timeout=2)  # else a note() written now can land before them (children may hold the pipe)
+        return code
 
     def exited(self) -> bool:
         return self.process.poll() is not None
