@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from conftest import NBAIOT
 from fedcl.cli import app
-from fedcl.edge import alert_episodes
+from fedcl.edge import EpisodeBuilder, alert_episodes
 
 runner = CliRunner()
 KEYS = ["time", "end", "node", "src", "dst", "score", "threshold", "window", "packets", "flagged",
@@ -38,6 +39,27 @@ def test_episodes_by_hand():
     assert [e["flagged"] for e in episodes] == [3, 1, 1]  # packet 2 alarms only through the vote
     assert episodes[0]["time"] == "1970-01-01T00:00:01.000000Z" and episodes[0]["end"] == "1970-01-01T00:00:07.500000Z"
     assert list(episodes[0]) == KEYS and episodes[0]["threshold"] == 2.5 and episodes[0]["window"] == 3
+
+
+def test_episodes_built_frame_by_frame_equal_the_whole_stream():
+    # Prepare: three interleaved channels with alarms that cross the frame boundaries, cut in every way
+    rng = np.random.default_rng(1)
+    n = 120
+    frame = pd.DataFrame({"timestamp": np.arange(n) / 4, "src": rng.choice(list("ABC"), n), "dst": "x",
+                          "score": rng.random(n), "alert": (rng.random(n) < 0.5).astype(int)})
+    frame["alert_w3"] = (rng.random(n) < 0.7).astype(int)
+    whole = alert_episodes(frame, 3, node="n", threshold=0.5, model="h")
+    cuttings = [[k] for k in range(1, n, 3)] + [list(range(1, n)), sorted(rng.choice(range(1, n), 9, replace=False))]
+
+    for cuts in cuttings:
+        # Execute
+        builder = EpisodeBuilder(3, node="n", threshold=0.5, model="h")
+        bounds = [0, *cuts, n]
+        streamed = [e for a, b in zip(bounds[:-1], bounds[1:]) for e in builder.update(frame.iloc[a:b])]
+        streamed += builder.close()
+
+        # Assert
+        assert streamed == whole
 
 
 def test_a_feature_file_is_one_channel_without_times():

@@ -214,3 +214,14 @@ def test_a_changed_or_foreign_bundle_is_refused(runs, tmp_path):
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (case, result.output)
     assert "version 99" in results["newer"].output
+
+
+def test_bundle_detect_streams_as_it_scores_the_whole_capture(runs, tmp_path, monkeypatch):
+    from fedcl.traffic import write_synthetic_capture
+    from test_detect import assert_streamed_equals_whole
+
+    capture = tmp_path / "c.pcap"
+    write_synthetic_capture(capture, 20_000, seed=3)
+    bundle = runs["mean"][2]
+    assert_streamed_equals_whole(capture, ["--bundle", str(bundle)], detect.from_bundle(bundle), 3, tmp_path,
+                                 monkeypatch)

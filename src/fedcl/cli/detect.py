@@ -3,6 +3,10 @@ gateway."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -46,28 +50,96 @@ def detect_command(
     if alerts not in (None, _STDOUT) and not alerts.parent.is_dir():
         raise ConfigError(f"{alerts}: no such directory for the alerts file (--alerts)")
     from fedcl import detect
-    from fedcl.edge import alert_episodes
 
     scorer = detect.from_bundle(bundle, node) if bundle else detect.from_run(model or Path("runs/latest"), node)
     w = window or scorer.window
-    features, info = detect.read_traffic(traffic, scorer.columns)
-    result = detect.detect(scorer.detector, features, info, w, guard=scorer.leakage_guard)
     out = out or traffic.with_suffix(".alerts.csv")
-    result.to_csv(out, index_label="packet")
     json_on_stdout = alerts == _STDOUT  # stdout then carries the JSON lines alone
-    for line in detect.summarise_alerts(result, w):
+    frames = detect.detect_chunks(scorer.detector, detect.read_traffic_chunks(traffic, scorer.columns), w,
+                                  guard=scorer.leakage_guard)
+    first = next(frames)  # input that is not a capture or a table fails here, before any output exists
+    summary, n_episodes = _stream(scorer, w, itertools.chain([first], frames), out, alerts, traffic)
+    for line in summary.lines():
         typer.echo(line, err=json_on_stdout)
     typer.echo(f"alerts: {out}", err=json_on_stdout)
+    if alerts is not None:
+        typer.echo(f"alarm episodes: {n_episodes:,} ({'stdout' if json_on_stdout else alerts})", err=json_on_stdout)
+
+
+def _stream(scorer, window: int, frames, out: Path, alerts: Path | None, traffic: Path) -> tuple:
+    """Write each scored frame's CSV rows and finished alarm episodes as they come (flushed, so an interrupt
+    or damage keeps them); return the summary and the number of episodes."""
+    from fedcl.data import DataError
+    from fedcl.detect import AlertSummary, alert_lines
+    from fedcl.edge import EpisodeBuilder
+
+    summary = AlertSummary(window)
+    builder = EpisodeBuilder(window, node=scorer.node, threshold=scorer.detector.threshold_, model=scorer.model)
+    n_episodes = 0
+
+    def emit(episodes: list[dict]) -> None:
+        nonlocal n_episodes
+        n_episodes += len(episodes)
+        lines = "".join(line + "\n" for line in alert_lines(episodes))
+        if sink is not None and lines:
+            sink.write(lines)
+            sink.flush()
+
+    written, whole = 0, True  # rows in the CSV; whether the builder has taken each frame whole
+    with _open_for_writing(out) as table, _alerts_sink(alerts) as sink:
+        try:
+            for i, frame in enumerate(frames):
+                frame.to_csv(table, header=i == 0, index_label="packet")
+                table.flush()
+                written += len(frame)
+                summary.update(frame)
+                if alerts is not None:
+                    whole = False
+                    episodes = builder.update(frame)
+                    whole = True
+                    emit(episodes)
+        except DataError as e:  # a damaged capture: keep what its intact packets gave
+            emit(builder.close() if alerts is not None else [])
+            raise DataError(f"{e.reason}; wrote the rows of those {written} packets to {out}",
+                            path=traffic) from None
+        except KeyboardInterrupt:
+            if alerts is not None and whole:
+                emit(builder.close())  # episodes still going end at the interruption
+            typer.echo(f"interrupted: wrote the rows of the first {written:,} packets to {out}", err=True)
+            raise typer.Exit(130) from None
+        if alerts is not None:
+            emit(builder.close())
+    return summary, n_episodes
+
+
+def _open_for_writing(path: Path):
+    """``path`` opened for text as pandas writes a CSV; a folder or a missing directory is the user's to fix."""
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {os.strerror(e.errno) if e.errno else e}") from None
+
+
+@contextlib.contextmanager
+def _alerts_sink(alerts: Path | None):
+    """Where the JSON lines go: nowhere (None), stdout (-) or a file."""
     if alerts is None:
-        return
-    episodes = alert_episodes(result, w, node=scorer.node, threshold=scorer.detector.threshold_, model=scorer.model)
-    lines = detect.alert_lines(episodes)
-    if json_on_stdout:
-        for line in lines:
-            typer.echo(line)
+        yield None
+    elif alerts == _STDOUT:
+        yield _Echo()
     else:
-        alerts.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    typer.echo(f"alarm episodes: {len(episodes):,} ({'stdout' if json_on_stdout else alerts})", err=json_on_stdout)
+        with _open_for_writing(alerts) as f:
+            yield f
+
+
+class _Echo:
+    """stdout through typer (CliRunner captures it), as a file."""
+
+    def write(self, text: str) -> None:
+        typer.echo(text, nl=False)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
 
 
 @bad_input_exits_2

@@ -10,7 +10,7 @@ Typical use::
 """
 
 from fedcl.edge._bundle import BundleDetector, load_bundle
-from fedcl.edge._episodes import alert_episodes
+from fedcl.edge._episodes import EpisodeBuilder, alert_episodes
 from fedcl.edge._format import ARRAYS_FILE, ENCODERS_FILE, FORMAT, FORMAT_VERSION, MANIFEST_FILE, file_sha256
 from fedcl.edge._vote import majority_vote
 
@@ -21,6 +21,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_FILE",
     "BundleDetector",
+    "EpisodeBuilder",
     "alert_episodes",
     "file_sha256",
     "load_bundle",

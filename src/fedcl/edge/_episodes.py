@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 
 import numpy as np
@@ -15,6 +16,7 @@ def alert_episodes(result: pd.DataFrame, window: int, *, node: str, threshold: f
     whose windowed alarm (column ``alert_w{window}``) is set. The vote itself runs over the node's
     whole stream, as in the summary, so ``flagged`` (packets of the episode flagged on their own)
     tells a channel that alarms from one that only sits inside another channel's alarm.
+    :class:`EpisodeBuilder` gives the same records from a stream scored frame by frame.
 
     Parameters
     ----------
@@ -30,34 +32,98 @@ def alert_episodes(result: pd.DataFrame, window: int, *, node: str, threshold: f
     -------
     episodes : list of dict
     """
-    windowed = result[f"alert_w{window}"].to_numpy().astype(bool)
-    scores, flags = result["score"].to_numpy(), result["alert"].to_numpy()
-    packets = result.index.to_numpy()
-    times = result["timestamp"].to_numpy() if "timestamp" in result else None
-    if "src" in result and "dst" in result:
-        channels = result.groupby(["src", "dst"], sort=False).indices  # (src, dst) -> positions, ascending
-    else:
-        channels = {(None, None): np.arange(len(result))}
-    episodes = []
-    for (src, dst), positions in channels.items():
-        for run in _runs(positions[windowed[positions]], positions[~windowed[positions]]):
-            first, last = run[0], run[-1]
-            episodes.append({
-                "time": None if times is None else _iso(times[first]),
-                "end": None if times is None else _iso(times[last]),
-                "node": node,
-                "src": src,
-                "dst": dst,
-                "score": float(scores[run].max()),
-                "threshold": float(threshold),
-                "window": int(window),
-                "packets": int(len(run)),
-                "flagged": int(flags[run].sum()),
-                "first_packet": int(packets[first]),
-                "last_packet": int(packets[last]),
-                "model": model,
-            })
-    return sorted(episodes, key=lambda e: e["first_packet"])
+    builder = EpisodeBuilder(window, node=node, threshold=threshold, model=model)
+    return builder.update(result) + builder.close()
+
+
+class EpisodeBuilder:
+    """The records of :func:`alert_episodes` from consecutive frames of one scored stream
+    (:func:`fedcl.detect.detect_chunks`), released as soon as their order is known.
+
+    Holds each channel's open episode (its last packet so far alarmed) and the closed episodes that start
+    after an open one (records come out in order of their first packet), never the packets.
+
+    Parameters
+    ----------
+    window : int
+    node, threshold, model :
+        As :func:`alert_episodes`.
+    """
+
+    def __init__(self, window: int, *, node: str, threshold: float, model: str) -> None:
+        self.window = window
+        self.node = node
+        self.threshold = threshold
+        self.model = model
+        self._open: dict[tuple, dict] = {}  # (src, dst) -> record of the episode its last packet is in
+        self._closed: list[dict] = []  # records not yet released
+
+    def update(self, result: pd.DataFrame) -> list[dict]:
+        """Take the next frame; return the episodes now known complete and earlier than any open one."""
+        windowed = result[f"alert_w{self.window}"].to_numpy().astype(bool)
+        if "src" in result and "dst" in result:
+            channels = result.groupby(["src", "dst"], sort=False).indices  # (src, dst) -> positions, ascending
+        else:
+            channels = {(None, None): np.arange(len(result))}
+        columns = (result["timestamp"].to_numpy() if "timestamp" in result else None,
+                   result["score"].to_numpy(), result["alert"].to_numpy(), result.index.to_numpy())
+        for key, positions in channels.items():
+            alarmed, quiet = positions[windowed[positions]], positions[~windowed[positions]]
+            records = [self._record(key, run, *columns) for run in _runs(alarmed, quiet)]
+            before = self._open.pop(key, None)
+            if before is not None and records and records[0]["first_packet"] == int(result.index[positions[0]]):
+                records[0] = _join(before, records[0])  # the channel's alarm goes on across the frames
+            elif before is not None:
+                self._closed.append(before)
+            if records and windowed[positions[-1]]:
+                self._open[key] = records.pop()
+            self._closed += records
+        return self._release(min((e["first_packet"] for e in self._open.values()), default=None))
+
+    def close(self) -> list[dict]:
+        """The episodes still held, open ones included (the stream has ended)."""
+        self._closed += self._open.values()
+        self._open = {}
+        return self._release(None)
+
+    def _release(self, limit: int | None) -> list[dict]:
+        """Closed episodes that start before ``limit`` (all if None), in order of their first packet."""
+        self._closed.sort(key=lambda e: e["first_packet"])
+        n = len(self._closed) if limit is None else bisect.bisect_left(
+            [e["first_packet"] for e in self._closed], limit)
+        out, self._closed = self._closed[:n], self._closed[n:]
+        return out
+
+    def _record(self, key: tuple, run: np.ndarray, times: np.ndarray | None, scores: np.ndarray,
+                flags: np.ndarray, packets: np.ndarray) -> dict:
+        """The record of one run of a channel's alarmed positions in a frame's columns."""
+        first, last = run[0], run[-1]
+        return {
+            "time": None if times is None else _iso(times[first]),
+            "end": None if times is None else _iso(times[last]),
+            "node": self.node,
+            "src": key[0],
+            "dst": key[1],
+            "score": float(scores[run].max()),
+            "threshold": float(self.threshold),
+            "window": int(self.window),
+            "packets": int(len(run)),
+            "flagged": int(flags[run].sum()),
+            "first_packet": int(packets[first]),
+            "last_packet": int(packets[last]),
+            "model": self.model,
+        }
+
+
+def _join(before: dict, after: dict) -> dict:
+    """One episode from its part in an earlier frame and its part in the next."""
+    return before | {
+        "end": after["end"],
+        "score": max(before["score"], after["score"]),
+        "packets": before["packets"] + after["packets"],
+        "flagged": before["flagged"] + after["flagged"],
+        "last_packet": after["last_packet"],
+    }
 
 
 def _runs(alarmed: np.ndarray, quiet: np.ndarray) -> list[np.ndarray]:
