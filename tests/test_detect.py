@@ -184,3 +184,15 @@ def test_a_damaged_capture_keeps_the_rows_of_its_intact_packets(plain_run, captu
     assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
     rows = pd.read_csv(out)
     assert f"wrote the rows of those {len(rows)} packets" in result.output and len(rows) > 2048
+
+
+def test_output_that_would_overwrite_the_traffic_exits_2_before_reading(tmp_path):
+    traffic = tmp_path / "traffic.csv"
+    traffic.write_text("not read\n")
+
+    for args in (["--out", str(traffic)], ["--alerts", str(traffic)],
+                 ["--out", str(tmp_path / "a.csv"), "--alerts", str(tmp_path / "a.csv")]):
+        result = CliRunner().invoke(app, ["detect", str(traffic), *args])
+        assert result.exit_code == 2
+        assert "must be three different files" in result.output
+    assert traffic.read_text() == "not read\n"

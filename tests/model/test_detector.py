@@ -278,3 +278,15 @@ def test_trimming_leaves_clean_references_unchanged(n_references):
     assert trimmed.n_trimmed_ == 0
     assert torch.equal(plain.references_, trimmed.references_)
     np.testing.assert_array_equal(plain.decision_scores_, trimmed.decision_scores_)
+
+
+def test_without_validation_rows_the_trimmed_rows_do_not_set_the_threshold():
+    X = np.vstack([benign(380), repetitive_attacks(20)])
+    planted = np.r_[np.zeros(380, bool), np.ones(20, bool)]
+
+    detector = FedCLDetector(make_encoder(), n_references=64, trim_fraction=0.1).fit(X)
+
+    assert detector.n_trimmed_ == 20
+    kept_scores = detector.decision_scores_[~planted]
+    assert detector.threshold_ == pytest.approx(np.quantile(kept_scores, 1 - detector.fpr_target), rel=1e-6)
+    assert detector.threshold_ < np.quantile(detector.decision_scores_, 1 - detector.fpr_target)

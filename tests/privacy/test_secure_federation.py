@@ -22,6 +22,19 @@ def nodes(n: int) -> dict[str, torch.Tensor]:
     return {f"node-{i}": torch.randn(24 + 8 * i, 115, generator=gen) * (i + 1) + i for i in range(n)}
 
 
+def test_a_round_with_one_node_present_is_skipped_not_aggregated():
+    # 2 nodes, each missing a round with probability 0.5: with seed 3, some rounds have one node
+    config = dataclasses.replace(CONFIG, rounds=6, aggregation="fedavg", secure_aggregation=True)
+    from fedcl.federated.runner import participants
+
+    alone = [r for r in range(1, 7) if participants(2, 0.5, config.seed, r).sum() == 1]
+    assert alone  # else the test would not exercise the skip
+
+    result = run_federation(nodes(2), config, dropout=0.5)
+
+    assert [h["round"] for h in result.history] == [r for r in range(1, 7) if r not in alone]
+
+
 @pytest.mark.parametrize(("rule", "n_nodes"), [("fedavg", 3), ("dynamic", 2)])  # dynamic: 2 nodes, mean = median
 def test_masked_federation_equals_the_clear_one(rule, n_nodes):
     clear_config = dataclasses.replace(CONFIG, aggregation=rule)

@@ -49,11 +49,15 @@ def detect_command(
         check_schema(model or Path("runs/latest"), schema)
     if alerts not in (None, _STDOUT) and not alerts.parent.is_dir():
         raise ConfigError(f"{alerts}: no such directory for the alerts file (--alerts)")
+    out = out or traffic.with_suffix(".alerts.csv")
+    # Output is written while the input is still read: one file in two roles would destroy it.
+    written = [p.resolve() for p in (out, alerts) if p not in (None, _STDOUT)]
+    if len(set(written)) < len(written) or traffic.resolve() in written:
+        raise ConfigError("--out, --alerts and the traffic file must be three different files")
     from fedcl import detect
 
     scorer = detect.from_bundle(bundle, node) if bundle else detect.from_run(model or Path("runs/latest"), node)
     w = window or scorer.window
-    out = out or traffic.with_suffix(".alerts.csv")
     json_on_stdout = alerts == _STDOUT  # stdout then carries the JSON lines alone
     frames = detect.detect_chunks(scorer.detector, detect.read_traffic_chunks(traffic, scorer.columns), w,
                                   guard=scorer.leakage_guard)

@@ -150,6 +150,8 @@ def run_federation(
                     for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
         names = list(computed)
         updates = sent_updates(computed, behaviours, reference, config, round_)
+        if config.secure_aggregation and len(node_rows) > 1 and len(updates) < 2:
+            continue  # a masked "sum" of one node is its update: the round is skipped, θ and g stay
         if config.secure_aggregation and len(node_rows) > 1:
             from fedcl.privacy import secure_aggregate_round  # cryptography loads only when it is used
 

@@ -111,7 +111,8 @@ class FedCLDetector(BaseEstimator):
             self.decision_scores_[~trimmed] = self._score(kept, skip_self=True)
             if self.n_trimmed_:
                 self.decision_scores_[trimmed] = self._score(z_norm[torch.from_numpy(trimmed)])
-        calibration = self.decision_scores_ if X_val is None else self.decision_function(X_val)
+        # Without validation rows, the kept rows calibrate: islands sit far from references built without them.
+        calibration = self.decision_scores_[~trimmed] if X_val is None else self.decision_function(X_val)
         self.threshold_ = threshold_at_fpr(calibration, self.fpr_target)
         return self
 

@@ -2,10 +2,11 @@
 dynamic and FedAvg server steps on top of it. See docs/privacy.md for the threat model."""
 
 from fedcl.privacy.fixed_point import CLIP, SCALE_BITS, decode, encode, max_error
-from fedcl.privacy.secagg import Node, SecureSum, Server, default_threshold, secure_sum
+from fedcl.privacy.secagg import Aborted, Node, SecureSum, Server, default_threshold, secure_sum
 from fedcl.privacy.secure_rules import node_distance, secure_aggregate_round, secure_step, stats_vector, update_vector
 
 __all__ = [
+    "Aborted",
     "CLIP",
     "SCALE_BITS",
     "Node",

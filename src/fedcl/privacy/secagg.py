@@ -38,7 +38,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fedcl.privacy.fixed_point import MAX_NODES, decode, encode
 
-__all__ = ["Node", "SecureSum", "Server", "default_threshold", "secure_sum"]
+__all__ = ["Aborted", "Node", "SecureSum", "Server", "default_threshold", "secure_sum"]
+
+
+class Aborted(ValueError):
+    """Too few nodes for a masked sum: the round cannot aggregate without revealing someone's update."""
 
 Keys = tuple[bytes, bytes]  # raw public keys (c_u, s_u), 32 bytes each
 
@@ -178,7 +182,7 @@ class Server:
 
     def collect_keys(self, keys: dict[int, Keys]) -> dict[int, Keys]:
         if not 2 <= len(keys) <= MAX_NODES:
-            raise ValueError(f"secure aggregation needs 2 to {MAX_NODES} nodes, got {len(keys)}")
+            raise Aborted(f"secure aggregation needs 2 to {MAX_NODES} nodes, got {len(keys)}")
         self.keys = dict(keys)
         self.threshold = self.requested_threshold or default_threshold(len(keys))
         self._index = {v: j + 1 for j, v in enumerate(sorted(keys))}  # Shamir index of each holder
@@ -214,7 +218,7 @@ class Server:
 
     def _check(self, replies: dict, what: str) -> None:
         if len(replies) < self.threshold:
-            raise ValueError(f"only {len(replies)} nodes {what}, fewer than the threshold {self.threshold}: "
+            raise Aborted(f"only {len(replies)} nodes {what}, fewer than the threshold {self.threshold}: "
                              "the round is aborted")
 
 

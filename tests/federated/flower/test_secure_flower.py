@@ -125,11 +125,13 @@ def test_a_node_silent_after_sharing_its_keys_is_recovered_and_left_out(fedmse_s
     assert len(unmask) == 2 * config.rounds  # the two survivors gave the shares that removed Client-3's masks
 
 
-def test_too_few_nodes_left_abort_the_round(fedmse_slice, tmp_path):
+def test_a_round_left_with_too_few_nodes_is_skipped(fedmse_slice, tmp_path):
     grid = RecordingGrid(node_configs(fedmse_slice), silent={"query.secagg_mask": {1, 2}})
 
-    with pytest.raises(ValueError, match="fewer than the threshold 2: the round is aborted"):
-        run_server(grid, FedCLConfig(aggregation="fedavg", **TINY), tmp_path / "run", min_nodes=3)
+    strategy = run_server(grid, FedCLConfig(aggregation="fedavg", **TINY), tmp_path / "run", min_nodes=3)
+
+    assert strategy.history == []  # every round lost two of three nodes mid-protocol: none aggregated
+    assert (tmp_path / "run" / "model.pt").is_file()  # the run still ends, with the initial θ
 
 
 @pytest.mark.parametrize("rule", ["krum", "dynamic-guarded", "median"])

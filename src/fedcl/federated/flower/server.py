@@ -73,7 +73,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
                              timeout=round_timeout, min_available_nodes=min_nodes, min_train_nodes=min_nodes)
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(arrays), num_rounds=config.rounds - done,
                             timeout=round_timeout)
-    final = result.arrays.to_numpy_ndarrays() if result.arrays is not None else arrays
+    # No round aggregated (e.g. every one skipped under secure aggregation): θ is what was sent first.
+    final = result.arrays.to_numpy_ndarrays() if result.arrays is not None and len(result.arrays) else arrays
     _atomic_save({
         "config": config.to_dict(),
         "n_features": n_features,

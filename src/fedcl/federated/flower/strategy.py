@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -98,9 +99,15 @@ class FedCLStrategy(FedAvg):
         order = sorted(range(len(valid)), key=lambda i: identities[i][1])  # partition ids are distinct
         names = [identities[i][0] for i in order]
         if secure:
+            from fedcl.privacy import Aborted
+
             updates = [read_scalar_records(valid[i].content) for i in order]
-            step, distances = self._secure_step(server_round, [valid[i].metadata.src_node_id for i in order],
-                                                [u.n_samples for u in updates])
+            try:
+                step, distances = self._secure_step(server_round, [valid[i].metadata.src_node_id for i in order],
+                                                    [u.n_samples for u in updates])
+            except Aborted as aborted:  # too few nodes left to hide each one's update: θ and g stay
+                logging.getLogger("flwr").warning("round %s skipped: %s", server_round, aborted)
+                return None, None
         else:
             updates = [read_update_records(valid[i].content, self._sent) for i in order]
             step, distances = aggregate_round(self._sent, updates, self.config.aggregation), None
