@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fedcl.cli.errors import bad_input_exits_2
+from fedcl.cli.errors import bad_input_exits_2, cannot_write
 from fedcl.errors import ConfigError
 
 _STDOUT = Path("-")
@@ -121,7 +120,7 @@ def _open_for_writing(path: Path):
     try:
         return path.open("w", encoding="utf-8", newline="")
     except OSError as e:
-        raise ConfigError(f"cannot write {path}: {os.strerror(e.errno) if e.errno else e}") from None
+        raise cannot_write(path, e) from None
 
 
 @contextlib.contextmanager

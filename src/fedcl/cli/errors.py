@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 import typer
 from rich.console import Console
 
-from fedcl.errors import InputError
+from fedcl.errors import ConfigError, InputError
 
 _err = Console(stderr=True)
 
@@ -38,3 +39,8 @@ def bad_input_exits_2(command: Callable) -> Callable:
 def command_group(help: str) -> typer.Typer:
     """A ``typer.Typer`` for one group of commands; tracebacks never list local variables (secrets)."""
     return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+
+
+def cannot_write(path, error: OSError) -> ConfigError:
+    """The one-line error for an output the user pointed somewhere unwritable (a folder, no permission)."""
+    return ConfigError(f"cannot write {path}: {os.strerror(error.errno) if error.errno else error}")

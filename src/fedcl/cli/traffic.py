@@ -4,7 +4,6 @@ the simulated IoT network."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +11,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedcl.cli.errors import bad_input_exits_2, command_group
+from fedcl.cli.errors import bad_input_exits_2, cannot_write, command_group
 from fedcl.data import DataError
-from fedcl.errors import ConfigError
 from fedcl.traffic import CaptureReader, FeatureExtractor, FeatureWriter
 
 __all__ = ["data_app", "features_command", "simulate_command"]
@@ -52,7 +50,7 @@ def features_command(
         output.parent.mkdir(parents=True, exist_ok=True)
         out = FeatureWriter(output)
     except OSError as e:  # a folder, or no permission: the user's to fix
-        raise ConfigError(f"cannot write {output}: {os.strerror(e.errno) if e.errno else e}") from None
+        raise cannot_write(output, e) from None
     with out, Progress(
         TextColumn("[bold]packets[/bold] {task.fields[packets]:,}"), BarColumn(), DownloadColumn(),
         TimeElapsedColumn(), console=Console(stderr=True), transient=False,

@@ -67,15 +67,16 @@ def read_node_record(reply: RecordDict) -> tuple[str, int]:
 def read_update_records(reply: RecordDict, global_arrays: list[np.ndarray]) -> LocalUpdate:
     """The :class:`~fedcl.federated.local.LocalUpdate` in ``reply``, Δθ_i taken against ``global_arrays``."""
     local, metrics = reply[ARRAYS_KEY].to_numpy_ndarrays(), reply[METRICS_KEY]
-    return LocalUpdate(
-        delta=[new - old for new, old in zip(local, global_arrays)],
-        n_samples=int(metrics["num-examples"]),
-        mean_embedding=np.asarray(metrics["mean-embedding"], dtype=np.float64),
-        std_embedding=np.asarray(metrics["std-embedding"], dtype=np.float64),
-        distance=float(metrics["distance"]),
-        loss=float(metrics["loss"]),
-        contrastive=float(metrics["contrastive"]),
-    )
+    return _update(metrics, [new - old for new, old in zip(local, global_arrays)],
+                   np.asarray(metrics["mean-embedding"], dtype=np.float64),
+                   np.asarray(metrics["std-embedding"], dtype=np.float64))
+
+
+def _update(scalars, delta: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> LocalUpdate:
+    """A LocalUpdate from its arrays and the scalars every reply carries (see :func:`_scalar_metrics`)."""
+    return LocalUpdate(delta=delta, n_samples=int(scalars["num-examples"]), mean_embedding=mean, std_embedding=std,
+                       distance=float(scalars["distance"]), loss=float(scalars["loss"]),
+                       contrastive=float(scalars["contrastive"]))
 
 
 def scalar_records(update: LocalUpdate, node_name: str, partition_id: int) -> RecordDict:
@@ -87,10 +88,7 @@ def scalar_records(update: LocalUpdate, node_name: str, partition_id: int) -> Re
 
 def read_scalar_records(reply: RecordDict) -> LocalUpdate:
     """The clear scalars of a :func:`scalar_records` reply, as a LocalUpdate with no arrays."""
-    metrics, empty = reply[METRICS_KEY], np.zeros(0)
-    return LocalUpdate(delta=[], n_samples=int(metrics["num-examples"]), mean_embedding=empty,
-                       std_embedding=empty, distance=float(metrics["distance"]), loss=float(metrics["loss"]),
-                       contrastive=float(metrics["contrastive"]))
+    return _update(reply[METRICS_KEY], [], np.zeros(0), np.zeros(0))
 
 
 def keep_update(state: RecordDict, update: LocalUpdate, server_round: int) -> None:
@@ -105,6 +103,4 @@ def kept_update(state: RecordDict, server_round: int) -> LocalUpdate:
         raise ValueError(f"this node kept no update for round {server_round}: it did not train in that round "
                          "(restarted, or the server skipped its train message)")
     arrays, scalars = state[KEPT_UPDATE_KEY].to_numpy_ndarrays(), state[KEPT_SCALARS_KEY]
-    return LocalUpdate(delta=arrays[:-2], n_samples=int(scalars["num-examples"]), mean_embedding=arrays[-2],
-                       std_embedding=arrays[-1], distance=float(scalars["distance"]), loss=float(scalars["loss"]),
-                       contrastive=float(scalars["contrastive"]))
+    return _update(scalars, arrays[:-2], arrays[-2], arrays[-1])

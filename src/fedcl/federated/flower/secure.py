@@ -14,6 +14,8 @@ and at least the threshold of nodes remain.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
@@ -61,7 +63,11 @@ class FlowerSecureRound:
                             dst_node_id=self.node_ids[i - 1], message_type=f"query.{action}")
                     for i, body in requests.items()]
         protocol_id = {self.node_ids[i - 1]: i for i in requests}
-        replies = self.grid.send_and_receive(messages, timeout=self.timeout)
+        replies = list(self.grid.send_and_receive(messages, timeout=self.timeout))
+        for r in replies:  # else a node's failure would look like a dropout
+            if r.has_error():
+                logging.getLogger("flwr").warning("node %s failed %s: %s", r.metadata.src_node_id, action,
+                                                  r.error.reason)
         return {protocol_id[r.metadata.src_node_id]: r.content[SECURE_KEY] for r in replies
                 if not r.has_error() and r.metadata.src_node_id in protocol_id}
 
