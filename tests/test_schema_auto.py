@@ -152,6 +152,20 @@ def test_auto_validates_numeric_cells_like_nbaiot(tmp_path):
         read_dataset(tmp_path, schema="auto")
 
 
+def test_a_quoted_comma_is_named_in_the_error(tmp_path):
+    # Prepare: a text column whose value holds a comma inside quotes (a user agent, a URI)
+    write_flow_tables(tmp_path, n_benign=5, n_attack=2)
+    benign = tmp_path / "cam-2" / "benign_traffic.csv"
+    lines = benign.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[HEADER.index("Label")] = '"Mozilla/5.0 (X11, Linux)"'
+    benign.write_text("\n".join([*lines[:2], ",".join(cells), *lines[3:]]) + "\n")
+
+    # Execute / Assert
+    with pytest.raises(DataError, match="line 3.*a quoted field holding a comma is not supported"):
+        read_dataset(tmp_path, schema="auto")
+
+
 def test_auto_needs_one_header_across_nodes(tmp_path):
     # Prepare: one node's benign file has a renamed column
     write_flow_tables(tmp_path, n_benign=5, n_attack=2)

@@ -160,7 +160,10 @@ def _count_error(raw, start, end, found, path, line, fields: _Fields) -> DataErr
             f"{found} fields, expected {width} (truncated row)",
             path=path, line=line, column=fields.names[found],
         )
-    return DataError(f"{found} fields, expected {width}", path=path, line=line, column=width + 1)
+    quoted = b'"' in raw[start:end]  # fields are split on every comma, quoted or not
+    return DataError(f"{found} fields, expected {width}"
+                     + (" (a quoted field holding a comma is not supported: drop or unquote that column)"
+                        if quoted else ""), path=path, line=line, column=width + 1)
 
 
 def _find_bad_cell(raw, starts, ends, first, stop, path, fields: _Fields) -> None:
