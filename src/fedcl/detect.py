@@ -101,9 +101,6 @@ def from_bundle(bundle: str | Path, node: str | None = None) -> NodeScorer:
 #: Packets per chunk when a capture is streamed: a multiple of FeatureExtractor's pass, so every row is
 #: computed as in one pass over the whole capture (~30 MB of features per chunk).
 CHUNK_PACKETS = 32_768
-# FeatureExtractor's packets per vectorised pass: its rows match bit for bit only when passes start at the
-# same packets (the damped sums are summed in another order otherwise, ~1e-16 relative apart).
-_EXTRACT_PASS = 8192
 
 
 def read_traffic(path: str | Path, columns: tuple[str, ...] = COLUMNS) -> tuple[np.ndarray, pd.DataFrame]:
@@ -135,18 +132,16 @@ def read_traffic_chunks(path: str | Path, columns: tuple[str, ...] = COLUMNS,
     comes first, then the :class:`fedcl.data.DataError`.
     """
     path, chunk = Path(path), chunk or CHUNK_PACKETS
-    if chunk % _EXTRACT_PASS:
-        raise ValueError(f"chunk must be a multiple of {_EXTRACT_PASS:,} packets, not {chunk:,}")
     if not _is_capture(path, columns):
         features, info = read_traffic(path, columns)
         for lo in range(0, max(len(features), 1), chunk):
             yield features[lo : lo + chunk], info.iloc[lo : lo + chunk]
         return
-    from fedcl.traffic import FeatureExtractor, read_packets
+    from fedcl.traffic import FeatureExtractor, pass_aligned_chunks, read_packets
 
     extractor = FeatureExtractor()
     start = 0
-    for packets in _extractor_chunks(read_packets(path), chunk, extractor):
+    for packets in pass_aligned_chunks(read_packets(path), chunk, extractor):
         yield extractor.extract(packets), _packet_info(packets, start)
         start += len(packets)
 
@@ -159,32 +154,6 @@ def _is_capture(path: Path, columns: tuple[str, ...]) -> bool:
         raise ConfigError(f"{path}: a capture gives N-BaIoT's 115 features, but the model reads "
                           f"{len(columns)} columns of a feature table (--schema auto): score a CSV of them")
     return True
-
-
-def _extractor_chunks(packets: Iterator, size: int, extractor) -> Iterator[list]:
-    """Lists of at most ``size`` consecutive packets, each ending where ``extractor`` ends a pass when given
-    the whole capture (after ``size`` packets, or after a pruning pass, which runs after the first packet
-    ``prune_every`` capture seconds past the previous one: docs of fedcl.traffic._extractor), so extracting
-    chunk by chunk gives the same rows bit for bit. The packets before a DataError come first, then it."""
-    chunk: list = []
-    clock, pruned_at, sent = -np.inf, None, False
-    try:
-        for packet in packets:
-            chunk.append(packet)
-            clock = max(clock, packet.timestamp)  # the extractor's clamped time
-            pruned_at = clock if pruned_at is None else pruned_at
-            due = extractor.prune_below > 0 and clock >= pruned_at + extractor.prune_every
-            if due:
-                pruned_at = clock
-            if due or len(chunk) == size:
-                yield chunk
-                chunk, sent = [], True
-    except DataError:
-        if chunk:
-            yield chunk
-        raise
-    if chunk or not sent:
-        yield chunk
 
 
 def _packet_info(packets: list, start: int) -> pd.DataFrame:

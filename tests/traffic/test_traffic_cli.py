@@ -114,3 +114,23 @@ def test_unwritable_output_is_a_one_line_error_exit_2(tmp_path):
     # Assert
     assert result.exit_code == 2
     assert "error: cannot write" in result.output and "directory" in result.output
+
+
+def test_features_equal_one_pass_over_the_capture_across_chunks_and_pruning(tmp_path):
+    # Prepare: more packets than one extraction chunk, and a pruning pass mid-capture (every 0.01 s)
+    from fedcl.traffic import FeatureExtractor, pass_aligned_chunks, read_packets
+
+    write_synthetic_capture(tmp_path / "c.pcap", 20_000, seed=5)
+    packets = list(read_packets(tmp_path / "c.pcap"))
+    whole = FeatureExtractor(prune_every=0.01).extract(packets)
+
+    # Execute: the chunks fedcl features and fedcl detect extract, one call each
+    extractor = FeatureExtractor(prune_every=0.01)
+    chunks = list(pass_aligned_chunks(packets, 8192, extractor))
+    rows = np.vstack([extractor.extract(chunk) for chunk in chunks])
+
+    # Assert: bit for bit, and some chunk ended at a pruning pass rather than at 8,192 packets
+    np.testing.assert_array_equal(rows, whole)
+    assert any(0 < len(chunk) < 8192 for chunk in chunks[:-1])
+    with pytest.raises(ValueError, match="multiple of 8,192"):
+        next(pass_aligned_chunks(packets, 1000, extractor))

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 from fedcl.cli.errors import bad_input_exits_2, cannot_write, command_group
 from fedcl.data import DataError
-from fedcl.traffic import CaptureReader, FeatureExtractor, FeatureWriter
+from fedcl.traffic import CaptureReader, FeatureExtractor, FeatureWriter, pass_aligned_chunks
 
 __all__ = ["data_app", "features_command", "simulate_command"]
 
@@ -38,13 +38,10 @@ def features_command(
     A file that is not a capture at all writes nothing.
     """
     reader = CaptureReader(capture)
-    packets = iter(reader)
     extractor = FeatureExtractor(first_jitter_from_epoch=first_jitter_from_epoch)
-    batch: list = []
-    try:
-        batch.append(next(packets))  # a non-capture file fails here, before output exists
-    except StopIteration:
-        pass
+    # Chunks end where the extractor's passes do: the rows equal one pass over the capture, and fedcl detect's.
+    chunks = pass_aligned_chunks(reader, _BATCH, extractor)
+    chunk = next(chunks)  # a non-capture file fails here, before output exists
     damage = None
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -56,24 +53,17 @@ def features_command(
         TimeElapsedColumn(), console=Console(stderr=True), transient=False,
     ) as progress:
         task = progress.add_task("features", total=max(reader.size, 1), packets=0)
-        while batch:
-            try:
-                while len(batch) < _BATCH:
-                    batch.append(next(packets))
-            except StopIteration:
-                pass
-            except DataError as e:
-                damage = e
-            out.write(extractor.extract(batch))
+        while True:
+            if chunk:
+                out.write(extractor.extract(chunk))
             progress.update(task, completed=reader.offset, packets=reader.n_packets)
-            batch = []
-            if damage is None:
-                try:
-                    batch.append(next(packets))
-                except StopIteration:
-                    pass
-                except DataError as e:
-                    damage = e
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except DataError as e:  # the packets before the damage are written; then the one-line error
+                damage = e
+                break
     if damage is not None:
         raise DataError(f"{damage.reason}; wrote the rows of those {reader.n_packets} packets to {output}",
                         path=capture)

@@ -18,7 +18,7 @@ from fedcl import _lazy_exports
 
 # Names load on first use (fedcl._lazy_exports): reading packets does not load the simulator.
 _EXPORTS = {
-    "._extractor": ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features"],
+    "._extractor": ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features", "pass_aligned_chunks"],
     "._packets": ["CaptureReader", "Packet", "read_packets"],
     "._profiles": ["DEVICES", "DeviceProfile"],
     "._simulate": ["ATTACKS", "simulate_network"],
@@ -38,6 +38,7 @@ __all__ = [
     "FeatureWriter",
     "Packet",
     "extract_features",
+    "pass_aligned_chunks",
     "read_packets",
     "simulate_network",
     "write_synthetic_capture",

@@ -48,12 +48,12 @@ which forgets nothing, measures it, not from time zero. ``prune_below=0`` keeps 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from fedcl.data import COLUMNS, N_FEATURES
+from fedcl.data import COLUMNS, N_FEATURES, DataError
 
 from ._damped import damped_scan, segment_starts
 from ._packets import Packet, read_packets
@@ -422,3 +422,31 @@ def extract_features(path: str | os.PathLike, first_jitter_from_epoch: bool = Fa
             batch = []
     parts.append(extractor.extract(batch))
     return pd.DataFrame(np.vstack(parts), columns=list(COLUMNS))
+
+
+def pass_aligned_chunks(packets: Iterable[Packet], size: int, extractor: FeatureExtractor) -> Iterator[list[Packet]]:
+    """Lists of at most ``size`` consecutive packets, each ending where ``extractor`` ends a pass when given
+    the whole capture (after ``size`` packets, or after a pruning pass, which runs after the first packet
+    ``prune_every`` capture seconds past the previous one: see :class:`FeatureExtractor`), so extracting
+    chunk by chunk gives the same rows bit for bit. The packets before a DataError come first, then it."""
+    if size % _CHUNK:  # passes start every _CHUNK packets: a chunk must end where one does
+        raise ValueError(f"chunks must be a multiple of {_CHUNK:,} packets, not {size:,}")
+    chunk: list = []
+    clock, pruned_at, sent = -np.inf, None, False
+    try:
+        for packet in packets:
+            chunk.append(packet)
+            clock = max(clock, packet.timestamp)  # the extractor's clamped time
+            pruned_at = clock if pruned_at is None else pruned_at
+            due = extractor.prune_below > 0 and clock >= pruned_at + extractor.prune_every
+            if due:
+                pruned_at = clock
+            if due or len(chunk) == size:
+                yield chunk
+                chunk, sent = [], True
+    except DataError:
+        if chunk:
+            yield chunk
+        raise
+    if chunk or not sent:
+        yield chunk
