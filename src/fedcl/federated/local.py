@@ -72,7 +72,7 @@ def without_islands(encoder: nn.Module, x: Tensor, trim_fraction: float) -> Tens
     if trim_fraction == 0:
         return x
     z = embed(encoder, x)
-    z_norm = (z - z.mean(dim=0)) / (z.std(dim=0, correction=0) + 1e-6)
+    z_norm = EmbeddingNormaliser(z.shape[1]).fit(z)(z)  # z̃, the frame the detector looks for islands in
     return x[torch.from_numpy(~island_rows(z_norm.numpy(), trim_fraction))]
 
 
