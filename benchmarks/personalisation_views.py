@@ -1,6 +1,6 @@
 """Which views should a node's personalised detector combine? A design study on the development seed.
 
-    .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0]
+    .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's
 (*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*, today's
@@ -8,15 +8,19 @@ personal view) and the federation's fine-tuned on the node's rows with the same 
 (*fine-tuned*: local fine-tuning, the usual personalisation of federated learning). Each view gets a
 FedCLDetector on the node's rows; combinations map every view into the shared view's units at the
 90th percentile of benign validation scores (as :class:`fedcl.model.PersonalDetector` does), take
-the mean (or max) and threshold at the 99th percentile of the combined validation scores. Prints
+the mean (or max, or a mean weighted per node from benign rows alone: :func:`view_weight`) and
+threshold at the 99th percentile of the combined validation scores. Prints
 pooled AUROC, FPR@TPR0.99 and the worst node's AUROC per cell and variant, then the means over the
 cells; the last line compares today's default, mean(shared, own), with the best other variant.
-Default cells: those of the development study in docs/benchmark.md.
+Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
+node's view scores (a pickle); a rerun with the same file reads them instead of training again.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,10 +33,12 @@ from fedcl.federated import run_federation
 from fedcl.model._personal import SCALE_QUANTILE
 from fedcl.pipeline import make_detector, own_encoder, scaled_training_rows, trained_encoder
 
-PARTS = ("val", "benign", "attack")
+PARTS = ("val", "benign", "attack", "train", "shuffled", "jittered")
 VARIANTS = [(("shared",), "mean"), (("own",), "mean"), (("fine-tuned",), "mean"),
             (("shared", "own"), "mean"), (("shared", "fine-tuned"), "mean"), (("shared", "own", "fine-tuned"), "mean"),
-            (("shared", "own"), "max"), (("shared", "own", "fine-tuned"), "max")]
+            (("shared", "own"), "max"), (("shared", "own", "fine-tuned"), "max"),
+            (("shared", "own"), "tail"), (("shared", "own", "fine-tuned"), "tail"),
+            (("shared", "own"), "probe"), (("shared", "own", "fine-tuned"), "probe")]
 DEFAULT = (("shared", "own"), "mean")
 DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1", "home clusters, 500 train rows",
                  "natural, 250 train rows", "Dirichlet α=0.1, 500 train rows", "home clusters, 250 train rows",
@@ -52,21 +58,40 @@ def view_scores(data: str, cell_name: str, seed: int) -> dict[str, dict[str, dic
         tuned = run_federation({s.name: scaled_training_rows(s)}, recipe, initial=federation.arrays)
         encoders = {"shared": trained_encoder(config, federation.arrays, n_features), "own": own_encoder(s, config),
                     "fine-tuned": trained_encoder(recipe, tuned.arrays, n_features)}
+        # benign-only probes: validation rows with each column shuffled apart, or with every cell scaled
+        rng = np.random.default_rng(seed)
+        shuffled = np.column_stack([rng.permutation(column) for column in s.val.T])
+        jittered = s.val * np.exp(rng.normal(0.0, 0.5, s.val.shape))
         out[s.name] = {}
         for view, encoder in encoders.items():
             detector = make_detector(encoder, recipe).fit(s.train, X_val=s.val)
-            out[s.name][view] = {part: detector.decision_function(x)
-                                 for part, x in zip(PARTS, (s.val, s.test_benign, s.attack))}
+            out[s.name][view] = {part: detector.decision_function(x) for part, x in
+                                 zip(PARTS, (s.val, s.test_benign, s.attack, s.train, shuffled, jittered))}
     return out
 
 
+def view_weight(scores: dict[str, np.ndarray], how: str) -> float:
+    """A view's weight in a weighted mean, from benign rows only. *tail*: 1/(q99/q50 − 1) of its
+    validation scores (a lighter benign tail, a surer view); *probe*: how far its AUROC of validation
+    rows against the same rows with every column shuffled apart sits above chance."""
+    if how == "tail":
+        return 1.0 / max(np.quantile(scores["val"], 0.99) / max(np.quantile(scores["val"], 0.5), 1e-12) - 1.0, 1e-12)
+    if how == "probe":
+        y = np.r_[np.zeros(len(scores["val"])), np.ones(len(scores["shuffled"]))]
+        return max(roc_auc_score(y, np.r_[scores["val"], scores["shuffled"]]) - 0.5, 1e-12)
+    return 1.0
+
+
 def metrics(nodes: dict, views: tuple[str, ...], how: str) -> tuple[float, float, float]:
-    """Pooled AUROC, FPR@TPR0.99 and worst node AUROC of one combination of views."""
+    """Pooled AUROC, FPR@TPR0.99 and worst node AUROC of one combination of views: their mean, max
+    or a mean weighted per node (:func:`view_weight`)."""
     labels, scores, node_auroc = [], [], []
     for node in nodes.values():
         unit = {v: np.quantile(node["shared"]["val"], SCALE_QUANTILE) / max(np.quantile(node[v]["val"], SCALE_QUANTILE),
                                                                           1e-12) for v in views}
-        combined = {p: (np.mean if how == "mean" else np.max)([node[v][p] * unit[v] for v in views], axis=0)
+        weight = np.array([view_weight(node[v], how) for v in views])[:, None]
+        combined = {p: np.max([node[v][p] * unit[v] for v in views], axis=0) if how == "max" else
+                    np.sum(weight * [node[v][p] * unit[v] for v in views], axis=0) / weight.sum()
                     for p in ("benign", "attack")}
         y = np.r_[np.zeros(len(combined["benign"])), np.ones(len(combined["attack"]))]
         s = np.r_[combined["benign"], combined["attack"]]
@@ -83,14 +108,21 @@ def main() -> None:
     parser.add_argument("data", nargs="+")
     parser.add_argument("--cell", action="append", help="cell name (repeat); default: the study's cells")
     parser.add_argument("--seed", type=int, default=0, help="0: the development seed")
+    parser.add_argument("--scores", type=Path, help="pickle of the view scores, read if it exists, else written")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    kept = pickle.loads(args.scores.read_bytes()) if args.scores and args.scores.exists() else {}
 
     results: dict[tuple, list] = {}
     for data in args.data:
         names = {c.name for c in cells(data, False)}
         for cell in [c for c in (args.cell or DEFAULT_CELLS) if c in names]:
-            nodes = view_scores(data, cell, args.seed)
+            key = (data.rstrip("/").split("/")[-1], cell, args.seed)
+            if key not in kept:
+                kept[key] = view_scores(data, cell, args.seed)
+                if args.scores:
+                    args.scores.write_bytes(pickle.dumps(kept))
+            nodes = kept[key]
             for views, how in VARIANTS:
                 m = metrics(nodes, views, how)
                 results.setdefault((views, how), []).append(m)

@@ -29,12 +29,12 @@ def runs(tmp_path_factory, one_torch_thread):
     """A personal and a plain run on the real fedmse-iid rows (tiny training), each with NODE's bundle."""
     root = tmp_path_factory.mktemp("export")
     made = {}
-    for kind in ("mean", "off"):
+    for kind in ("weighted", "off"):
         config = FedCLConfig(data=str(NBAIOT / "fedmse-iid"), rounds=1, local_steps=3, personalisation=kind)
         run = train(config, root / f"run-{kind}")
         made[kind] = (run, config)
-    exported = runner.invoke(app, ["export", "--model", str(made["mean"][0]), "--node", NODE,
-                                   "--out", str(root / "bundle-mean")])
+    exported = runner.invoke(app, ["export", "--model", str(made["weighted"][0]), "--node", NODE,
+                                   "--out", str(root / "bundle-weighted")])
     assert exported.exit_code == 0, exported.output
     export_node(made["off"][0], NODE, root / "bundle-off")
     return {kind: (run, config, root / f"bundle-{kind}") for kind, (run, config) in made.items()}
@@ -49,7 +49,7 @@ def exact_scores(detector, rows: np.ndarray) -> np.ndarray:
 
     if isinstance(detector, PersonalDetector):
         own = exact_scores(detector.own, rows) * detector.own_scale_
-        return COMBINE[detector.combine](exact_scores(detector.shared, rows), own)
+        return COMBINE[detector.combine](exact_scores(detector.shared, rows), own, detector.shared_weight_)
     with torch.inference_mode():
         z = detector.encoder.eval()(torch.from_numpy(detector.scaler_.transform(rows)))
         z = ((z - detector.mean_) / detector.std_).numpy().astype(np.float64)  # (rows, dim)
@@ -66,7 +66,7 @@ def node_rows(config: FedCLConfig) -> dict[str, np.ndarray]:
             for name in ("train", "val", "test_benign", "attack")}
 
 
-@pytest.mark.parametrize("kind", ["mean", "off"])
+@pytest.mark.parametrize("kind", ["weighted", "off"])
 def test_bundle_scores_equal_the_torch_path(runs, kind):
     # Prepare: every real row of the node: training, validation, benign test and attack rows
     run, config, bundle = runs[kind]
@@ -81,7 +81,7 @@ def test_bundle_scores_equal_the_torch_path(runs, kind):
     # Assert: equal to the torch model's scores on every row. decision_function itself rounds in float32
     # and sits up to ~1e-3 from its exact scores on rows near a reference (training rows), so it is
     # compared as is where those roundings are small: attack rows, far from every reference.
-    assert type(torch_path.detector).__name__ == ("PersonalDetector" if kind == "mean" else "FedCLDetector")
+    assert type(torch_path.detector).__name__ == ("PersonalDetector" if kind == "weighted" else "FedCLDetector")
     for name in rows:
         np.testing.assert_allclose(got[name], exact[name], rtol=1e-5, atol=0, err_msg=name)
     np.testing.assert_allclose(got["attack"], want["attack"], rtol=1e-5, atol=0)
@@ -91,7 +91,7 @@ def test_bundle_scores_equal_the_torch_path(runs, kind):
 
 def test_max_combine_matches_the_torch_path(runs):
     # Prepare
-    run, config, bundle = runs["mean"]
+    run, config, bundle = runs["weighted"]
     rows = np.vstack(list(node_rows(config).values()))
     torch_detector, bundle_detector = detect.from_run(run, NODE).detector, load_bundle(bundle)
     torch_detector.combine = bundle_detector.combine = "max"
@@ -105,7 +105,7 @@ def test_max_combine_matches_the_torch_path(runs):
 
 def test_bundle_holds_what_one_node_needs(runs):
     # Prepare
-    run, _, bundle = runs["mean"]
+    run, _, bundle = runs["weighted"]
 
     # Execute
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
@@ -113,7 +113,7 @@ def test_bundle_holds_what_one_node_needs(runs):
 
     # Assert
     assert sorted(p.name for p in bundle.iterdir()) == ["arrays.npz", "bundle.json", "encoders.onnx"]
-    assert manifest["node"] == NODE and manifest["views"] == ["shared", "own"] and manifest["combine"] == "mean"
+    assert manifest["node"] == NODE and manifest["views"] == ["shared", "own"] and manifest["combine"] == "weighted"
     assert len(manifest["feature_names"]) == 115 and manifest["feature_names"][0] == "MI_dir_L5_weight"
     assert manifest["model_sha256"] == detect.from_run(run, NODE).model and manifest["own_scale"] > 0
     assert {"fedcl_version", "created", "threshold", "window"} <= set(manifest)
@@ -152,7 +152,7 @@ def test_export_mistakes_exit_2_in_one_line(runs, tmp_path):
 
     import torch
 
-    run = str(runs["mean"][0])
+    run = str(runs["weighted"][0])
     full = tmp_path / "full"
     full.mkdir()
     (full / "x").write_text("")
@@ -222,6 +222,6 @@ def test_bundle_detect_streams_as_it_scores_the_whole_capture(runs, tmp_path, mo
 
     capture = tmp_path / "c.pcap"
     write_synthetic_capture(capture, 20_000, seed=3)
-    bundle = runs["mean"][2]
+    bundle = runs["weighted"][2]
     assert_streamed_equals_whole(capture, ["--bundle", str(bundle)], detect.from_bundle(bundle), 3, tmp_path,
                                  monkeypatch)

@@ -17,7 +17,7 @@ SECURE_AGGREGATIONS = ("dynamic", "fedavg")
 LAYOUTS = ("auto", "uci", "kaggle", "clients")
 SCHEMAS = ("nbaiot", "auto")  # fedcl.data.SCHEMAS: N-BaIoT's 115 columns, or a header's numeric columns
 GUARDS = ("on", "strict", "off")
-PERSONALISATIONS = ("mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
+PERSONALISATIONS = ("weighted", "mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class FedCLConfig:
     trim_fraction: float = 0.0
     fpr_target: float = 0.01
     # Each node's detector also views its rows through an encoder trained on them alone and combines
-    # the two views' scores (mean or max); "off": the federation's encoder only.
-    personalisation: str = "mean"
+    # the two views' scores (a mean weighted per node from benign rows, a plain mean, or max); "off": the
+    # federation's encoder only.
+    personalisation: str = "weighted"
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -6,6 +6,7 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.model import FedCLDetector, PersonalDetector, build_encoder
+from fedcl.model._combine import shared_weight
 from fedcl.pipeline import make_detector
 
 N_FEATURES = 115
@@ -20,7 +21,7 @@ def rows(n, mean, seed):
     return np.random.default_rng(seed).lognormal(mean=mean, sigma=0.5, size=(n, N_FEATURES))
 
 
-def personal(combine="mean", seed=0):
+def personal(combine="mean", seed=0):  # a plain mean keeps the expected scores simple
     return PersonalDetector(FedCLDetector(encoder(seed), n_neighbors=3, n_references=64),
                             FedCLDetector(encoder(seed + 1), n_neighbors=3, n_references=64), combine=combine)
 
@@ -42,6 +43,28 @@ def test_the_score_combines_both_views_in_the_shared_views_units(fitted):
     np.testing.assert_allclose(alarm_from_either.decision_function(X), np.maximum(shared(X), own(X) * scale))
 
 
+def test_the_weighted_mean_leans_on_the_view_with_the_lighter_benign_tail():
+    X, val = rows(300, 2.0, 0), rows(200, 2.0, 1)
+    detector = personal("weighted").fit(X, X_val=val)
+    shared, own = detector.shared.decision_function(val), detector.own.decision_function(val)
+    tail = {v: np.quantile(s, 0.99) / np.quantile(s, 0.5) - 1 for v, s in (("shared", shared), ("own", own))}
+    expected = (1 / tail["shared"]) / (1 / tail["shared"] + 1 / tail["own"])
+
+    np.testing.assert_allclose(detector.shared_weight_, expected)
+    probe = rows(64, 3.0, 5)
+    np.testing.assert_allclose(detector.decision_function(probe),
+                               expected * detector.shared.decision_function(probe)
+                               + (1 - expected) * detector.own.decision_function(probe) * detector.own_scale_)
+
+
+def test_shared_weight_follows_the_tails():
+    light, heavy = np.r_[np.ones(98), 1.2, 1.2], np.r_[np.ones(98), 5.0, 5.0]  # q99/q50 − 1 ≈ 0.2 and 4
+
+    assert shared_weight(light, heavy) > 0.9
+    assert shared_weight(heavy, light) < 0.1
+    assert shared_weight(light, light * 7) == pytest.approx(0.5)  # a view's units do not matter
+
+
 def test_the_threshold_is_set_on_the_combined_validation_scores(fitted):
     val = rows(200, 2.0, 1)
 
@@ -58,6 +81,8 @@ def test_a_saved_detector_scores_exactly_as_the_fitted_one(fitted):
 
     np.testing.assert_array_equal(restored.decision_function(X), fitted.decision_function(X))
     assert restored.threshold_ == fitted.threshold_
+    older = {k: v for k, v in fitted.state_dict().items() if k != "shared_weight"}  # saved before weighting
+    assert restored.load_state_dict(older).shared_weight_ == 0.5
     assert all(isinstance(v, torch.Tensor) for v in fitted.state_dict().values())
 
 

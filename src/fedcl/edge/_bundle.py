@@ -24,7 +24,8 @@ class BundleDetector:
     :class:`~fedcl.data.NodeScaler` (NaN kept), embed it with the ONNX encoder (which reads NaN as the
     node's mean), normalise z̃ = (z − μ)/σ (float32 up to here, as torch), and score it by the mean
     distance to its ``n_neighbors`` nearest references (float64). A personal detector maps the own
-    view's scores by ``own_scale`` and combines the two (:class:`fedcl.model.PersonalDetector`).
+    view's scores by ``own_scale`` and combines the two, the shared view weighing ``shared_weight``
+    (:class:`fedcl.model.PersonalDetector`).
     Build it with :func:`load_bundle`.
 
     Attributes
@@ -52,6 +53,7 @@ class BundleDetector:
         self.views = list(manifest["views"])
         self.combine = manifest.get("combine")
         self.own_scale = manifest.get("own_scale")
+        self.shared_weight = manifest.get("shared_weight", 0.5)  # bundles from before weighted combining: 0.5
         self._session = session
         self._scalers = {v: _scaler(arrays[f"{v}.scaler_mean"], arrays[f"{v}.scaler_scale"], manifest["clip"])
                          for v in self.views}
@@ -84,7 +86,7 @@ class BundleDetector:
                     view_scores[v][lo : lo + _CHUNK] = s
         if self.views == ["shared"]:
             return view_scores["shared"]
-        return COMBINE[self.combine](view_scores["shared"], view_scores["own"] * self.own_scale)
+        return COMBINE[self.combine](view_scores["shared"], view_scores["own"] * self.own_scale, self.shared_weight)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""

@@ -74,7 +74,8 @@ def write_bundle(detector: FedCLDetector | PersonalDetector, out: str | Path, *,
             "version": FORMAT_VERSION,
             "node": node,
             "views": list(views),
-            **({"combine": detector.combine, "own_scale": float(detector.own_scale_)}
+            **({"combine": detector.combine, "own_scale": float(detector.own_scale_),
+                "shared_weight": float(detector.shared_weight_)}
                if isinstance(detector, PersonalDetector) else {}),
             "threshold": float(detector.threshold_),
             "window": int(window),

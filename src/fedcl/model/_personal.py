@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedcl.model._combine import COMBINE
+from fedcl.model._combine import COMBINE, shared_weight
 from fedcl.model._detector import FedCLDetector
 from fedcl.model._threshold import threshold_at_fpr
 
@@ -20,14 +20,16 @@ class PersonalDetector:
     The shared view knows traffic the node has never seen; the own view resolves the node's own
     traffic finely where a federation of different devices blurs it (device-skewed deals). The own
     view's scores are mapped into the shared view's units by matching the 90th percentiles of the
-    two views' benign validation scores, then combined (``mean`` or ``max``); the threshold is set
-    again on the combined validation scores. Everything is chosen from benign rows only, and
+    two views' benign validation scores, then combined: ``weighted`` (a mean weighted per node by
+    how light each view's benign tail is, :func:`fedcl.model._combine.shared_weight`), ``mean`` or
+    ``max``; the threshold is set again on the combined validation scores. Everything is chosen
+    from benign rows only, and
     scores stay in the shared frame's units, which pool across nodes as the federation's did
     (dividing by each node's threshold instead pooled worse on the simulated network and
     Dirichlet deals, development seed: docs/benchmark.md).
     """
 
-    def __init__(self, shared: FedCLDetector, own: FedCLDetector, *, combine: str = "mean",
+    def __init__(self, shared: FedCLDetector, own: FedCLDetector, *, combine: str = "weighted",
                  fpr_target: float = 0.01) -> None:
         if combine not in COMBINE:
             raise ValueError(f"unknown combine {combine!r}; choose one of {', '.join(COMBINE)}")
@@ -45,15 +47,17 @@ class PersonalDetector:
         self.shared.fit(X, X_val=X_val)
         self.own.fit(X, X_val=X_val)
         calibration = X if X_val is None else X_val
-        shared_q, own_q = (np.quantile(view.decision_function(calibration), SCALE_QUANTILE)
-                           for view in (self.shared, self.own))
+        shared_val, own_val = (view.decision_function(calibration) for view in (self.shared, self.own))
+        shared_q, own_q = (np.quantile(scores, SCALE_QUANTILE) for scores in (shared_val, own_val))
         self.own_scale_ = float(shared_q / max(own_q, 1e-12))
+        self.shared_weight_ = shared_weight(shared_val, own_val) if self.combine == "weighted" else 0.5
         self.threshold_ = threshold_at_fpr(self.decision_function(calibration), self.fpr_target)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores of rows ``X``, shape (n,), in the shared view's units; higher = more anomalous."""
-        return COMBINE[self.combine](self.shared.decision_function(X), self.own.decision_function(X) * self.own_scale_)
+        return COMBINE[self.combine](self.shared.decision_function(X), self.own.decision_function(X) * self.own_scale_,
+                                     self.shared_weight_)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -65,6 +69,7 @@ class PersonalDetector:
                 | {f"own.{k}": v for k, v in self.own.state_dict().items()}
                 | {f"own_encoder.{k}": v for k, v in self.own.encoder.state_dict().items()}
                 | {"own_scale": torch.tensor(self.own_scale_, dtype=torch.float64),
+                   "shared_weight": torch.tensor(self.shared_weight_, dtype=torch.float64),
                    "threshold": torch.tensor(self.threshold_, dtype=torch.float64)})
 
     def load_state_dict(self, state: dict[str, Tensor]) -> "PersonalDetector":
@@ -76,5 +81,6 @@ class PersonalDetector:
         self.own.encoder.load_state_dict(part("own_encoder."))
         self.own.load_state_dict(part("own."))
         self.own_scale_ = float(state["own_scale"])
+        self.shared_weight_ = float(state.get("shared_weight", 0.5))  # saved before weighted combining: 0.5
         self.threshold_ = float(state["threshold"])
         return self
