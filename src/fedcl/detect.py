@@ -218,6 +218,24 @@ def detect_chunks(detector: Detector, chunks: Iterable[tuple[np.ndarray, pd.Data
         yield _score(detector, *_concat(held), window, guard, tail)[0]
 
 
+def live_chunks(detector: Detector, batches: Iterable[list], window: int, guard: str = "on") -> Iterator[pd.DataFrame]:
+    """:func:`detect_chunks` for live capture: one frame per batch of decoded packets
+    (:meth:`fedcl.traffic.LiveCapture.batches`), the extractor's state and the vote carried across
+    batches; an empty batch (a quiet interface) gives an empty frame, so silent episodes still end."""
+    from fedcl.traffic import FeatureExtractor
+
+    extractor, start = FeatureExtractor(), 0
+    tail = np.zeros(0, dtype=np.int64)  # the last window − 1 flags so far
+    for packets in batches:
+        info = _packet_info(packets, start)
+        if packets:
+            frame, tail = _score(detector, extractor.extract(packets), info, window, guard, tail)
+        else:
+            frame = info.assign(score=np.zeros(0), alert=np.zeros(0, np.int64), **{f"alert_w{window}": tail[:0]})
+        start += len(packets)
+        yield frame
+
+
 def _concat(parts: list[tuple[np.ndarray, pd.DataFrame]]) -> tuple[np.ndarray, pd.DataFrame]:
     if len(parts) == 1:
         return parts[0]

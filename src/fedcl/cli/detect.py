@@ -19,8 +19,12 @@ _STDOUT = Path("-")
 
 @bad_input_exits_2
 def detect_command(
-    traffic: Annotated[Path, typer.Argument(help="A pcap/pcapng capture, or a CSV with header: the 115 N-BaIoT "
-                                                 "features, or the columns a --schema auto run was trained on.")],
+    traffic: Annotated[Path | None, typer.Argument(
+        help="A pcap/pcapng capture, or a CSV with header: the 115 N-BaIoT features, or the columns a --schema "
+             "auto run was trained on. Not with --interface.")] = None,
+    interface: Annotated[str | None, typer.Option(
+        help="Capture live from this network interface instead of reading TRAFFIC, until SIGINT or SIGTERM "
+             "(root or CAP_NET_RAW; docs/gateway.md).")] = None,
     model: Annotated[Path | None, typer.Option(
         help="Run directory written by `fedcl train` (default: runs/latest).")] = None,
     node: Annotated[str | None, typer.Option(help="The node (device) the traffic belongs to.")] = None,
@@ -29,13 +33,16 @@ def detect_command(
     window: Annotated[int | None, typer.Option(
         help="Vote window w (default: the node's, chosen on benign validation rows).")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="CSV of per-packet scores and alerts (default: TRAFFIC.alerts.csv).")] = None,
+        help="CSV of per-packet scores and alerts (default: TRAFFIC.alerts.csv, or IFACE.alerts.csv).")] = None,
     alerts: Annotated[Path | None, typer.Option(help="JSON lines, one per alarm episode (docs/gateway.md); "
                                                      "- for stdout, the summary then goes to stderr.")] = None,
     schema: Annotated[str | None, typer.Option(
         help="nbaiot | auto: fail unless the model was trained with this schema (default: the model's).")] = None,
 ) -> None:
     """Score traffic with one node's detector: per-packet alerts, a majority vote over w packets, a summary."""
+    if (traffic is None) == (interface is None):
+        raise ConfigError("give a traffic file or --interface, not both" if traffic else
+                          "give a traffic file, or --interface to capture live")
     if window is not None and window < 1:
         raise ConfigError("--window must be >= 1")
     if model is not None and bundle is not None:
@@ -48,36 +55,61 @@ def detect_command(
         check_schema(model or Path("runs/latest"), schema)
     if alerts not in (None, _STDOUT) and not alerts.parent.is_dir():
         raise ConfigError(f"{alerts}: no such directory for the alerts file (--alerts)")
-    out = out or traffic.with_suffix(".alerts.csv")
+    out = out or (traffic.with_suffix(".alerts.csv") if traffic else Path(f"{interface}.alerts.csv"))
     # Output is written while the input is still read: one file in two roles would destroy it.
     written = [p.resolve() for p in (out, alerts) if p not in (None, _STDOUT)]
-    if len(set(written)) < len(written) or traffic.resolve() in written:
+    if len(set(written)) < len(written) or (traffic and traffic.resolve() in written):
         raise ConfigError("--out, --alerts and the traffic file must be three different files")
     from fedcl import detect
 
     scorer = detect.from_bundle(bundle, node) if bundle else detect.from_run(model or Path("runs/latest"), node)
     w = window or scorer.window
     json_on_stdout = alerts == _STDOUT  # stdout then carries the JSON lines alone
-    frames = detect.detect_chunks(scorer.detector, detect.read_traffic_chunks(traffic, scorer.columns), w,
-                                  guard=scorer.leakage_guard)
-    first = next(frames)  # input that is not a capture or a table fails here, before any output exists
-    summary, n_episodes = _stream(scorer, w, itertools.chain([first], frames), out, alerts, traffic)
-    for line in summary.lines():
+    if interface is not None:
+        summary, n_episodes, captured = _live(scorer, w, interface, out, alerts)
+    else:
+        frames = detect.detect_chunks(scorer.detector, detect.read_traffic_chunks(traffic, scorer.columns), w,
+                                      guard=scorer.leakage_guard)
+        first = next(frames)  # input that is not a capture or a table fails here, before any output exists
+        summary, n_episodes = _stream(scorer, w, itertools.chain([first], frames), out, alerts, traffic)
+        captured = []
+    for line in summary.lines() + captured:
         typer.echo(line, err=json_on_stdout)
     typer.echo(f"alerts: {out}", err=json_on_stdout)
     if alerts is not None:
         typer.echo(f"alarm episodes: {n_episodes:,} ({'stdout' if json_on_stdout else alerts})", err=json_on_stdout)
 
 
-def _stream(scorer, window: int, frames, out: Path, alerts: Path | None, traffic: Path) -> tuple:
+#: Seconds of silence after which a live channel's alarm episode ends (it may be the attack's last packet).
+_EPISODE_IDLE = 10.0
+
+
+def _live(scorer, window: int, interface: str, out: Path, alerts: Path | None) -> tuple:
+    """Capture, score and write as :func:`_stream` until SIGINT or SIGTERM; the summary gains the capture's
+    counts. An alarm episode also ends once its channel has been silent for ``_EPISODE_IDLE`` s."""
+    from fedcl.detect import live_chunks
+    from fedcl.traffic import LiveCapture, stop_on_signals
+
+    with LiveCapture(interface) as capture, stop_on_signals(capture):  # a bad interface fails before any output
+        frames = live_chunks(scorer.detector, capture.batches(), window, guard=scorer.leakage_guard)
+        summary, n_episodes = _stream(scorer, window, frames, out, alerts, Path(interface), idle=_EPISODE_IDLE)
+    received, dropped, if_dropped = capture.stats()
+    return summary, n_episodes, [f"interface {interface}: {received:,} packets received, {dropped:,} dropped by "
+                                 f"the kernel, {if_dropped:,} by the interface, {capture.n_skipped:,} runts skipped"]
+
+
+def _stream(scorer, window: int, frames, out: Path, alerts: Path | None, traffic: Path,
+            idle: float | None = None) -> tuple:
     """Write each scored frame's CSV rows and finished alarm episodes as they come (flushed, so an interrupt
-    or damage keeps them); return the summary and the number of episodes."""
+    or damage keeps them); return the summary and the number of episodes. ``idle``: as
+    :class:`fedcl.edge.EpisodeBuilder`'s."""
     from fedcl.data import DataError
     from fedcl.detect import AlertSummary, alert_lines
     from fedcl.edge import EpisodeBuilder
 
     summary = AlertSummary(window)
-    builder = EpisodeBuilder(window, node=scorer.node, threshold=scorer.detector.threshold_, model=scorer.model)
+    builder = EpisodeBuilder(window, node=scorer.node, threshold=scorer.detector.threshold_, model=scorer.model,
+                             idle=idle)
     n_episodes = 0
 
     def emit(episodes: list[dict]) -> None:

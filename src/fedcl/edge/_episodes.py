@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -48,10 +49,14 @@ class EpisodeBuilder:
     window : int
     node, threshold, model :
         As :func:`alert_episodes`.
+    idle : float, optional
+        Live capture: an open episode also ends once its channel has been silent this many seconds of
+        wall clock (the attack's last packet may be the channel's last; timestamps are capture times).
     """
 
-    def __init__(self, window: int, *, node: str, threshold: float, model: str) -> None:
+    def __init__(self, window: int, *, node: str, threshold: float, model: str, idle: float | None = None) -> None:
         self.window = window
+        self.idle = idle
         self.node = node
         self.threshold = threshold
         self.model = model
@@ -78,6 +83,10 @@ class EpisodeBuilder:
             if records and windowed[positions[-1]]:
                 self._open[key] = records.pop()
             self._closed += records
+        if self.idle is not None:
+            cutoff = time.time() - self.idle
+            silent = [key for key, e in self._open.items() if datetime.fromisoformat(e["end"]).timestamp() < cutoff]
+            self._closed += [self._open.pop(key) for key in silent]
         return self._release(min((e["first_packet"] for e in self._open.values()), default=None))
 
     def close(self) -> list[dict]:
