@@ -46,7 +46,8 @@ def simulate_command(
                                                                         secure_aggregation=secure_aggregation)
     names = [s.name for s in pipeline.load_splits(cfg)]
     logging.getLogger("flwr").setLevel(logging.WARNING)
-    nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names)]
+    # Partition ids 1..N, as the deployment guide numbers nodes (the order, which is what counts, is the same).
+    nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names, start=1)]
     run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)
     summary = pipeline.evaluate(out, data=data)
     typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}")
@@ -73,7 +74,94 @@ def certs_command(
     certs = generate_certificates(out, hosts, days=days, overwrite=force)
     typer.echo(f"CA {certs.ca_cert}; SuperLink certificate {certs.server_cert} for {', '.join(hosts)}")
     for key, pub in generate_node_keys(out / "nodes", nodes, overwrite=force) if nodes else []:
-        typer.echo(f"node key {key} (register {pub})")
+        typer.echo(f"node key {key} (enrol {pub} with `fedcl flower enrol`)")
+
+
+@flower_app.command("enrol")
+@bad_input_exits_2
+def enrol_command(
+    registry: Annotated[Path, typer.Option(help="The node registry on the coordinator (JSON lines; created).")],
+    name: Annotated[str, typer.Option(help="The node's name: its data folder's name, or the --node-name it runs "
+                                           "with.")],
+    partition_id: Annotated[int, typer.Option(help="The node's --partition-id: a distinct integer per node.")],
+    key: Annotated[Path, typer.Option(help="The node's public key (node-<i>.pub, or ssh-keygen's .pub).")],
+    superlink: Annotated[str | None, typer.Option(help="HOST:PORT of a running SuperLink to register the key with "
+                                                       "now (else `fedcl flower superlink --registry` does).")] = None,
+    root_certificates: Annotated[Path | None, typer.Option(help="The CA certificate (ca.crt), with --superlink.")]
+    = None,
+) -> None:
+    """Enrol a node: bind its public key to its name and partition id in the registry (each must be new)."""
+    from fedcl.federated.flower.registry import check_enrolable, enrol, key_fingerprint, register_enrolled
+
+    check_enrolable(registry, name, partition_id, key)  # all refusals before anything is written or registered
+    if superlink is not None and root_certificates is None:
+        raise ConfigError("give --root-certificates ca.crt with --superlink (node authentication needs TLS)")
+    if superlink is not None:
+        from fedcl.federated.flower.health import probe_superlink
+
+        _existing_file(root_certificates, "CA certificate")
+        probe_superlink(superlink, root_certificates)
+    entry = enrol(registry, name, partition_id, key)
+    typer.echo(f"enrolled {entry.name} (partition {entry.partition}, key {key_fingerprint(entry.key)}) in {registry}")
+    if superlink is not None:
+        import tempfile
+
+        from fedcl.federated.flower.flwr_cli import flwr_home_env
+
+        with _until_signalled(), tempfile.TemporaryDirectory() as home:
+            unknown = register_enrolled(registry, flwr_home_env(home, superlink, root_certificates), names=[name])
+        if unknown:
+            raise ConfigError(f"{name}: the SuperLink at {superlink} already held this key, registered without the "
+                              "registry: its node id is unknown, so it gets no work")
+        typer.echo(f"registered with the SuperLink at {superlink}; the node takes part from the next run")
+
+
+@flower_app.command("nodes")
+@bad_input_exits_2
+def nodes_command(
+    registry: Annotated[Path | None, typer.Option(help="The node registry (`fedcl flower enrol`).")] = None,
+    out: Annotated[Path | None, typer.Option(help="A run directory: last round and exclusions from its "
+                                                  "history.jsonl.")] = None,
+    superlink: Annotated[str | None, typer.Option(help="HOST:PORT of the SuperLink, for each node's status.")] = None,
+    root_certificates: Annotated[Path | None, typer.Option(help="The CA certificate (ca.crt), with --superlink.")]
+    = None,
+    insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the fleet: each node's name, partition id, status, last round and the rounds it was set aside in."""
+    import json
+
+    from fedcl.federated.flower.registry import fleet_view, format_fleet, read_registry
+    from fedcl.rundir import HISTORY_FILE, read_history
+
+    if registry is None and out is None:
+        raise ConfigError("give --registry FILE, --out RUN_DIR or both")
+    if registry is not None and not registry.is_file():
+        raise ConfigError(f"{registry}: no node registry there")
+    if out is not None and not (out / HISTORY_FILE).is_file():
+        raise ConfigError(f"{out}: no {HISTORY_FILE} (not a Flower run directory, or no round finished yet)")
+    enrolments = read_registry(registry) if registry is not None else None
+    history = read_history(out) if out is not None else []
+    live = None
+    if superlink is not None:
+        import tempfile
+
+        from fedcl.federated.flower.flwr_cli import flwr_home_env, list_nodes
+        from fedcl.federated.flower.health import probe_superlink
+
+        if not insecure and root_certificates is None:
+            raise ConfigError("give --root-certificates ca.crt or --insecure with --superlink")
+        _existing_file(root_certificates, "CA certificate")
+        probe_superlink(superlink, root_certificates, insecure=insecure)
+        with _until_signalled(), tempfile.TemporaryDirectory() as home:
+            live = list_nodes(flwr_home_env(home, superlink, root_certificates, insecure=insecure))
+    rows = fleet_view(enrolments, history, live)
+    if json_output:
+        typer.echo(json.dumps({"rounds": max((int(h["round"]) for h in history), default=None), "nodes": rows}))
+        return
+    if out is not None:
+        typer.echo(f"{out}: {len(history)} round(s) in {HISTORY_FILE}")
+    typer.echo(format_fleet(rows))
 
 
 @contextmanager
@@ -113,8 +201,11 @@ def superlink_command(
     port: Annotated[int, typer.Option(help="The one port of Fleet, Control and runtime APIs.")] = 9092,
     database: Annotated[Path | None, typer.Option(help="SuperLink state file (registered nodes, runs); its "
                                                        "folder is created.")] = None,
-    register: Annotated[list[Path] | None, typer.Option(help="A SuperNode public key to accept (repeat); turns on "
-                                                             "node authentication.")] = None,
+    registry: Annotated[Path | None, typer.Option(help="Node registry (`fedcl flower enrol`): only its keys may "
+                                                       "join, under their enrolled names; turns on node "
+                                                       "authentication.")] = None,
+    register: Annotated[list[Path] | None, typer.Option(help="A SuperNode public key to accept (repeat), without a "
+                                                             "registry; turns on node authentication.")] = None,
     insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
     log_file: Annotated[Path | None, typer.Option(help="Append the SuperLink's log here (timestamped, no colour "
                                                        "codes) instead of stdout.")] = None,
@@ -134,13 +225,25 @@ def superlink_command(
     tls = _tls_files(certs) if certs else None
     for key in register or []:
         _existing_file(key, "SuperNode public key")
+    link_env = base_env()
+    if registry is not None:
+        from fedcl.federated.flower.registry import REGISTRY_ENV, read_registry
+
+        if register:
+            raise ConfigError("give --registry or --register, not both (enrol every node: `fedcl flower enrol`)")
+        if not registry.is_file():
+            raise ConfigError(f"{registry}: no node registry there (enrol nodes with `fedcl flower enrol --registry "
+                              f"{registry} ...`)")
+        registry = registry.expanduser().resolve()
+        enrolled = read_registry(registry)  # a malformed registry stops here, before anything starts
+        link_env[REGISTRY_ENV] = str(registry)  # the ServerApps the SuperLink starts read it at each run
     if database is not None:
         database = database.expanduser().resolve()
         database.parent.mkdir(parents=True, exist_ok=True)  # flower-superlink does not create it
     argv = commands.superlink_command(certs=tls, insecure=insecure, host=host, port=port, database=database,
-                                      supernode_auth=bool(register))
+                                      supernode_auth=bool(register) or registry is not None)
     local = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    with _until_signalled(), Service("flower-superlink", argv, base_env(), log_file) as link:
+    with _until_signalled(), Service("flower-superlink", argv, link_env, log_file) as link:
         try:
             waited = wait_healthy(local, tls.ca_cert if tls else None, insecure=insecure, process=link.process,
                                   timeout=start_timeout)
@@ -152,6 +255,15 @@ def superlink_command(
                 env = flwr_home_env(home, local, tls.ca_cert if tls else None, insecure=insecure)
                 register_supernodes(register, env, exist_ok=True)
             link.note(f"{len(register)} SuperNode key(s) registered")
+        if registry is not None:
+            from fedcl.federated.flower.registry import register_enrolled
+
+            with tempfile.TemporaryDirectory() as home:
+                unknown = register_enrolled(registry, flwr_home_env(home, local, tls.ca_cert))
+            link.note(f"{len(enrolled)} enrolled node(s) of {registry} registered")
+            for name in unknown:
+                link.note(f"{name}: its key was registered before without the registry, so its node id is unknown "
+                          "and it gets no work: start the SuperLink with a new --database")
         typer.echo(f"SuperLink on {host}:{port} ({'TLS' if tls else 'insecure'}); log "
                    f"{log_file if log_file else 'on stdout'}", err=True)
         if link.wait() != 0:
@@ -191,8 +303,9 @@ def supernode_command(
                                       node_name=node_name, root_certificates=root_certificates, insecure=insecure,
                                       private_key=auth_key, port=port)
     with _until_signalled(), Service("flower-supernode", argv, base_env(), log_file) as node:
-        typer.echo(f"SuperNode {partition_id} for {data} -> {superlink}; log {log_file if log_file else 'on stdout'}",
-                   err=True)
+        name = node_name or data.resolve().name  # the node's name unless the folder holds several nodes
+        typer.echo(f"SuperNode {name} (partition {partition_id}, data {data}) -> {superlink}; "
+                   f"log {log_file if log_file else 'on stdout'}", err=True)
         if node.wait() != 0:  # a node that cannot join (TLS, key) exits within seconds
             raise node.failure()
 

@@ -1,11 +1,12 @@
 """A real Flower deployment on loopback: one SuperLink, SuperNodes over TLS with node authentication.
 
-One federation (SuperLink with TLS and --enable-supernode-auth, three registered SuperNodes) is
-shared by the module, because starting it costs ~20 s and every message starts a ClientApp
-process that imports torch (~3.6 s). The tests run in file order: rejected nodes, `fedcl flower run`
-with another federation's CA, a resume the ServerApp refuses, a 2-round run evaluated end to end, then
-a 3-round run during which one SuperNode is SIGKILLed (the last test, since it removes a node). Every
-process is stopped with its descendants, whatever happens.
+One federation (the `fedcl flower superlink --registry` wrapper: TLS, --enable-supernode-auth, three
+enrolled SuperNodes) is shared by the module, because starting it costs ~20 s and every message
+starts a ClientApp process that imports torch (~3.6 s). The tests run in file order: rejected nodes,
+`fedcl flower run` with another federation's CA, a resume the ServerApp refuses, a 2-round run
+evaluated end to end and listed by `fedcl flower nodes`, a node enrolled while the SuperLink runs,
+then a 3-round run during which one SuperNode is SIGKILLed (the last test, since it removes a node).
+Every process is stopped with its descendants, whatever happens.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import pytest
 import torch
 
 from fedcl.federated.flower.certificates import Certificates, generate_certificates, generate_node_keys
-from fedcl.federated.flower.commands import superlink_command, supernode_command
+from fedcl.federated.flower.commands import supernode_command
 from fedcl.federated.flower.environment import base_env
-from fedcl.federated.flower.flwr_cli import (flwr_home_env, list_nodes, register_supernodes, run_info, run_status,
-                                             submit_run, wait_finished)
+from fedcl.federated.flower.flwr_cli import flwr_home_env, list_nodes, run_info, run_status, submit_run, wait_finished
 from fedcl.federated.flower.health import wait_healthy
 from fedcl.federated.flower.processes import start_process, stop_processes
+from fedcl.federated.flower.registry import enrol, read_registry
 from fedcl.federated.flower.run_dir import REFUSED
 
 NODES = (1, 2, 3)  # partition ids, and the Client-<i> folders of the fedmse slice (the nodes' names)
@@ -50,6 +51,7 @@ class Federation:
     env: dict
     node_ids: list[int]
     stranger_ca: Path | None = None
+    registry: Path | None = None
     superlink: object = None
     nodes: dict = field(default_factory=dict)      # partition id -> Popen
     rejected: dict = field(default_factory=dict)   # label -> (Popen, log path)
@@ -76,17 +78,26 @@ def federation(tmp_path_factory, fedmse_slice):
     root = tmp_path_factory.mktemp("flower-deploy")
     certs = generate_certificates(root / "certs")
     stranger_ca = generate_certificates(root / "stranger-certs").ca_cert  # another federation's CA
-    keys = generate_node_keys(root / "keys", len(NODES) + 1)  # the last one is never registered
+    keys = generate_node_keys(root / "keys", len(NODES) + 1)  # the last one is never enrolled
+    registry = root / "registry.jsonl"
+    for i, (_, pub) in zip(NODES, keys):
+        enrol(registry, f"Client-{i}", i, pub)
     port = _free_port()
     address = f"127.0.0.1:{port}"
     env = flwr_home_env(root / "flwr-home", address, certs.ca_cert)
-    fed = Federation(root=root, address=address, certs=certs, env=env, node_ids=[], stranger_ca=stranger_ca)
+    fed = Federation(root=root, address=address, certs=certs, env=env, node_ids=[], stranger_ca=stranger_ca,
+                     registry=registry)
     try:
-        fed.superlink = fed.start(superlink_command(certs=certs, host="127.0.0.1", port=port,
-                                                    database=root / "state.db", supernode_auth=True),
-                                  "superlink")
+        # The wrapper registers the enrolled keys, records their node ids, and tells the ServerApps the registry.
+        fed.superlink = fed.start([FEDCL, "flower", "superlink", "--certs", str(root / "certs"), "--host", "127.0.0.1",
+                                   "--port", str(port), "--database", str(root / "state.db"), "--registry",
+                                   str(registry)], "superlink")
         wait_healthy(address, certs.ca_cert, timeout=90, process=fed.superlink)
-        fed.node_ids = register_supernodes([pub for _, pub in keys[:len(NODES)]], env)
+        deadline = time.monotonic() + 90  # a node that connects before its key is registered is refused for good
+        while None in (ids := [e.node_id for e in read_registry(registry)]):
+            assert fed.superlink.poll() is None and time.monotonic() < deadline, "enrolled keys not registered"
+            time.sleep(0.5)
+        fed.node_ids = ids
 
         def intruder(partition: int, **kwargs) -> list[str]:
             # Client-1's rows under a name of its own, Intruder-<partition>.
@@ -176,6 +187,50 @@ def test_tls_deployment_trains_and_the_model_detects_attacks(federation, fedmse_
     from fedcl.pipeline import evaluate
     summary = evaluate(out, data=str(fedmse_slice))
     assert summary["pooled"]["auroc"] > 0.9
+
+
+def test_nodes_command_lists_the_enrolled_nodes_online_with_their_last_round(federation):
+    # Execute: the run of the test above, the registry, and the SuperLink's own view
+    done = subprocess.run([FEDCL, "flower", "nodes", "--registry", str(federation.registry), "--out",
+                           str(federation.root / "run-2-rounds"), "--superlink", federation.address,
+                           "--root-certificates", str(federation.certs.ca_cert), "--json"],
+                          env=base_env(), capture_output=True, text=True, timeout=120)
+
+    # Assert
+    assert done.returncode == 0, done.stdout + done.stderr
+    nodes = json.loads(done.stdout)["nodes"]
+    assert [(n["name"], n["partition"], n["node_id"], n["status"], n["last_round"]) for n in nodes] == [
+        (f"Client-{i}", i, node_id, "online", 2) for i, node_id in zip(NODES, federation.node_ids)]
+    log = (federation.root / "logs" / "superlink.log").read_text(errors="replace")
+    assert f"fedcl: {len(NODES)} enrolled node(s) of {federation.registry} registered" in log
+    # The run's ServerApp read the registry (the SuperLink passed it on): its log ties node ids to enrolled names
+    flwr = [str(Path(sys.executable).with_name("flwr"))]
+    runs = json.loads(subprocess.run([*flwr, "ls", "fedcl", "--format", "json"], env=federation.env,
+                                     capture_output=True, text=True, timeout=60).stdout)["runs"]
+    (run_id,) = [r["run-id"] for r in runs if r["status"] == "finished:completed"]  # the 2-round run
+    server_log = subprocess.run([*flwr, "log", str(run_id), "fedcl", "--show"], env=federation.env,
+                                capture_output=True, text=True, timeout=60).stdout
+    assert f"node {federation.node_ids[0]} is Client-1 (partition 1)" in server_log, server_log[-2000:]
+
+
+def test_a_node_enrolled_while_the_superlink_runs_is_registered_at_once(federation):
+    # Prepare: the key no node was enrolled with (the rejected intruder's, gone by now)
+    public = federation.root / "keys" / f"node-{len(NODES) + 1}.pub"
+    nodes = [FEDCL, "flower", "nodes", "--registry", str(federation.registry), "--superlink", federation.address,
+             "--root-certificates", str(federation.certs.ca_cert), "--json"]
+
+    # Execute
+    done = subprocess.run([FEDCL, "flower", "enrol", "--registry", str(federation.registry), "--name", "Client-4",
+                           "--partition-id", "4", "--key", str(public), "--superlink", federation.address,
+                           "--root-certificates", str(federation.certs.ca_cert)],
+                          env=base_env(), capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(nodes, env=base_env(), capture_output=True, text=True, timeout=120)
+
+    # Assert: registered with the SuperLink, its node id recorded; it never connected
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "registered with the SuperLink" in done.stdout
+    (new,) = [n for n in json.loads(listed.stdout)["nodes"] if n["name"] == "Client-4"]
+    assert new["status"] == "registered" and new["node_id"] == read_registry(federation.registry)[-1].node_id
 
 
 def test_a_killed_supernode_does_not_stop_the_run(federation):

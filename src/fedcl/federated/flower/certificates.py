@@ -2,7 +2,8 @@
 
 Plain file writers: nothing here starts a process or talks to a server. ``ca.crt`` goes to every
 SuperNode and to whoever submits runs; ``server.pem`` and ``server.key`` stay on the SuperLink
-machine; each ``node-<i>.key`` stays on its node. See ``docs/flower-deployment.md``.
+machine; each ``node-<i>.key`` stays on its node, and its ``node-<i>.pub`` is enrolled on the
+coordinator (:mod:`.registry`). See ``docs/flower-deployment.md``.
 """
 
 from __future__ import annotations
@@ -196,7 +197,8 @@ def generate_node_keys(out_dir: str | Path, n: int, first: int = 1,
     -------
     list of (Path, Path)
         (private key, public key) per node. The private key stays on its node; the public key
-        goes to whoever registers nodes with the SuperLink.
+        goes to the coordinator, which enrols it with the node's name and partition id
+        (:func:`~fedcl.federated.flower.registry.enrol`).
     """
     out = Path(out_dir)
     paths = node_key_paths(out, n, first)

@@ -48,8 +48,8 @@ def superlink_command(*, certs: Certificates | None = None, insecure: bool = Fal
         SQLite file for the SuperLink state (runs, nodes); in memory when None, so registered
         SuperNodes and run history are lost when the SuperLink stops.
     supernode_auth : bool
-        Only registered SuperNodes may connect
-        (:func:`~fedcl.federated.flower.flwr_cli.register_supernodes`); needs TLS.
+        Only registered SuperNodes may connect; needs TLS. ``fedcl flower superlink --registry``
+        registers the enrolled keys (:func:`~fedcl.federated.flower.registry.register_enrolled`).
 
     Returns
     -------

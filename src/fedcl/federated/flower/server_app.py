@@ -2,7 +2,8 @@
 
 Run settings (``[tool.flwr.app.config]`` or ``flwr run -c``): any FedCLConfig field by its name
 (``rounds``, ``temperature``, ``consistency_weight``, ...), plus ``out-dir`` (where the server writes
-the checkpoint, history and model), ``min-nodes``, ``round-timeout`` and ``resume``.
+the checkpoint, history and model), ``min-nodes``, ``round-timeout`` and ``resume``. The node
+registry, when the SuperLink has one, comes from the environment (:func:`.registry.enrolled_grid`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedcl.config import FedCLConfig
 from fedcl.errors import InputError
+from fedcl.federated.flower.registry import enrolled_grid
 from fedcl.federated.flower.run_dir import REFUSED
 from fedcl.federated.flower.server import run_server
 
@@ -31,7 +33,8 @@ def config_from_run_config(run_config: dict) -> FedCLConfig:
 def main(grid: Grid, context: Context) -> None:
     settings = context.run_config
     try:
-        run_server(grid, config_from_run_config(settings), str(settings.get("out-dir", "runs/flower")),
+        # Under `fedcl flower superlink --registry`, only enrolled nodes take part, under their enrolled names.
+        run_server(enrolled_grid(grid), config_from_run_config(settings), str(settings.get("out-dir", "runs/flower")),
                    min_nodes=int(settings.get("min-nodes", 2)),
                    round_timeout=float(settings.get("round-timeout", 600)), resume=bool(settings.get("resume", False)))
     except InputError as err:
