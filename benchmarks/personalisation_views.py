@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's
-(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*, today's
+(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*, the default's
 personal view) and the federation's fine-tuned on the node's rows with the same recipe
 (*fine-tuned*: local fine-tuning, the usual personalisation of federated learning). Each view gets a
 FedCLDetector on the node's rows; combinations map every view into the shared view's units at the
@@ -11,7 +11,7 @@ FedCLDetector on the node's rows; combinations map every view into the shared vi
 the mean (or max, or a mean weighted per node from benign rows alone: :func:`view_weight`) and
 threshold at the 99th percentile of the combined validation scores. Prints
 pooled AUROC, FPR@TPR0.99 and the worst node's AUROC per cell and variant, then the means over the
-cells; the last line compares today's default, mean(shared, own), with the best other variant.
+cells; the last line compares the default, tail(shared, own), with the best other variant.
 Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
 node's view scores (a pickle); a rerun with the same file reads them instead of training again.
 """
@@ -30,6 +30,7 @@ from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import fpr_at_tpr
 from fedcl.experiments._benchmark import cells
 from fedcl.federated import run_federation
+from fedcl.model._combine import tail_weight
 from fedcl.model._personal import SCALE_QUANTILE
 from fedcl.pipeline import make_detector, own_encoder, scaled_training_rows, trained_encoder
 
@@ -39,7 +40,7 @@ VARIANTS = [(("shared",), "mean"), (("own",), "mean"), (("fine-tuned",), "mean")
             (("shared", "own"), "max"), (("shared", "own", "fine-tuned"), "max"),
             (("shared", "own"), "tail"), (("shared", "own", "fine-tuned"), "tail"),
             (("shared", "own"), "probe"), (("shared", "own", "fine-tuned"), "probe")]
-DEFAULT = (("shared", "own"), "mean")
+DEFAULT = (("shared", "own"), "tail")  # personalisation "weighted"
 DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1", "home clusters, 500 train rows",
                  "natural, 250 train rows", "Dirichlet α=0.1, 500 train rows", "home clusters, 250 train rows",
                  "Dirichlet α=0.5, 250 train rows", "natural, 1000 train rows"]
@@ -71,11 +72,11 @@ def view_scores(data: str, cell_name: str, seed: int) -> dict[str, dict[str, dic
 
 
 def view_weight(scores: dict[str, np.ndarray], how: str) -> float:
-    """A view's weight in a weighted mean, from benign rows only. *tail*: 1/(q99/q50 − 1) of its
-    validation scores (a lighter benign tail, a surer view); *probe*: how far its AUROC of validation
+    """A view's weight in a weighted mean, from benign rows only. *tail*: the default's
+    (:func:`fedcl.model._combine.tail_weight`); *probe*: how far its AUROC of validation
     rows against the same rows with every column shuffled apart sits above chance."""
     if how == "tail":
-        return 1.0 / max(np.quantile(scores["val"], 0.99) / max(np.quantile(scores["val"], 0.5), 1e-12) - 1.0, 1e-12)
+        return tail_weight(scores["val"])
     if how == "probe":
         y = np.r_[np.zeros(len(scores["val"])), np.ones(len(scores["shuffled"]))]
         return max(roc_auc_score(y, np.r_[scores["val"], scores["shuffled"]]) - 0.5, 1e-12)
@@ -133,7 +134,7 @@ def main() -> None:
     for (views, how), m in means.items():
         print(f"  {how}({', '.join(views)}): AUROC {m[0]:.4f}, FPR@TPR0.99 {m[1]:.4f}, worst node {m[2]:.4f}")
     best = max((k for k in means if k != DEFAULT), key=lambda k: means[k][0])
-    print(f"default mean(shared, own): AUROC {means[DEFAULT][0]:.4f}, FPR@TPR0.99 {means[DEFAULT][1]:.4f}; "
+    print(f"default tail(shared, own): AUROC {means[DEFAULT][0]:.4f}, FPR@TPR0.99 {means[DEFAULT][1]:.4f}; "
           f"best other {best[1]}({', '.join(best[0])}): AUROC {means[best][0]:.4f}, FPR@TPR0.99 {means[best][1]:.4f}")
 
 

@@ -216,6 +216,19 @@ def test_a_changed_or_foreign_bundle_is_refused(runs, tmp_path):
     assert "version 99" in results["newer"].output
 
 
+@pytest.mark.parametrize("weight", [None, "0.7", 1.5])
+def test_a_weighted_bundle_needs_its_shared_weight(runs, tmp_path, weight):
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(runs["weighted"][2], bundle)
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, "shared_weight": weight}))
+
+    with pytest.raises(InputError, match="needs a shared_weight in"):
+        load_bundle(bundle)
+
+
 def test_bundle_detect_streams_as_it_scores_the_whole_capture(runs, tmp_path, monkeypatch):
     from fedcl.traffic import write_synthetic_capture
     from test_detect import assert_streamed_equals_whole

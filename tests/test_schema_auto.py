@@ -250,6 +250,18 @@ def test_run_evaluate_detect_on_a_flow_table(flow_run, flows, tmp_path):
     assert len((tmp_path / "alerts.csv").read_text().splitlines()) == 40 + 1
 
 
+def test_live_capture_refuses_a_feature_table_model(flow_run, tmp_path):
+    # Execute: loopback exists; the refusal comes before any capture or output
+    _, run = flow_run
+    live = runner.invoke(app, ["detect", "--interface", "lo", "--model", str(run), "--node", "cam-1",
+                               "--out", str(tmp_path / "o.csv")])
+
+    # Assert
+    assert live.exit_code == 2
+    assert "live capture gives N-BaIoT's 115 features, but the model reads" in _one_line_error(live)
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_a_run_refuses_other_columns(flow_run, flows, tmp_path):
     # Prepare: the same table without one numeric column, and a capture (N-BaIoT features)
     _, run = flow_run

@@ -66,6 +66,9 @@ def detect_command(
     w = window or scorer.window
     json_on_stdout = alerts == _STDOUT  # stdout then carries the JSON lines alone
     if interface is not None:
+        if tuple(scorer.columns) != detect.COLUMNS:
+            raise ConfigError(f"live capture gives N-BaIoT's 115 features, but the model reads "
+                              f"{len(scorer.columns)} columns of a feature table (--schema auto)")
         summary, n_episodes, captured = _live(scorer, w, interface, out, alerts)
     else:
         frames = detect.detect_chunks(scorer.detector, detect.read_traffic_chunks(traffic, scorer.columns), w,

@@ -150,6 +150,9 @@ def load_bundle(bundle: str | Path) -> BundleDetector:
         raise InputError(f"{bundle / ARRAYS_FILE}: missing array(s) {', '.join(missing)}")
     if len(manifest["views"]) > 1 and manifest.get("combine") not in COMBINE:
         raise InputError(f"{bundle}: unknown combine rule {manifest.get('combine')!r}")
+    weight = manifest.get("shared_weight", 0.5)
+    if manifest.get("combine") == "weighted" and not (isinstance(weight, float) and 0 <= weight <= 1):
+        raise InputError(f"{bundle}: the weighted combine needs a shared_weight in [0, 1], not {weight!r}")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings are not the operator's business
     session = onnxruntime.InferenceSession(str(bundle / ENCODERS_FILE), options, providers=["CPUExecutionProvider"])

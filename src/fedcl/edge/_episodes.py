@@ -50,8 +50,10 @@ class EpisodeBuilder:
     node, threshold, model :
         As :func:`alert_episodes`.
     idle : float, optional
-        Live capture: an open episode also ends once its channel has been silent this many seconds of
-        wall clock (the attack's last packet may be the channel's last; timestamps are capture times).
+        Live capture: an open episode also ends once its channel has been silent this many seconds (the
+        attack's last packet may be the channel's last): of capture time while packets come (a scorer
+        behind the capture must not split episodes), of wall clock when a frame is empty (the interface
+        is quiet and the capture drained).
     """
 
     def __init__(self, window: int, *, node: str, threshold: float, model: str, idle: float | None = None) -> None:
@@ -84,7 +86,8 @@ class EpisodeBuilder:
                 self._open[key] = records.pop()
             self._closed += records
         if self.idle is not None:
-            cutoff = time.time() - self.idle
+            now = result["timestamp"].max() if len(result) and "timestamp" in result else time.time()
+            cutoff = now - self.idle
             silent = [key for key, e in self._open.items() if datetime.fromisoformat(e["end"]).timestamp() < cutoff]
             self._closed += [self._open.pop(key) for key in silent]
         return self._release(min((e["first_packet"] for e in self._open.values()), default=None))

@@ -9,7 +9,7 @@ from pathlib import Path
 from fedcl.errors import InputError
 
 FORMAT = "fedcl-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: personal bundles may combine their views weighted (shared_weight)
 MANIFEST_FILE = "bundle.json"  # metadata, the scoring constants, and a SHA-256 of every other file
 ENCODERS_FILE = "encoders.onnx"  # one graph: an input and an output per view (x_shared -> z_shared, ...)
 ARRAYS_FILE = "arrays.npz"  # per view: scaler mean/scale, embedding mean/std, references

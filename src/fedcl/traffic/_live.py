@@ -99,6 +99,7 @@ class LiveCapture:
             socket.if_nametoindex(self.interface)
         except OSError:
             raise ConfigError(f"{self.interface}: no such network interface") from None
+        handle = None
         try:
             handle = pcapy.create(self.interface)
             handle.set_snaplen(self.snaplen)
@@ -107,6 +108,8 @@ class LiveCapture:
             handle.set_buffer_size(self.buffer_mb << 20)
             status = handle.activate()  # libpcap's status: < 0 an error, > 0 a warning
         except pcapy.PcapError as e:
+            if handle is not None:
+                handle.close()
             raise ConfigError(f"cannot capture on {self.interface}: {_one_line(e)}") from None
         if status is not None and status < 0:
             handle.close()
@@ -167,7 +170,12 @@ class LiveCapture:
                 if left <= 0:
                     break
                 self._poll.poll(left * 1000)  # a signal wakes it: the handler runs, then poll waits on
-            self._last = self.stats()
+            try:
+                self._last = self.stats()
+            except self._error as e:
+                if packets:
+                    yield packets
+                raise DataError(f"capture stopped: {_one_line(e)}", path=self.interface) from None
             yield packets
 
     def _decode(self, data: bytes, meta: bytes, packets: list[Packet]) -> None:
