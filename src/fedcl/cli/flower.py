@@ -91,8 +91,10 @@ def enrol_command(
     = None,
 ) -> None:
     """Enrol a node: bind its public key to its name and partition id in the registry (each must be new)."""
-    from fedcl.federated.flower.registry import check_enrolable, enrol, key_fingerprint, register_enrolled
+    from fedcl.federated.flower.registry import (check_enrolable, enrol, key_fingerprint, register_enrolled,
+                                                 registry_path)
 
+    registry = registry_path(registry)
     check_enrolable(registry, name, partition_id, key)  # all refusals before anything is written or registered
     if superlink is not None and root_certificates is None:
         raise ConfigError("give --root-certificates ca.crt with --superlink (node authentication needs TLS)")
@@ -108,11 +110,17 @@ def enrol_command(
 
         from fedcl.federated.flower.flwr_cli import flwr_home_env
 
+        enrolled = f"{name} is enrolled in {registry} (do not enrol it again)"
         with _until_signalled(), tempfile.TemporaryDirectory() as home:
-            unknown = register_enrolled(registry, flwr_home_env(home, superlink, root_certificates), names=[name])
-        if unknown:
-            raise ConfigError(f"{name}: the SuperLink at {superlink} already held this key, registered without the "
-                              "registry: its node id is unknown, so it gets no work")
+            try:
+                found = register_enrolled(registry, flwr_home_env(home, superlink, root_certificates), names=[name])
+            except InputError as err:  # the line is written: say so, or a retry is refused as "already enrolled"
+                raise ConfigError(f"{enrolled}, but registering its key with the SuperLink at {superlink} failed "
+                                  f"({err}); it will be registered when `fedcl flower superlink --registry "
+                                  f"{registry}` next starts") from None
+        if name in found.problems:
+            raise ConfigError(f"{enrolled}, but the SuperLink at {superlink} already held its key: "
+                              f"{found.problems[name]}")
         typer.echo(f"registered with the SuperLink at {superlink}; the node takes part from the next run")
 
 
@@ -131,11 +139,12 @@ def nodes_command(
     """List the fleet: each node's name, partition id, status, last round and the rounds it was set aside in."""
     import json
 
-    from fedcl.federated.flower.registry import fleet_view, format_fleet, read_registry
+    from fedcl.federated.flower.registry import fleet_view, format_fleet, read_registry, registry_path
     from fedcl.rundir import HISTORY_FILE, read_history
 
     if registry is None and out is None:
         raise ConfigError("give --registry FILE, --out RUN_DIR or both")
+    registry = registry_path(registry) if registry is not None else None
     if registry is not None and not registry.is_file():
         raise ConfigError(f"{registry}: no node registry there")
     if out is not None and not (out / HISTORY_FILE).is_file():
@@ -201,9 +210,11 @@ def superlink_command(
     port: Annotated[int, typer.Option(help="The one port of Fleet, Control and runtime APIs.")] = 9092,
     database: Annotated[Path | None, typer.Option(help="SuperLink state file (registered nodes, runs); its "
                                                        "folder is created.")] = None,
-    registry: Annotated[Path | None, typer.Option(help="Node registry (`fedcl flower enrol`): only its keys may "
-                                                       "join, under their enrolled names; turns on node "
-                                                       "authentication.")] = None,
+    registry: Annotated[Path | None, typer.Option(help="Node registry (`fedcl flower enrol`): its keys are "
+                                                       "registered and take part under their enrolled names; other "
+                                                       "keys already in a reused --database are warned about in the "
+                                                       "log and get no work. Turns on node authentication.")]
+    = None,
     register: Annotated[list[Path] | None, typer.Option(help="A SuperNode public key to accept (repeat), without a "
                                                              "registry; turns on node authentication.")] = None,
     insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
@@ -227,14 +238,14 @@ def superlink_command(
         _existing_file(key, "SuperNode public key")
     link_env = base_env()
     if registry is not None:
-        from fedcl.federated.flower.registry import REGISTRY_ENV, read_registry
+        from fedcl.federated.flower.registry import REGISTRY_ENV, read_registry, registry_path
 
         if register:
             raise ConfigError("give --registry or --register, not both (enrol every node: `fedcl flower enrol`)")
+        registry = registry_path(registry)
         if not registry.is_file():
             raise ConfigError(f"{registry}: no node registry there (enrol nodes with `fedcl flower enrol --registry "
                               f"{registry} ...`)")
-        registry = registry.expanduser().resolve()
         enrolled = read_registry(registry)  # a malformed registry stops here, before anything starts
         link_env[REGISTRY_ENV] = str(registry)  # the ServerApps the SuperLink starts read it at each run
     if database is not None:
@@ -259,11 +270,10 @@ def superlink_command(
             from fedcl.federated.flower.registry import register_enrolled
 
             with tempfile.TemporaryDirectory() as home:
-                unknown = register_enrolled(registry, flwr_home_env(home, local, tls.ca_cert))
+                found = register_enrolled(registry, flwr_home_env(home, local, tls.ca_cert))
             link.note(f"{len(enrolled)} enrolled node(s) of {registry} registered")
-            for name in unknown:
-                link.note(f"{name}: its key was registered before without the registry, so its node id is unknown "
-                          "and it gets no work: start the SuperLink with a new --database")
+            for line in found.notes():  # enrolled nodes that get no work; keys outside the registry
+                link.note(line)
         typer.echo(f"SuperLink on {host}:{port} ({'TLS' if tls else 'insecure'}); log "
                    f"{log_file if log_file else 'on stdout'}", err=True)
         if link.wait() != 0:

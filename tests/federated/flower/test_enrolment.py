@@ -18,8 +18,10 @@ from fedcl.errors import ConfigError
 from fedcl.federated.flower import InProcessGrid
 from fedcl.federated.flower.certificates import generate_node_keys
 from fedcl.federated.flower.client_app import app as client_app
+from fedcl.federated.flower import flwr_cli, health
+from fedcl.federated.flower.flwr_cli import FlwrError
 from fedcl.federated.flower.registry import (REGISTRY_ENV, EnrolledGrid, Enrolment, enrol, enrolled_grid, fleet_view,
-                                             read_registry, record_node_ids)
+                                             read_registry, record_node_ids, register_enrolled)
 from fedcl.federated.flower.server import run_server
 from fedcl.rundir import HISTORY_FILE, read_history
 
@@ -222,7 +224,7 @@ def test_nodes_command_lists_names_last_round_and_exclusions_from_a_run_folder(t
     table_lines = table.output.split("\n\n")[0].splitlines()[2:]  # after the run line and the header
     rows = {line.split()[0]: line.split() for line in table_lines}
     assert rows["Client-1"][:4] == ["Client-1", "1", "1", "enrolled"] and rows["Client-1"][-2:] == ["3", "0"]
-    assert rows["Client-3"][-2:] == ["2", "1"]
+    assert rows["Client-3"][-2:] == ["1", "1"]  # set aside in round 2: round 1 was its last aggregated
     assert rows["Stranger"][1:4] == ["-", "-", "not"]  # in the history, not in the registry
     assert f"Client-3  round 2: {REASON}" in table.output
     nodes = json.loads(as_json.output)["nodes"]
@@ -261,3 +263,196 @@ def test_superlink_refuses_a_missing_registry_and_a_registry_with_register(tmp_p
     enrol(registry, "gateway-1", 1, keys[0][1])
     both = runner.invoke(app, [*base, str(registry), "--register", str(keys[1][1])])
     assert "not both" in _one_line_exit_2(both)
+
+
+def test_last_round_counts_only_rounds_that_aggregated_the_node(tmp_path):
+    # Prepare: Client-3 replied in rounds 1 and 2 but was set aside in round 2; Lonely only ever set aside
+    run = tmp_path / "run"
+    _history(run)
+    history = read_history(run)
+    history[0]["nodes"]["Lonely"] = {**history[1]["nodes"]["Client-3"]}
+
+    # Execute
+    rows = {r["name"]: r for r in fleet_view(None, history)}
+
+    # Assert
+    assert (rows["Client-1"]["last_round"], rows["Client-3"]["last_round"], rows["Lonely"]["last_round"]) == (3, 1, None)
+    assert [x["round"] for x in rows["Lonely"]["excluded"]] == [1]
+
+
+def _line(path, number) -> dict:
+    return json.loads(path.read_text().splitlines()[number - 1])
+
+
+def _rewrite(path, number, **fields) -> None:
+    lines = path.read_text().splitlines()
+    lines[number - 1] = json.dumps({**json.loads(lines[number - 1]), **fields})
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("bad_key, expected", [
+    ("{ed25519}", "Flower accepts only ECDSA keys on a NIST curve"),
+    ("{rsa}", "Flower accepts only ECDSA keys on a NIST curve"),
+    ("{stray}", "not an OpenSSH public key"),  # a character base64 forbids, which lax decoding would skip
+    ("ecdsa-sha2-nistp384", "not an OpenSSH public key"),
+])
+def test_a_registry_key_edited_by_hand_gets_the_check_enrol_makes(tmp_path, keys, bad_key, expected):
+    # Prepare
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    def openssh(private) -> str:
+        return private.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                 serialization.PublicFormat.OpenSSH).decode()
+    path = tmp_path / "registry.jsonl"
+    enrol(path, "gateway-1", 1, keys[0][1])
+    enrol(path, "gateway-2", 2, keys[1][1])
+    kind, blob = _line(path, 2)["key"].split()
+    _rewrite(path, 2, key=bad_key.format(rsa=openssh(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+                                         ed25519=openssh(ed25519.Ed25519PrivateKey.generate()), stray=f"{kind} {blob[:20]}!{blob[20:]}"))
+
+    # Execute
+    with pytest.raises(ConfigError) as refused:
+        read_registry(path)
+    result = runner.invoke(app, ["flower", "nodes", "--registry", str(path)])
+
+    # Assert
+    assert f"registry.jsonl:2: the key of gateway-2: {expected}" in str(refused.value)
+    assert expected in _one_line_exit_2(result)
+
+
+def test_node_ids_are_unique_in_the_registry(tmp_path, keys):
+    # Prepare
+    path = tmp_path / "registry.jsonl"
+    _enrolled(path, keys, ids=(1, 2, 3))
+    before = path.read_text()
+
+    # Execute / Assert: recording an id another node holds writes nothing; a hand edit is refused when read
+    with pytest.raises(ConfigError, match="node id 1 is already enrolled, as Client-1"):
+        record_node_ids(path, {"Client-2": 1})
+    assert path.read_text() == before
+    with pytest.raises(ConfigError, match="node id 2 is already enrolled"):
+        enrol(path, "Client-4", 4, keys[3][1], node_id=2)
+    _rewrite(path, 3, node_id=2)
+    with pytest.raises(ConfigError, match="node id 2 is already enrolled, as Client-2"):
+        read_registry(path)
+
+
+def test_a_binary_registry_is_one_line_and_exit_2(tmp_path, keys):
+    # Prepare
+    binary = tmp_path / "registry.jsonl"
+    binary.write_bytes(bytes(range(128, 256)))
+
+    # Execute
+    listed = runner.invoke(app, ["flower", "nodes", "--registry", str(binary)])
+    enrolled = runner.invoke(app, ["flower", "enrol", "--registry", str(binary), "--name", "a", "--partition-id", "1",
+                                   "--key", str(keys[0][1])])
+
+    # Assert
+    assert "not a node registry (not UTF-8 text)" in _one_line_exit_2(listed)
+    assert "not UTF-8 text" in _one_line_exit_2(enrolled)
+    assert binary.read_bytes() == bytes(range(128, 256))
+
+
+def test_every_entry_point_finds_the_registry_by_the_same_path(tmp_path, keys, monkeypatch):
+    # Prepare: HOME and the working directory elsewhere; the registry named with ~ and relatively
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    base = ["flower", "enrol", "--registry", "~/fleet/registry.jsonl"]
+
+    # Execute
+    done = runner.invoke(app, [*base, "--name", "gateway-1", "--partition-id", "1", "--key", str(keys[0][1])])
+    listed = runner.invoke(app, ["flower", "nodes", "--registry", "~/fleet/registry.jsonl", "--json"])
+    record_node_ids("fleet/registry.jsonl", {"gateway-1": 5})
+    grid = enrolled_grid(object(), environ={REGISTRY_ENV: "~/fleet/registry.jsonl"})
+
+    # Assert
+    assert done.exit_code == 0, done.output
+    assert f"in {tmp_path / 'fleet' / 'registry.jsonl'}" in done.output and not (tmp_path / "~").exists()
+    assert [n["name"] for n in json.loads(listed.output)["nodes"]] == ["gateway-1"]
+    assert isinstance(grid, EnrolledGrid) and read_registry(tmp_path / "fleet" / "registry.jsonl")[0].node_id == 5
+
+
+class _FakeSuperLink:
+    """Stands in for `flwr supernode register` / `ls`: held keys answer "already in use", others get new ids."""
+
+    def __init__(self, held=(), nodes=(), next_id=100, unlistable=False):
+        self.held, self.nodes, self.next_id, self.unlistable = set(held), dict(nodes), next_id, unlistable
+
+    def register(self, public_keys, env, connection="fedcl", exist_ok=False):
+        (path,) = public_keys
+        key = open(path).read().strip()
+        if key in self.held:
+            return [None]
+        self.held.add(key)
+        self.nodes[self.next_id] = "registered"
+        self.next_id += 1
+        return [self.next_id - 1]
+
+    def ls(self, env, connection="fedcl"):
+        if self.unlistable:
+            raise FlwrError("`flwr supernode` failed: unreachable")
+        return [{"node-id": str(i), "status": status} for i, status in self.nodes.items()]
+
+
+def _fake(monkeypatch, link) -> _FakeSuperLink:
+    monkeypatch.setattr(flwr_cli, "register_supernodes", link.register)
+    monkeypatch.setattr(flwr_cli, "list_nodes", link.ls)
+    return link
+
+
+def test_registering_with_a_reused_database_checks_kept_node_ids_and_names_keys_outside_the_registry(
+        tmp_path, keys, monkeypatch):
+    # Prepare: the database holds Client-1 (node 1, as the registry says), Client-2 (the registry says 2, the
+    # SuperLink has no node 2), Client-3 (held before it was enrolled: no node id), node 99 (outside the registry)
+    # and node 98 (unregistered). Client-4 is new.
+    path = tmp_path / "registry.jsonl"
+    _enrolled(path, keys, ids=(1, 2))  # Client-3 keeps node_id null
+    enrol(path, "Client-4", 4, keys[3][1])
+    held = [e.key for e in read_registry(path)[:3]]
+    link = _fake(monkeypatch, _FakeSuperLink(held, {1: "online", 3: "offline", 99: "online", 98: "unregistered"}))
+
+    # Execute
+    found = register_enrolled(path, env={})
+    notes = found.notes()
+
+    # Assert
+    assert [e.node_id for e in read_registry(path)] == [1, 2, None, 100]
+    assert sorted(found.problems) == ["Client-2", "Client-3"]
+    assert "the SuperLink has no node 2" in found.problems["Client-2"]
+    assert "node id is unknown" in found.problems["Client-3"]
+    assert found.outsiders == (3, 99)  # 3 is not the registry's: Client-3's node id is unknown
+    assert any(line.startswith("WARNING: node 99 is registered with the SuperLink but not enrolled") and
+               "`flwr supernode unregister 99 fedcl`" in line for line in notes)
+    assert not any("node 98" in line for line in notes)
+
+    # Execute / Assert: when the node list cannot be read, the kept ids are not called wrong, and a note says why
+    link.unlistable = True
+    unchecked = register_enrolled(path, env={})
+    assert list(unchecked.problems) == ["Client-3"] and unchecked.outsiders == ()
+    assert "cannot list the SuperLink's nodes" in unchecked.notes()[-1]
+
+
+def test_enrol_with_a_superlink_that_fails_to_register_says_the_node_is_enrolled(tmp_path, keys, monkeypatch):
+    # Prepare: a SuperLink that answers the probe, then refuses the registration
+    def refuse(public_keys, env, connection="fedcl", exist_ok=False):
+        raise FlwrError("`flwr supernode` failed: refused")
+
+    monkeypatch.setattr(health, "probe_superlink", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flwr_cli, "register_supernodes", refuse)
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not checked here\n")
+    registry = tmp_path / "registry.jsonl"
+    args = ["flower", "enrol", "--registry", str(registry), "--name", "gateway-1", "--partition-id", "1", "--key",
+            str(keys[0][1]), "--superlink", "127.0.0.1:9", "--root-certificates", str(ca)]
+
+    # Execute
+    result = runner.invoke(app, args)
+
+    # Assert: exit 2, one line that says it IS enrolled and when it will be registered
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 2  # enrolled; the error
+    line = result.output.strip().splitlines()[-1]
+    assert "gateway-1 is enrolled in" in line and "do not enrol it again" in line and "refused" in line
+    assert "next starts" in line
+    assert [(e.name, e.node_id) for e in read_registry(registry)] == [("gateway-1", None)]

@@ -3,9 +3,10 @@
 Enrolment binds one node's authentication key to its name and partition id, once, on the
 coordinator. The registry is then the source of truth for who is in the federation:
 
-- ``fedcl flower superlink --registry FILE`` registers exactly the enrolled keys with the SuperLink
-  (``--enable-supernode-auth``: other keys cannot join) and records the node id the SuperLink gives
-  each key;
+- ``fedcl flower superlink --registry FILE`` registers the enrolled keys with the SuperLink
+  (``--enable-supernode-auth``) and records the node id the SuperLink gives each key. Keys that a
+  reused ``--database`` already holds outside the registry can still connect: they are reported
+  (:attr:`Registration.outsiders`) and get no work;
 - the ServerApp (:func:`enrolled_grid`) sends work only to enrolled node ids and refuses a reply
   whose name or partition id is not the one enrolled for its key, so the names in the server log
   and ``history.jsonl`` are the enrolled names;
@@ -17,8 +18,8 @@ The file is JSON lines, one enrolled node per line, rewritten atomically under a
     {"name": "gateway-1", "partition": 1, "key": "ecdsa-sha2-nistp384 AAAA...", "node_id": 5821..., "enrolled_at": "2026-11-30T16:40:01+00:00"}
 
 ``key`` is the node's OpenSSH public key without its comment; ``node_id`` is null until the
-SuperLink has registered the key. Names, partition ids and keys are each unique. The file holds
-public keys only (not secret). See ``docs/flower-deployment.md``.
+SuperLink has registered the key. Names, partition ids, keys and node ids (when not null) are each
+unique. The file holds public keys only (not secret). See ``docs/flower-deployment.md``.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ if TYPE_CHECKING:  # `fedcl flower enrol` and `nodes` load neither flwr nor torc
     from flwr.app import Message, RecordDict
     from flwr.serverapp import Grid
 
-__all__ = ["REGISTRY_ENV", "EnrolledGrid", "Enrolment", "check_enrolable", "enrol", "enrolled_grid", "fleet_view",
-           "format_fleet", "key_fingerprint", "read_public_key", "read_registry", "record_node_ids",
-           "register_enrolled"]
+__all__ = ["REGISTRY_ENV", "EnrolledGrid", "Enrolment", "Registration", "check_enrolable", "enrol", "enrolled_grid",
+           "fleet_view", "format_fleet", "key_fingerprint", "read_public_key", "read_registry", "record_node_ids",
+           "register_enrolled", "registry_path"]
 
 #: Environment variable through which ``fedcl flower superlink --registry`` tells the ServerApps
 #: it starts (flower-superlink -> flower-superexec -> ServerApp inherit the environment) where the registry is.
@@ -87,10 +88,30 @@ class Enrolment:
     enrolled_at: str = ""
 
 
+def registry_path(path: str | Path) -> Path:
+    """The registry file every entry point uses: ``~`` expanded, made absolute (symlinks resolved)."""
+    return Path(path).expanduser().resolve()
+
+
 def key_fingerprint(key: str) -> str:
     """``SHA256:...`` fingerprint of an OpenSSH public key, as ``ssh-keygen -l`` prints it."""
-    blob = base64.b64decode(key.split()[1])
+    blob = base64.b64decode(key.split()[1], validate=True)
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def _flower_key(text: str) -> str:
+    """``"<type> <base64>"`` of an OpenSSH public key (comment dropped); ValueError saying why Flower cannot use it."""
+    parts = text.split()
+    try:
+        if len(parts) < 2:
+            raise ValueError
+        base64.b64decode(parts[1], validate=True)  # cryptography's own decoding skips stray characters
+        key = serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError("not an OpenSSH public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _CURVES:
+        raise ValueError("Flower accepts only ECDSA keys on a NIST curve (make one with `ssh-keygen -t ecdsa -b 384`)")
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
 def read_public_key(path: str | Path) -> str:
@@ -106,14 +127,11 @@ def read_public_key(path: str | Path) -> str:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the public key ({err.strerror})") from None
     try:
-        key = serialization.load_ssh_public_key(data.strip())
-    except (ValueError, UnsupportedAlgorithm):
+        return _flower_key(data.decode("utf-8"))
+    except ValueError as err:  # UnicodeDecodeError too: a binary file
         hint = " (that is a private key: give the .pub file)" if b"PRIVATE KEY" in data else ""
-        raise ConfigError(f"{path}: not an OpenSSH public key{hint}") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _CURVES:
-        raise ConfigError(f"{path}: Flower accepts only ECDSA keys on a NIST curve (make one with "
-                          "`ssh-keygen -t ecdsa -b 384`)")
-    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+        reason = str(err) if not isinstance(err, UnicodeDecodeError) else "not an OpenSSH public key"
+        raise ConfigError(f"{path}: {reason}{hint}") from None
 
 
 def _check_name(name: str) -> None:
@@ -130,10 +148,12 @@ def _parse_line(path: Path, number: int, line: str) -> Enrolment:
         entry = Enrolment(name=str(fields["name"]), partition=int(fields["partition"]), key=str(fields["key"]),
                           node_id=None if node_id is None else int(node_id),
                           enrolled_at=str(fields.get("enrolled_at", "")))
-        key_fingerprint(entry.key)  # a key that is not "<type> <base64>" fails here
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise ConfigError(f"{path}:{number}: not a registry line (JSON with name, partition, key)") from None
-    return entry
+    try:
+        return replace(entry, key=_flower_key(entry.key))  # the check `enrol` makes: a hand-edited key fails here
+    except ValueError as err:
+        raise ConfigError(f"{path}:{number}: the key of {entry.name}: {err}") from None
 
 
 def read_registry(path: str | Path) -> list[Enrolment]:
@@ -142,24 +162,32 @@ def read_registry(path: str | Path) -> list[Enrolment]:
     Raises ConfigError naming the line that is not a registry entry, or a name, partition or key
     enrolled twice (a registry edited by hand).
     """
-    path = Path(path).expanduser()
+    path = registry_path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a node registry (not UTF-8 text)") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the node registry ({err.strerror})") from None
     entries = [_parse_line(path, i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    _check_unique(path, entries)
+    return entries
+
+
+def _check_unique(path: Path, entries: Sequence[Enrolment]) -> None:
+    """ConfigError when two entries share a name, partition id, key or node id."""
     for i, entry in enumerate(entries):
         _check_new(path, entries[:i], entry)
-    return entries
 
 
 def _check_new(path: Path, entries: Sequence[Enrolment], new: Enrolment) -> None:
     for old in entries:
         for what, same in ((f"name {new.name}", old.name == new.name),
                            (f"partition id {new.partition}", old.partition == new.partition),
-                           (f"key {key_fingerprint(new.key)}", old.key.split()[:2] == new.key.split()[:2])):
+                           (f"key {key_fingerprint(new.key)}", old.key == new.key),
+                           (f"node id {new.node_id}", new.node_id is not None and old.node_id == new.node_id)):
             if same:
                 raise ConfigError(f"{path}: {what} is already enrolled, as {old.name} (partition {old.partition}): "
                                   "every node needs a name, partition id and key of its own")
@@ -182,7 +210,7 @@ def _write(path: Path, entries: Iterable[Enrolment]) -> None:
     text = "".join(json.dumps(asdict(e)) + "\n" for e in entries)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -221,7 +249,7 @@ def enrol(path: str | Path, name: str, partition: int, public_key: str | Path,
     ConfigError
         A bad name, partition or key file, or a name, partition id or key already enrolled.
     """
-    path = Path(path).expanduser()
+    path = registry_path(path)
     _check_name(name)
     if int(partition) < 0:
         raise ConfigError(f"partition id {partition}: give an integer >= 0")
@@ -239,7 +267,7 @@ def enrol(path: str | Path, name: str, partition: int, public_key: str | Path,
 
 def check_enrolable(path: str | Path, name: str, partition: int, public_key: str | Path) -> None:
     """ConfigError if :func:`enrol` would refuse these, without writing anything."""
-    path = Path(path).expanduser()
+    path = registry_path(path)
     _check_name(name)
     if int(partition) < 0:
         raise ConfigError(f"partition id {partition}: give an integer >= 0")
@@ -247,20 +275,59 @@ def check_enrolable(path: str | Path, name: str, partition: int, public_key: str
 
 
 def record_node_ids(path: str | Path, node_ids: Mapping[str, int]) -> list[Enrolment]:
-    """Store the SuperLink's node id of each named node; returns the registry as written."""
-    path = Path(path).expanduser()
+    """Store the SuperLink's node id of each named node; returns the registry as written.
+
+    Raises ConfigError, writing nothing, when a node id would then be held twice.
+    """
+    path = registry_path(path)
     with _locked(path):
         entries = [replace(e, node_id=int(node_ids[e.name])) if e.name in node_ids else e
                    for e in read_registry(path)]
+        _check_unique(path, entries)
         _write(path, entries)
     return entries
 
 
-def register_enrolled(path: str | Path, env: Mapping[str, str], names: Sequence[str] | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register_enrolled` found on the SuperLink.
+
+    Attributes
+    ----------
+    problems : dict of str to str
+        Enrolled nodes that get no work, by name: why, and what to do.
+    outsiders : tuple of int
+        Node ids the SuperLink holds (not unregistered) for keys the registry does not have: added
+        with ``--register`` or ``flwr supernode register``, or a retired node whose line was deleted,
+        in a reused ``--database``. They can still connect, but get no work.
+    unchecked : str
+        Why the SuperLink's nodes could not be listed ("" when they were): then neither the node
+        ids kept for keys it already held nor the outsiders are checked.
+    """
+
+    problems: dict[str, str]
+    outsiders: tuple[int, ...] = ()
+    unchecked: str = ""
+
+    def notes(self) -> list[str]:
+        """One line per finding, for the SuperLink's log."""
+        lines = [f"WARNING: {name}: {why}" for name, why in self.problems.items()]
+        lines += [f"WARNING: node {node_id} is registered with the SuperLink but not enrolled in the registry (a key "
+                  f"kept in the reused --database): it can connect but gets no work; remove it with `flwr supernode "
+                  f"unregister {node_id} fedcl` (the `fedcl` connection of docs/flower-deployment.md §5)"
+                  for node_id in self.outsiders]
+        if self.unchecked:
+            lines.append(f"WARNING: cannot list the SuperLink's nodes ({self.unchecked}): node ids kept from the "
+                         "registry and keys registered outside it are not checked")
+        return lines
+
+
+def register_enrolled(path: str | Path, env: Mapping[str, str], names: Sequence[str] | None = None) -> Registration:
     """Register enrolled keys with a running SuperLink (``--enable-supernode-auth``) and record their node ids.
 
     Keys the SuperLink already holds (a restart with the same ``--database``) keep the node id the
-    registry has for them.
+    registry has for them, if the SuperLink lists that node id. The SuperLink's other nodes (keys
+    registered outside the registry) are reported as outsiders.
 
     Parameters
     ----------
@@ -273,13 +340,12 @@ def register_enrolled(path: str | Path, env: Mapping[str, str], names: Sequence[
 
     Returns
     -------
-    list of str
-        The names of nodes whose key the SuperLink held already but whose node id the registry
-        lacks (registered outside the registry): they get no work until re-registered.
+    Registration
+        Enrolled nodes that get no work and why, and the SuperLink's nodes outside the registry.
     """
-    from fedcl.federated.flower.flwr_cli import register_supernodes
+    from fedcl.federated.flower.flwr_cli import FlwrError, list_nodes, register_supernodes
 
-    path = Path(path).expanduser()
+    path = registry_path(path)
     entries = [e for e in read_registry(path) if names is None or e.name in names]
     ids: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as keys:  # flwr reads keys from files
@@ -289,9 +355,29 @@ def register_enrolled(path: str | Path, env: Mapping[str, str], names: Sequence[
             (node_id,) = register_supernodes([key_file], env, exist_ok=True)
             if node_id is not None:
                 ids[entry.name] = node_id
-    if ids:
-        record_node_ids(path, ids)
-    return [e.name for e in entries if e.node_id is None and e.name not in ids]
+    registry = record_node_ids(path, ids) if ids else read_registry(path)
+    try:
+        live = {int(n["node-id"]): str(n.get("status", "")) for n in list_nodes(env)}
+    except FlwrError as err:
+        live, unchecked = None, str(err)
+    else:
+        unchecked = ""
+    problems = {}
+    for entry in entries:
+        if entry.name in ids:
+            continue
+        if entry.node_id is None:  # "already in use", and never recorded here
+            problems[entry.name] = ("its key was registered with the SuperLink without the registry, so its node id "
+                                    "is unknown and it gets no work: start the SuperLink with a new --database, or "
+                                    "give the node a new key")
+        elif live is not None and live.get(entry.node_id, "unregistered") == "unregistered":
+            problems[entry.name] = (f"its key was registered before, but the SuperLink has no node {entry.node_id} "
+                                    "(the registry's node id) or has unregistered it, so it gets no work: start the "
+                                    "SuperLink with the --database the registry was used with, or a new one")
+    known = {e.node_id for e in registry if e.node_id is not None}
+    outsiders = () if names is not None or live is None else tuple(
+        node_id for node_id, status in live.items() if node_id not in known and status != "unregistered")
+    return Registration(problems, outsiders, unchecked)
 
 
 class EnrolledGrid:
@@ -379,7 +465,7 @@ def enrolled_grid(grid: Grid, environ: Mapping[str, str] | None = None) -> Grid 
     value = (os.environ if environ is None else environ).get(REGISTRY_ENV, "")
     if not value:
         return grid
-    path = Path(value)
+    path = registry_path(value)
     if not path.is_file():
         raise ConfigError(f"{REGISTRY_ENV}={path}: no node registry there")
     entries = read_registry(path)
@@ -388,15 +474,18 @@ def enrolled_grid(grid: Grid, environ: Mapping[str, str] | None = None) -> Grid 
     return EnrolledGrid(grid, entries)
 
 
-def _last_rounds(history: Sequence[Mapping]) -> tuple[dict[str, int], dict[str, list[tuple[int, str]]]]:
-    """Per node name: the last round it took part in, and the rounds it was set aside in, with the reason."""
-    last: dict[str, int] = {}
+def _last_rounds(history: Sequence[Mapping]) -> tuple[dict[str, int | None], dict[str, list[tuple[int, str]]]]:
+    """Per node name in the history: the last round whose aggregation included its reply (None if none did),
+    and the rounds it was set aside in, with the reason."""
+    last: dict[str, int | None] = {}
     excluded: dict[str, list[tuple[int, str]]] = {}
     for record in history:
         for name, node in record.get("nodes", {}).items():
-            last[name] = max(last.get(name, 0), int(record["round"]))
-            if node.get("excluded"):
+            last.setdefault(name, None)
+            if node.get("excluded"):  # replied, but its update was set aside: not in this round's aggregate
                 excluded.setdefault(name, []).append((int(record["round"]), str(node.get("reason") or "")))
+            else:
+                last[name] = max(last[name] or 0, int(record["round"]))
     return last, excluded
 
 
@@ -420,7 +509,7 @@ def fleet_view(enrolments: Sequence[Enrolment] | None, history: Sequence[Mapping
         ``registered`` (never connected) / ``unregistered``; ``not registered`` for an enrolled key the
         SuperLink does not know; ``enrolled`` when the SuperLink was not asked; ``not enrolled`` for a
         node outside the registry; ``-`` with neither), ``since`` (when it went online or offline),
-        ``last_round`` (last round it took part in, or None) and ``excluded`` (list of
+        ``last_round`` (last round whose aggregation included its reply, or None) and ``excluded`` (list of
         ``{"round", "reason"}``).
     """
     last, excluded = _last_rounds(history)
