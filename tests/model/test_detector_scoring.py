@@ -101,6 +101,62 @@ def test_scaler_keeps_former_roundings(rows, keep_missing, dtype):
     np.testing.assert_array_equal(np.signbit(scaled), np.signbit(expected))
 
 
+def every_float32_scale() -> np.ndarray:
+    """Cells from the smallest denormal to the largest float32 and beyond, both signs, zeros and NaN."""
+    magnitudes = np.ldexp(1.0, np.arange(-149, 128)).astype(np.float32)  # every power of two
+    near = np.concatenate([np.nextafter(magnitudes, np.float32(0)), magnitudes, np.nextafter(magnitudes, np.float32(np.inf))])
+    floor = np.float32(2.0**-24)  # around the floor the scaler's log1p runs on
+    around_floor = floor + np.arange(-300, 300, dtype=np.float32) * np.spacing(floor)
+    cells = np.concatenate([near, around_floor, [0.0, 1e39, 1e300, np.nan]])
+    return np.concatenate([cells, -cells])
+
+
+@pytest.mark.parametrize("keep_missing", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaler_keeps_former_roundings_at_every_scale(rows, keep_missing, dtype):
+    train, _ = rows
+    scaler = NodeScaler(keep_missing=keep_missing).fit(train)
+    cells = every_float32_scale()
+    x = np.resize(cells, (-(-len(cells) // 115) + 3, 115))  # each value in several columns
+    x = x if dtype == np.float64 else np.clip(x, -1e38, 1e38).astype(np.float32)
+
+    scaled = scaler.transform(x)
+
+    expected = reference_transform(scaler, x)
+    np.testing.assert_array_equal(scaled, expected)
+    np.testing.assert_array_equal(np.signbit(scaled), np.signbit(expected))
+
+
+def test_numpy_log1p_is_what_the_scaler_assumes():
+    # NodeScaler runs float32 log1p on max(|x|, 2^-24), then takes min(result, |x|): exact as long as
+    # log1p(a) == a below 2^-24 and log1p(a) <= a above (checked once over every float32; sampled here).
+    rng = np.random.default_rng(0)
+    floor_bits = np.float32(2.0**-24).view(np.int32)
+    bits = np.concatenate([rng.integers(0, 0x7F800000, 2_000_000, dtype=np.int32),
+                           np.arange(floor_bits - 100_000, floor_bits + 100_000, dtype=np.int32)])
+    a = bits.view(np.float32)
+
+    log1p = np.log1p(a)
+
+    below = a < np.float32(2.0**-24)
+    np.testing.assert_array_equal(log1p[below], a[below])
+    assert np.all(log1p[~below] <= a[~below])
+
+
+@pytest.mark.parametrize("lent", [False, True], ids=["own-buffers", "lent-buffers"])
+@pytest.mark.parametrize("block", [1, 100, _CHUNK])
+def test_iter_transform_gives_transform_block_by_block(rows, block, lent):
+    train, scored = rows
+    scaler = NodeScaler(keep_missing=True).fit(train)
+    buffers = dict(out=np.full((block + 5, 115), np.nan, np.float32), work=np.empty((2, block + 5, 115), np.float32))
+
+    # one buffer for every block: copy each block before asking for the next
+    blocks = [b.copy() for b in scaler.iter_transform(scored, rows=block, **(buffers if lent else {}))]
+
+    assert [len(b) for b in blocks[:-1]] == [block] * (len(blocks) - 1)
+    np.testing.assert_array_equal(np.vstack(blocks), scaler.transform(scored))
+
+
 def test_infinite_cells_are_rejected(rows):
     train, scored = rows
     detector = FedCLDetector(make_encoder("mlp")).fit(train)
