@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -46,6 +47,11 @@ class FedCLConfig:
     aggregation: str = "dynamic-guarded"  # dynamic weights without trusting what nodes report
     # Mask each node's update and embedding statistics: the server learns only weighted sums (fedcl.privacy).
     secure_aggregation: bool = False
+    # Record-level differential privacy for each node's rows (fedcl.privacy.dp, docs/privacy.md): the whole
+    # run spends at most (dp_epsilon, dp_delta); inf: off. dp_clip: the per-row gradient clip C of DP-SGD.
+    dp_epsilon: float = math.inf
+    dp_delta: float = 1e-5
+    dp_clip: float = 1.0
     node_normalisation: bool = True
     mask_prob: float = 0.2
     noise_std: float = 0.1
@@ -75,6 +81,17 @@ class FedCLConfig:
              f"aggregation {self.aggregation} cannot run under secure_aggregation: its screens (medians, trimmed "
              "means, Krum distances, clipping to the median norm, the direction screen) read each node's update, "
              "which masking hides; use dynamic or fedavg"),
+            (self.dp_epsilon > 0, f"dp_epsilon must be positive (inf: no differential privacy), got {self.dp_epsilon}"),
+            (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), got {self.dp_delta}"),
+            (self.dp_clip > 0 and math.isfinite(self.dp_clip), f"dp_clip must be positive and finite, got {self.dp_clip}"),
+            # Island trimming picks the rows to train on from all the node's rows: one row could change
+            # which others train, which per-row clipping does not bound.
+            (not self.differential_privacy or self.trim_fraction == 0,
+             "trim_fraction must be 0 with dp_epsilon: choosing rows by their islands couples the rows, "
+             "which per-row clipping does not bound"),
+            # DP-SGD feeds the encoder (rows, views, features) so a row's views are one Opacus sample; the
+            # missing-value mask is concatenated on axis 1, which that layout breaks.
+            (not self.differential_privacy or not self.missing_mask, "missing_mask is not supported with dp_epsilon"),
             (self.personalisation in PERSONALISATIONS,
              f"personalisation must be one of {', '.join(PERSONALISATIONS)}"),
             (self.rounds >= 1, "rounds must be >= 1"),
@@ -99,6 +116,11 @@ class FedCLConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def differential_privacy(self) -> bool:
+        """Whether local training runs DP-SGD (a finite ``dp_epsilon``)."""
+        return math.isfinite(self.dp_epsilon)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,6 +47,13 @@ def _columns_line(split) -> str:
     return line
 
 
+def _round_info(record: dict) -> str:
+    """The progress bar's note on a round: its loss, or under differential privacy (losses not sent) the ε spent."""
+    if "epsilon" in record:
+        return f"ε spent {record['epsilon']:.3g}"
+    return f"loss {record['loss']:.4f}"
+
+
 Schema = Annotated[str | None, typer.Option(
     help="nbaiot (N-BaIoT's 115 named columns, the default) | auto (the numeric columns of any header, e.g. a "
          "CICFlowMeter or Zeek flow table; no leakage guard; docs/feature-tables.md).")]
@@ -73,6 +80,9 @@ def train_command(
     embedding_dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded; see README).")] = None,
     secure_aggregation: Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")] = None,
+    dp_epsilon: Annotated[float | None, typer.Option(help="Record-level differential privacy: DP-SGD (Opacus) calibrated so the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md).")] = None,
+    dp_delta: Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")] = None,
+    dp_clip: Annotated[float | None, typer.Option(help="Per-row gradient clip C of DP-SGD (default 1.0).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
     personalisation: Annotated[str | None, typer.Option(help="weighted (default) | mean | max: each node also trains an encoder on its rows alone and combines both views' scores (weighted: a mean weighted per node by how light each view's benign tail is) | off: the federation's encoder only.")] = None,
@@ -86,7 +96,7 @@ def train_command(
         leakage_guard=_guard(leakage_guard, no_leakage_guard, schema or base.schema),
         rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
-        secure_aggregation=secure_aggregation,
+        secure_aggregation=secure_aggregation, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip,
         node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation,
         trim_fraction=trim_fraction, seed=seed,
     )
@@ -108,7 +118,7 @@ def train_command(
         nodes = progress.add_task("node detectors", total=len(splits), info="")
         run_dir = pipeline.train(
             cfg, out, splits=splits,
-            on_round=lambda h: progress.update(rounds, advance=1, info=f"loss {h['loss']:.4f}"),
+            on_round=lambda h: progress.update(rounds, advance=1, info=_round_info(h)),
             on_node=lambda name: progress.update(nodes, advance=1, info=name))
     typer.echo(f"model: {run_dir / MODEL_FILE}")
     return run_dir

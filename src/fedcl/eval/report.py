@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import METRIC_KEYS
 from fedcl.eval.plots import plot_history, plot_roc
-from fedcl.rundir import REPORT_FILE, SCORES_FILE, read_history
+from fedcl.rundir import METRICS_FILE, REPORT_FILE, SCORES_FILE, read_history
 
 
 def _cell(value: float | None) -> str:
@@ -22,12 +23,32 @@ def _table(rows: dict[str, dict], first: str) -> str:
     return "\n".join(lines)
 
 
+def _privacy_line(privacy: dict | None) -> str:
+    if privacy is None:
+        return "Privacy: no differential privacy (dp_epsilon = inf)."
+    spent = "–" if privacy["epsilon"] is None else f"{privacy['epsilon']:.4g}"
+    return (f"Privacy: record-level differential privacy, ε = {spent} spent per node (target "
+            f"{privacy['target_epsilon']:g}), δ = {privacy['delta']:g}, {privacy['accountant']} (docs/privacy.md).")
+
+
 def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
-    """Write report.md, roc.png and training.png into ``run_dir``."""
+    """Write report.md, roc.png and training.png into ``run_dir``.
+
+    Under differential privacy, also add ``privacy`` (ε spent per the accountant, δ, accountant,
+    mechanism; :func:`fedcl.privacy.privacy_record`) to ``summary`` and to metrics.json beside it.
+    """
     plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
     history = read_history(run_dir)
     if history:
         plot_history(history, run_dir / "training.png")
+    privacy = None
+    if config.differential_privacy:
+        from fedcl.privacy.dp import privacy_record
+
+        privacy = summary["privacy"] = privacy_record(config, history)
+        metrics = run_dir / METRICS_FILE
+        if metrics.is_file():
+            metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "privacy": privacy}, indent=2))
     counts = summary["counts"]
     text = f"""# fedcl run report
 
@@ -36,6 +57,7 @@ Data: `{config.data}` ({len(summary['nodes'])} nodes; held-out test rows: {count
 {config.rounds} rounds × {config.local_epochs} local epoch(s), τ = {config.temperature},
 λ = {config.consistency_weight}, embedding size {config.embedding_dim}, node normalisation
 {'on' if config.node_normalisation else 'off'}, seed {config.seed}.
+{_privacy_line(privacy)}
 
 Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores
 (no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the

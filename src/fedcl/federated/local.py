@@ -40,6 +40,11 @@ class LocalUpdate:
         σ_i: per-dimension standard deviation of the raw embeddings z, with μ_i what places the
         node's representations in the frame all nodes share (the server's d_i, see
         :func:`fedcl.federated.aggregate.divergences`).
+    epsilon : float or None
+        Under differential privacy, the ε the node has spent after this round, per the accountant
+        (:mod:`fedcl.privacy.dp`); then ``n_samples``, ``mean_embedding`` and ``std_embedding`` are the
+        Gaussian mechanism's releases, ``distance`` is computed from them, and ``loss`` and
+        ``contrastive`` are NaN (not sent). None without differential privacy.
     """
 
     delta: list[np.ndarray]
@@ -49,6 +54,7 @@ class LocalUpdate:
     loss: float
     contrastive: float
     std_embedding: np.ndarray
+    epsilon: float | None = None
 
 
 def node_generator(seed: int, node: str, round_: int) -> torch.Generator:
@@ -83,6 +89,7 @@ def local_train(
     reference: np.ndarray | None,
     config: FedCLConfig,
     generator: torch.Generator,
+    round_: int | None = None,
 ) -> LocalUpdate:
     """Train ``encoder`` (loaded with the global θ) on one node's scaled benign rows ``x``.
 
@@ -100,7 +107,12 @@ def local_train(
     With ``config.trim_fraction`` > 0, the rows in islands of the node's embeddings under the global θ
     (:func:`without_islands`) sit the round out, training and statistics alike; each round looks
     again, with the encoder the rounds before trained on the rows they kept.
+
+    With ``config.differential_privacy`` the node trains with DP-SGD instead (:func:`private_local_train`);
+    ``round_`` (1-based; default: the last) is then how many rounds the reported ε counts.
     """
+    if config.differential_privacy:
+        return private_local_train(encoder, global_arrays, x, reference, config, generator, round_)
     set_arrays(encoder, global_arrays)
     x = without_islands(encoder, x, config.trim_fraction)
     g = None if reference is None else torch.as_tensor(reference, dtype=torch.float32)
@@ -150,4 +162,93 @@ def local_train(
         loss=float(np.mean(losses)) if losses else float("nan"),
         contrastive=float(np.mean(contrastive_losses)) if losses else float("nan"),
         std_embedding=z.std(dim=0, correction=0).numpy().astype(np.float64),
+    )
+
+
+def private_local_train(
+    encoder: nn.Module,
+    global_arrays: list[np.ndarray],
+    x: Tensor,
+    reference: np.ndarray | None,
+    config: FedCLConfig,
+    generator: torch.Generator,
+    round_: int | None = None,
+) -> LocalUpdate:
+    """:func:`local_train` under record-level differential privacy (docs/privacy.md, :mod:`fedcl.privacy.dp`).
+
+    DP-SGD (Opacus): each step samples every row with probability q (Poisson), computes one gradient per
+    row, clips it to ``config.dp_clip``, sums and adds Gaussian noise, with the noise calibrated for the
+    whole run. For the clipping to bound one row's influence, each row's loss reads that row alone:
+    InfoNCE with the row's own feature-shuffled copies as negatives
+    (:class:`~fedcl.privacy.dp.RowContrastiveLoss`), and no batch statistics, so embeddings are not
+    normalised by the node's frame during training and the consistency term is ‖z − g‖²/dim (g is
+    already a release). The statistics sent (μ_i, σ_i, n_i) are a Gaussian release of clipped
+    embeddings under θ_i (:func:`~fedcl.privacy.dp.private_statistics`); the own-frame distance is
+    computed from them; the losses are not sent.
+
+    The encoder must act on the last axis of its input (the MLP does; with ``missing_mask`` it does not,
+    and the config refuses the pair).
+
+    ``generator`` is not used: the sampling, the augmentations, the negatives' permutations and the noise
+    all come from :func:`~fedcl.privacy.dp.secret_generator`, never from the run's seed, which the server
+    knows (it could subtract noise it can regenerate; and with the seed's stream, the views of every row
+    after a sampled row would depend on that row). Runs under differential privacy are therefore not
+    bit-for-bit reproducible.
+    """
+    import copy
+    import warnings
+
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    from fedcl.privacy import dp
+
+    set_arrays(encoder, global_arrays)
+    plan = dp.plan(config, len(x))
+    secret = dp.secret_generator()
+    model = GradSampleModule(copy.deepcopy(encoder), loss_reduction="sum")  # per-input gradients of a sum of losses
+    optimiser = DPOptimizer(torch.optim.Adam(model.parameters(), lr=config.lr), noise_multiplier=plan.noise_multiplier,
+                            max_grad_norm=plan.max_grad_norm, loss_reduction="mean", generator=secret,
+                            expected_batch_size=max(1, round(plan.sample_rate * len(x))))
+    contrastive = dp.RowContrastiveLoss(config.temperature)
+    g = None if reference is None else torch.as_tensor(reference, dtype=torch.float32)
+
+    model.train()
+    for _ in range(plan.steps_per_round):
+        rows = x[torch.rand(len(x), generator=secret) < plan.sample_rate]  # Poisson sampling, secret
+        optimiser.zero_grad(set_to_none=True)
+        if len(rows):
+            # Secret randomness for the views too: with the public seed's stream, a row's draws would depend on
+            # how many sampled rows come before it, so one row more would change every later row's views.
+            augmented = (augment(rows, config.mask_prob, config.noise_std, secret),
+                         augment(rows, config.mask_prob, config.noise_std, secret))
+            views = dp.row_views(rows, augmented, secret)  # (rows, V, features), from each row alone
+            # The MLP's layers act on the last axis, so a row's V views stay one sample for Opacus: its
+            # per-sample gradient is the row's, all views summed, and clipping bounds the row as a whole.
+            z = model(views)  # (rows, V, dim)
+            per_row = contrastive(z)  # (rows,)
+            if config.consistency_weight > 0 and g is not None:
+                per_row = per_row + config.consistency_weight * 0.5 * (
+                    ((z[:, 0] - g) ** 2).mean(dim=1) + ((z[:, 1] - g) ** 2).mean(dim=1))
+            with warnings.catch_warnings():  # Opacus' hooks on a model whose inputs need no gradient: expected
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                per_row.sum().backward()
+        else:
+            dp.no_rows_gradients(model.parameters())
+        optimiser.step()  # clip each row's gradient to C, sum, add N(0, (σC)²), divide by the expected batch
+
+    set_arrays(encoder, get_arrays(model._module))
+    mean, std, count = dp.private_statistics(embed(encoder, x), plan.embedding_clip, plan.stats_noise_multiplier,
+                                             secret)
+    # The own-frame distance mean ‖(z − g)/σ‖²/dim is 1 + ‖(μ − g)/σ‖²/dim: a function of the release.
+    distance = 1.0 if g is None else 1.0 + float((((mean - g) / std) ** 2).mean())
+    return LocalUpdate(
+        delta=[new - old for new, old in zip(get_arrays(encoder), global_arrays)],
+        n_samples=count,
+        mean_embedding=mean.numpy().astype(np.float64),
+        distance=distance,
+        loss=float("nan"),
+        contrastive=float("nan"),
+        std_embedding=std.numpy().astype(np.float64),
+        epsilon=plan.epsilon(config.rounds if round_ is None else min(round_, config.rounds)),
     )

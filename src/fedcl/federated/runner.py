@@ -40,11 +40,13 @@ def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step
     """One round of history: mean losses, ‖g‖, and per node its loss, distance d_i (shared frame, what
     the weights use), the distance it measured in its own σ units (a diagnostic), its weight, and
     whether it was set aside and why. ``distances``: the d_i the nodes released under secure
-    aggregation (None where the server cannot know it), instead of d_i from their μ_i and σ_i."""
+    aggregation (None where the server cannot know it), instead of d_i from their μ_i and σ_i. Under
+    differential privacy, also the ε each node has spent (and the largest, ``epsilon``); the losses
+    are then NaN, since nodes do not send them."""
     counts = [u.n_samples for u in updates]
     d = distances if distances is not None else divergences([u.mean_embedding for u in updates],
                                                             [u.std_embedding for u in updates])
-    return {
+    record = {
         "round": round_,
         "loss": float(np.average([u.loss for u in updates], weights=counts)),
         "contrastive": float(np.average([u.contrastive for u in updates], weights=counts)),
@@ -55,6 +57,12 @@ def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step
             for name, u, d_i, w, reason in zip(names, updates, d, step.weights, step.reasons)
         },
     }
+    spent = [u.epsilon for u in updates if u.epsilon is not None]
+    if spent:  # differential privacy: what each node has spent so far, per its accountant (fedcl.privacy.dp)
+        record["epsilon"] = max(spent)
+        for name, u in zip(names, updates):
+            record["nodes"][name]["epsilon"] = u.epsilon
+    return record
 
 
 ROBUST_RULES = {
@@ -146,7 +154,7 @@ def run_federation(
     for round_ in range(1, config.rounds + 1):
         present = participants(len(node_rows), dropout, config.seed, round_)
         computed = {name: local_train(encoder, arrays, rows, reference, config,
-                                      node_generator(config.seed, name, round_))
+                                      node_generator(config.seed, name, round_), round_=round_)
                     for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
         names = list(computed)
         updates = sent_updates(computed, behaviours, reference, config, round_)

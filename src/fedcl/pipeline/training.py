@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
@@ -90,8 +91,9 @@ _OWN_CACHE_SIZE = 256
 
 def own_encoder(split: NodeSplit, config: FedCLConfig) -> torch.nn.Module:
     """Our encoder trained on one node's benign training rows alone, with the federation's recipe
-    (one node: the server step is θ + Δθ whatever the rule)."""
-    recipe = config.updated(data="", aggregation="fedavg", personalisation="off")
+    (one node: the server step is θ + Δθ whatever the rule). It never leaves the node, so it trains
+    without differential privacy."""
+    recipe = config.updated(data="", aggregation="fedavg", personalisation="off", dp_epsilon=math.inf)
     key = (split.name, hashlib.sha1(np.ascontiguousarray(split.train).view(np.uint8)).hexdigest(), recipe)
     if key not in _OWN_ARRAYS:
         if len(_OWN_ARRAYS) >= _OWN_CACHE_SIZE:

@@ -36,8 +36,11 @@ def read_config_record(record: ConfigRecord) -> tuple[FedCLConfig, np.ndarray | 
 
 
 def _scalar_metrics(update: LocalUpdate) -> dict:
-    return {"num-examples": update.n_samples, "distance": update.distance, "loss": update.loss,
-            "contrastive": update.contrastive}
+    scalars = {"num-examples": update.n_samples, "distance": update.distance, "loss": update.loss,
+               "contrastive": update.contrastive}
+    if update.epsilon is not None:  # differential privacy: the ε the node has spent (losses are NaN, not sent)
+        scalars["epsilon"] = update.epsilon
+    return scalars
 
 
 def update_records(update: LocalUpdate, global_arrays: list[np.ndarray], node_name: str,
@@ -76,7 +79,8 @@ def _update(scalars, delta: list[np.ndarray], mean: np.ndarray, std: np.ndarray)
     """A LocalUpdate from its arrays and the scalars every reply carries (see :func:`_scalar_metrics`)."""
     return LocalUpdate(delta=delta, n_samples=int(scalars["num-examples"]), mean_embedding=mean, std_embedding=std,
                        distance=float(scalars["distance"]), loss=float(scalars["loss"]),
-                       contrastive=float(scalars["contrastive"]))
+                       contrastive=float(scalars["contrastive"]),
+                       epsilon=float(scalars["epsilon"]) if "epsilon" in scalars else None)
 
 
 def scalar_records(update: LocalUpdate, node_name: str, partition_id: int) -> RecordDict:

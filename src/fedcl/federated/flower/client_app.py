@@ -89,7 +89,7 @@ def train(msg: Message, context: Context) -> Message:
     global_arrays = msg.content["arrays"].to_numpy_ndarrays()
     encoder = encoder_for(config, rows.shape[1])
     update = local_train(encoder, global_arrays, rows, reference, config,
-                         node_generator(config.seed, name, round_))
+                         node_generator(config.seed, name, round_), round_=round_)
     if config.secure_aggregation:  # the update stays here until the masked sums (query.secagg_*) ask for it
         keep_update(context.state, update, round_)
         return Message(scalar_records(update, name, partition), reply_to=msg)
