@@ -95,13 +95,13 @@ def test_run_reports_the_epsilon_spent_in_metrics_and_report(fedmse_slice, tmp_p
 
 
 def test_flower_simulate_trains_under_differential_privacy(fedmse_slice, tmp_path):
-    # Prepare: the settings come from the TOML file, as for any Flower run
+    # Prepare: the model's settings from the TOML file, ε from the option
     toml = tmp_path / "dp.toml"
-    toml.write_text("rounds = 2\nembedding_dim = 8\npersonalisation = \"off\"\ndp_epsilon = 2.0\n")
+    toml.write_text("rounds = 2\nembedding_dim = 8\npersonalisation = \"off\"\n")
 
     # Execute: the ServerApp and ClientApps in this process (the ClientApp trains through local_train)
     result = CliRunner().invoke(app, ["flower", "simulate", "--data", str(fedmse_slice), "--config", str(toml),
-                                      "--out", str(tmp_path / "run")])
+                                      "--dp-epsilon", "2", "--out", str(tmp_path / "run")])
 
     # Assert: each node's reply carried its ε and no loss; metrics.json and the report say what was spent
     assert result.exit_code == 0, result.output

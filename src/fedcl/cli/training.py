@@ -16,6 +16,10 @@ from fedcl.rundir import MODEL_FILE, REPORT_FILE
 
 _err = Console(stderr=True)
 
+# Options the Flower commands take too.
+DpEpsilon = Annotated[float | None, typer.Option(help="Record-level differential privacy: DP-SGD (Opacus) calibrated so the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md).")]
+DpDelta = Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")]
+
 
 def print_summary(summary: dict, run_dir: Path) -> None:
     """The pooled figures of an evaluation, or plainly what could not be computed and why."""
@@ -80,8 +84,8 @@ def train_command(
     embedding_dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded; see README).")] = None,
     secure_aggregation: Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")] = None,
-    dp_epsilon: Annotated[float | None, typer.Option(help="Record-level differential privacy: DP-SGD (Opacus) calibrated so the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md).")] = None,
-    dp_delta: Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")] = None,
+    dp_epsilon: DpEpsilon = None,
+    dp_delta: DpDelta = None,
     dp_clip: Annotated[float | None, typer.Option(help="Per-row gradient clip C of DP-SGD (default 1.0).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
