@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
-from fedcl.cli.training import DpDelta, DpEpsilon
+from fedcl.cli.training import DpDelta, DpEpsilon, SecureAggregation
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.errors import ConfigError, InputError
 
@@ -30,10 +30,7 @@ def simulate_command(
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded).")] = None,
-    secure_aggregation: Annotated[bool | None, typer.Option(
-        "--secure-aggregation/--no-secure-aggregation",
-        help="Mask each node's update: the server learns only weighted sums (--aggregation dynamic or fedavg; "
-             "docs/privacy.md).")] = None,
+    secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's last checkpoint.")] = False,
@@ -334,10 +331,7 @@ def submit_command(
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded).")] = None,
-    secure_aggregation: Annotated[bool | None, typer.Option(
-        "--secure-aggregation/--no-secure-aggregation",
-        help="Mask each node's update: the server learns only weighted sums (--aggregation dynamic or fedavg; "
-             "docs/privacy.md).")] = None,
+    secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
     min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,

@@ -17,6 +17,7 @@ from fedcl.rundir import MODEL_FILE, REPORT_FILE
 _err = Console(stderr=True)
 
 # Options the Flower commands take too.
+SecureAggregation = Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")]
 DpEpsilon = Annotated[float | None, typer.Option(help="Record-level differential privacy: DP-SGD (Opacus) calibrated so the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md).")]
 DpDelta = Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")]
 
@@ -83,7 +84,7 @@ def train_command(
     consistency_weight: Annotated[float | None, typer.Option("--consistency-weight", "--lambda", help="Weight λ of ‖z̃ − g‖².")] = None,
     embedding_dim: Annotated[int | None, typer.Option(help="Embedding size.")] = None,
     aggregation: Annotated[str | None, typer.Option(help=" | ".join(AGGREGATIONS) + " (default dynamic-guarded; see README).")] = None,
-    secure_aggregation: Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")] = None,
+    secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
     dp_clip: Annotated[float | None, typer.Option(help="Per-row gradient clip C of DP-SGD (default 1.0).")] = None,
