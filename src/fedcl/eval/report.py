@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +9,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import METRIC_KEYS
 from fedcl.eval.plots import plot_history, plot_roc
-from fedcl.rundir import METRICS_FILE, REPORT_FILE, SCORES_FILE, read_history
+from fedcl.rundir import REPORT_FILE, SCORES_FILE, read_history
 
 
 def _cell(value: float | None) -> str:
@@ -32,23 +31,13 @@ def _privacy_line(privacy: dict | None) -> str:
 
 
 def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
-    """Write report.md, roc.png and training.png into ``run_dir``.
-
-    Under differential privacy, also add ``privacy`` (ε spent per the accountant, δ, accountant,
-    mechanism; :func:`fedcl.privacy.privacy_record`) to ``summary`` and to metrics.json beside it.
-    """
+    """Write report.md, roc.png and training.png into ``run_dir``; ``summary`` as in metrics.json (its
+    ``privacy`` under differential privacy)."""
     plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
     history = read_history(run_dir)
     if history:
         plot_history(history, run_dir / "training.png")
-    privacy = None
-    if config.differential_privacy:
-        from fedcl.privacy.dp import privacy_record
-
-        privacy = summary["privacy"] = privacy_record(config, history)
-        metrics = run_dir / METRICS_FILE
-        if metrics.is_file():
-            metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "privacy": privacy}, indent=2))
+    privacy = summary.get("privacy")
     counts = summary["counts"]
     text = f"""# fedcl run report
 

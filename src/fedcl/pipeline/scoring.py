@@ -84,6 +84,11 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
     scores = score_nodes(load_detectors(run, splits), splits)
     scores.to_csv(run / SCORES_FILE, index=False)
     summary = summarise(scores)
+    if config.differential_privacy:  # what the run spent, per the accountant (docs/privacy.md)
+        from fedcl.privacy.dp import privacy_record
+        from fedcl.rundir import read_history
+
+        summary["privacy"] = privacy_record(config, read_history(run))
     (run / METRICS_FILE).write_text(json.dumps(summary, indent=2))
     write_report(run, config, summary)
     return summary
