@@ -4,6 +4,7 @@ the statistics release."""
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from opacus import GradSampleModule
@@ -159,3 +160,19 @@ def test_one_row_moves_the_released_sum_by_at_most_the_sensitivity():
 def test_bad_privacy_settings_are_refused(options, message):
     with pytest.raises(ConfigError, match=message):
         FedCLConfig(**options)
+
+
+def test_under_dp_each_rows_scaled_input_depends_on_that_row_alone():
+    # Prepare: a node's rows, and the same rows with one extreme row more
+    from fedcl.data import training_scaler
+
+    rows = np.random.default_rng(0).lognormal(2.0, 1.0, size=(300, 115))
+    more = np.vstack([rows, np.full((1, 115), 1e9)])
+
+    # Execute
+    private = [training_scaler(private=True).fit_transform(x)[:300] for x in (rows, more)]
+    fitted = [training_scaler(private=False).fit_transform(x)[:300] for x in (rows, more)]
+
+    # Assert: the fixed scale leaves the other rows' inputs bit-identical; fitted statistics move them all
+    np.testing.assert_array_equal(private[0], private[1])
+    assert np.abs(fitted[0] - fitted[1]).max() > 0.1

@@ -209,6 +209,7 @@ def private_local_train(
     model = GradSampleModule(copy.deepcopy(encoder), loss_reduction="sum")  # per-input gradients of a sum of losses
     optimiser = DPOptimizer(torch.optim.Adam(model.parameters(), lr=config.lr), noise_multiplier=plan.noise_multiplier,
                             max_grad_norm=plan.max_grad_norm, loss_reduction="mean", generator=secret,
+                            secure_mode=True,  # Opacus 1.6: the sum of 4 draws per coordinate (no csprng needed)
                             expected_batch_size=max(1, round(plan.sample_rate * len(x))))
     contrastive = dp.RowContrastiveLoss(config.temperature)
     g = None if reference is None else torch.as_tensor(reference, dtype=torch.float32)
@@ -233,6 +234,8 @@ def private_local_train(
             with warnings.catch_warnings():  # Opacus' hooks on a model whose inputs need no gradient: expected
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
                 per_row.sum().backward()
+            # Opacus clips whatever its first axis holds: it must be the rows, or the bound is per view.
+            assert all(p.grad_sample.shape[0] == len(rows) for p in model.parameters() if p.requires_grad)
         else:
             dp.no_rows_gradients(model.parameters())
         optimiser.step()  # clip each row's gradient to C, sum, add N(0, (σC)²), divide by the expected batch

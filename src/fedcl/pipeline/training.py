@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from fedcl.config import FedCLConfig, save_config
-from fedcl.data import ROW_SETS, NodeData, NodeScaler, NodeSplit, leakage_guard, read_dataset, split_node
+from fedcl.data import ROW_SETS, NodeData, NodeSplit, leakage_guard, read_dataset, split_node, training_scaler
 from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import set_arrays
@@ -51,9 +51,11 @@ def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:
             raise InputError(f"node {s.name!r} has no benign validation rows to set its threshold on")
 
 
-def scaled_training_rows(split: NodeSplit) -> torch.Tensor:
-    """A node's benign training rows scaled with its own statistics (NaN = missing): what its local training sees."""
-    return torch.from_numpy(NodeScaler(keep_missing=True).fit_transform(split.train))
+def scaled_training_rows(split: NodeSplit, config: FedCLConfig | None = None) -> torch.Tensor:
+    """A node's benign training rows scaled as :func:`fedcl.data.training_scaler` says for ``config``
+    (NaN = missing): what its local training sees."""
+    private = config is not None and config.differential_privacy
+    return torch.from_numpy(training_scaler(private).fit_transform(split.train))
 
 
 NodeDetector = FedCLDetector | PersonalDetector
@@ -63,16 +65,17 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
                   own_encoder: torch.nn.Module | None = None) -> NodeDetector:
     """An unfitted node detector around the federation's encoder, as ``config`` describes it;
     personalised (:class:`PersonalDetector`) around ``own_encoder`` too, which it then needs."""
-    def view(enc: torch.nn.Module) -> FedCLDetector:
+    def view(enc: torch.nn.Module, fixed_scale: float | None = None) -> FedCLDetector:
         return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
                              n_references=config.n_references, fpr_target=config.fpr_target,
-                             trim_fraction=config.trim_fraction, random_state=config.seed)
+                             trim_fraction=config.trim_fraction, random_state=config.seed, fixed_scale=fixed_scale)
 
+    shared = view(encoder, training_scaler(config.differential_privacy).fixed_scale)  # as the encoder trained
     if config.personalisation == "off":
-        return view(encoder)
+        return shared
     if own_encoder is None:
         raise ValueError("a personalised detector needs the node's own encoder")
-    return PersonalDetector(view(encoder), view(own_encoder), combine=config.personalisation,
+    return PersonalDetector(shared, view(own_encoder), combine=config.personalisation,
                             fpr_target=config.fpr_target)
 
 
@@ -126,7 +129,7 @@ def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callab
     """
     training = [s for s in splits if trainers is None or s.name in trainers]
     joining = splits if trainers is None else [s for s in splits if s.name not in trainers]
-    result = run_federation({s.name: scaled_training_rows(s) for s in training}, config, on_round=on_round)
+    result = run_federation({s.name: scaled_training_rows(s, config) for s in training}, config, on_round=on_round)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
     return fit_node_detectors(encoder, joining, config, on_node), result
 

@@ -265,10 +265,13 @@ def privacy_record(config: FedCLConfig, history: list[dict]) -> dict | None:
         "epsilon": max(spent) if spent else None,
         "delta": config.dp_delta,
         "target_epsilon": config.dp_epsilon,
-        "unit": "one row of a node's training window (record level, add/remove)",
+        "unit": "one row of a node's training window (record level, add/remove; the window size n_i is "
+                "not hidden)",
+        "covers": "what leaves the node (the federation's encoder updates and statistics); the node's own "
+                  "detector (personal encoder, references, threshold) stays on it and is not private",
         "accountant": f"opacus RDPAccountant (opacus {importlib.metadata.version('opacus')}), "
                       "DP-SGD steps and statistics releases composed",
         "mechanism": f"DP-SGD (per-row clip {config.dp_clip}, Poisson sampling, Gaussian noise) with per-row "
                      f"InfoNCE; Gaussian mechanism on clipped embeddings (C_z {EMBEDDING_CLIP}) for the mean, "
-                     "spread and count; loss diagnostics withheld",
+                     "spread and count; inputs scaled by a constant; loss diagnostics withheld",
     }

@@ -50,6 +50,13 @@ def test_resume_accepts_the_same_settings_with_more_rounds_or_other_node_paths(t
     check_run_dir(out, FedCLConfig(rounds=5, data=""), resume=True)
 
 
+def test_resume_under_differential_privacy_keeps_the_rounds_the_noise_was_calibrated_for(tmp_path):
+    out = _earlier_run(tmp_path / "run", FedCLConfig(rounds=2, dp_epsilon=3.0))
+    with pytest.raises(ConfigError, match="rounds 2 -> 5"):
+        check_run_dir(out, FedCLConfig(rounds=5, dp_epsilon=3.0), resume=True)
+    check_run_dir(out, FedCLConfig(rounds=2, dp_epsilon=3.0), resume=True)
+
+
 def test_the_server_refuses_before_touching_the_earlier_run(fedmse_slice, tmp_path):
     # Prepare: a finished 1-round run
     nodes = [{"data-path": str(fedmse_slice / f"Client-{i}"), "partition-id": i} for i in (1, 2, 3)]

@@ -23,7 +23,7 @@ from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
 from fedcl.config import FedCLConfig
-from fedcl.data import NodeData, NodeScaler, leakage_guard, read_dataset, split_node
+from fedcl.data import NodeData, leakage_guard, read_dataset, split_node, training_scaler
 from fedcl.errors import InputError
 from fedcl.federated.flower._records import (
     SECURE_ACTIONS,
@@ -77,7 +77,7 @@ def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> tuple
     train = split_node(node, config.val_fraction, config.test_fraction, config.seed).train
     if config.leakage_guard != "off":
         train = leakage_guard(train, strict=config.leakage_guard == "strict")
-    return node.name, torch.from_numpy(NodeScaler(keep_missing=True).fit_transform(train))
+    return node.name, torch.from_numpy(training_scaler(config.differential_privacy).fit_transform(train))
 
 
 @app.train()

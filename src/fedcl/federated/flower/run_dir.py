@@ -23,8 +23,10 @@ REFUSED = "fedcl refused the run: "
 
 
 def _changed_settings(saved: FedCLConfig, config: FedCLConfig) -> list[str]:
+    # Under differential privacy the noise was calibrated for the saved rounds: more would overspend ε.
+    resumable = ("data",) if saved.differential_privacy else RESUMABLE_CHANGES
     return [f"{f.name} {getattr(saved, f.name)!r} -> {getattr(config, f.name)!r}" for f in fields(FedCLConfig)
-            if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)]
+            if f.name not in resumable and getattr(saved, f.name) != getattr(config, f.name)]
 
 
 def check_run_dir(out_dir: str | Path, config: FedCLConfig, resume: bool) -> None:
