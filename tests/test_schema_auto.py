@@ -131,17 +131,20 @@ def test_nbaiot_schema_rejects_a_flow_table_with_a_hint(tmp_path, layout):
         read_dataset(tmp_path)
 
 
+def _with_cell(lines: list[str], line: int, column: str, value: str) -> list[str]:
+    """``lines`` of a flow table with one cell replaced (``line`` 0-based, the header being 0)."""
+    cells = lines[line].split(",")
+    cells[HEADER.index(column)] = value
+    return [*lines[:line], ",".join(cells), *lines[line + 1:]]
+
+
 def test_auto_validates_numeric_cells_like_nbaiot(tmp_path):
     # Prepare: text on line 4 and an infinite rate on line 3 of numeric columns (CIC-IDS2017 writes "Infinity")
     write_flow_tables(tmp_path, n_benign=5, n_attack=2)
     benign = tmp_path / "cam-2" / "benign_traffic.csv"
     lines = benign.read_text().splitlines()
-    cells = lines[3].split(",")
-    cells[HEADER.index("Flow Duration")] = "abc"
-    text_lines = [*lines[:3], ",".join(cells), *lines[4:]]
-    cells = lines[2].split(",")
-    cells[HEADER.index("Flow Byts/s")] = "Infinity"
-    inf_lines = [*lines[:2], ",".join(cells), *lines[3:]]
+    text_lines = _with_cell(lines, 3, "Flow Duration", "abc")
+    inf_lines = _with_cell(lines, 2, "Flow Byts/s", "Infinity")
 
     # Execute / Assert
     benign.write_text("\n".join(text_lines) + "\n")
@@ -156,10 +159,8 @@ def test_a_quoted_comma_is_named_in_the_error(tmp_path):
     # Prepare: a text column whose value holds a comma inside quotes (a user agent, a URI)
     write_flow_tables(tmp_path, n_benign=5, n_attack=2)
     benign = tmp_path / "cam-2" / "benign_traffic.csv"
-    lines = benign.read_text().splitlines()
-    cells = lines[2].split(",")
-    cells[HEADER.index("Label")] = '"Mozilla/5.0 (X11, Linux)"'
-    benign.write_text("\n".join([*lines[:2], ",".join(cells), *lines[3:]]) + "\n")
+    lines = _with_cell(benign.read_text().splitlines(), 2, "Label", '"Mozilla/5.0 (X11, Linux)"')
+    benign.write_text("\n".join(lines) + "\n")
 
     # Execute / Assert
     with pytest.raises(DataError, match="line 3.*a quoted field holding a comma is not supported"):
