@@ -47,6 +47,9 @@ class FedCLConfig:
     aggregation: str = "dynamic-guarded"  # dynamic weights without trusting what nodes report
     # Mask each node's update and embedding statistics: the server learns only weighted sums (fedcl.privacy).
     secure_aggregation: bool = False
+    # Bits per parameter of θ on the wire, each way: block-wise quantisation with error feedback
+    # (fedcl.federated.compress); 0: float32, as trained.
+    compression_bits: int = 0
     # Record-level differential privacy for each node's rows (fedcl.privacy.dp, docs/privacy.md): the whole
     # run spends at most (dp_epsilon, dp_delta); inf: off. dp_clip: the per-row gradient clip C of DP-SGD.
     dp_epsilon: float = math.inf
@@ -81,6 +84,12 @@ class FedCLConfig:
              f"aggregation {self.aggregation} cannot run under secure_aggregation: its screens (medians, trimmed "
              "means, Krum distances, clipping to the median norm, the direction screen) read each node's update, "
              "which masking hides; use dynamic or fedavg"),
+            (self.compression_bits == 0 or 2 <= self.compression_bits <= 8,
+             f"compression_bits must be 0 (off) or 2..8, got {self.compression_bits}"),
+            # Masked values are uniform over the whole ring: a few-bit code would come back as a full word.
+            (not self.secure_aggregation or self.compression_bits == 0,
+             "compression_bits cannot combine with secure_aggregation: a masked value fills the masking ring "
+             "whatever bits went in, so nothing would be saved; use one or the other"),
             (self.dp_epsilon > 0, f"dp_epsilon must be positive (inf: no differential privacy), got {self.dp_epsilon}"),
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), got {self.dp_delta}"),
             (self.dp_clip > 0 and math.isfinite(self.dp_clip), f"dp_clip must be positive and finite, got {self.dp_clip}"),

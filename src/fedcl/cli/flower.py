@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
-from fedcl.cli.training import DpDelta, DpEpsilon, SecureAggregation
+from fedcl.cli.training import CompressionBits, DpDelta, DpEpsilon, SecureAggregation
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.errors import ConfigError, InputError
 
@@ -33,6 +33,7 @@ def simulate_command(
     secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
+    compression_bits: CompressionBits = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's last checkpoint.")] = False,
 ) -> None:
     """Run the Flower ServerApp and ClientApps in this process (no servers), then evaluate."""
@@ -44,7 +45,8 @@ def simulate_command(
     cfg = (load_config(config) if config else FedCLConfig()).updated(data=data, rounds=rounds, seed=seed,
                                                                         aggregation=aggregation,
                                                                         secure_aggregation=secure_aggregation,
-                                                                        dp_epsilon=dp_epsilon, dp_delta=dp_delta)
+                                                                        dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+                                                                        compression_bits=compression_bits)
     names = [s.name for s in pipeline.load_splits(cfg)]
     logging.getLogger("flwr").setLevel(logging.WARNING)
     # Partition ids 1..N, as the deployment guide numbers nodes (the order, which is what counts, is the same).
@@ -334,6 +336,7 @@ def submit_command(
     secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
+    compression_bits: CompressionBits = None,
     min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,
     round_timeout: Annotated[float, typer.Option(help="Seconds to wait for replies in a round.")] = 600.0,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out (same settings).")] = False,
@@ -353,7 +356,8 @@ def submit_command(
         raise ConfigError(f"--out {out}: give an absolute path (it is a folder on the SuperLink machine)")
     cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed, aggregation=aggregation,
                                                                         secure_aggregation=secure_aggregation,
-                                                                        dp_epsilon=dp_epsilon, dp_delta=dp_delta)
+                                                                        dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+                                                                        compression_bits=compression_bits)
     if on_this_machine(superlink):  # else only the ServerApp can check --out, and it fails the run
         from fedcl.federated.flower.run_dir import check_run_dir
 

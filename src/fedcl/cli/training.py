@@ -20,6 +20,7 @@ _err = Console(stderr=True)
 SecureAggregation = Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")]
 DpEpsilon = Annotated[float | None, typer.Option(help="Record-level differential privacy: DP-SGD (Opacus) calibrated so the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md).")]
 DpDelta = Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")]
+CompressionBits = Annotated[int | None, typer.Option(help="Send θ at this many bits per parameter each way (2..8; block-wise quantisation with error feedback; 0: float32, the default; docs/speed.md#communication).")]
 
 
 def print_summary(summary: dict, run_dir: Path) -> None:
@@ -87,6 +88,7 @@ def train_command(
     secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
+    compression_bits: CompressionBits = None,
     dp_clip: Annotated[float | None, typer.Option(help="Per-row gradient clip C of DP-SGD (default 1.0).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
@@ -102,6 +104,7 @@ def train_command(
         rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
         secure_aggregation=secure_aggregation, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip,
+        compression_bits=compression_bits,
         node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation,
         trim_fraction=trim_fraction, seed=seed,
     )

@@ -20,6 +20,7 @@ from fedcl.federated.aggregate import (
     sample_weights,
 )
 from fedcl.federated.behaviours import Behaviour, RoundContext
+from fedcl.federated.compress import Broadcast, compressed_update
 from fedcl.federated.local import LocalUpdate, local_train, node_generator
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
@@ -98,6 +99,12 @@ def sent_updates(computed: dict[str, LocalUpdate], behaviours: Mapping[str, Beha
             for name, u in computed.items()]
 
 
+def _on_the_wire(name: str, update: LocalUpdate, residuals: dict[str, np.ndarray], bits: int) -> LocalUpdate:
+    """The update as the server decodes it from ``bits`` bits per parameter; the node keeps its residual."""
+    decoded, _, residuals[name] = compressed_update(update, residuals.get(name), bits)
+    return decoded
+
+
 def participants(n_nodes: int, dropout: float, seed: int, round_: int) -> np.ndarray:
     """Which nodes answer in a round: each misses it with probability ``dropout``, at least one answers."""
     rng = np.random.default_rng([seed, round_, 31337])
@@ -149,15 +156,21 @@ def run_federation(
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = initial_encoder(config, n_features)
     arrays = get_arrays(encoder) if initial is None else [a.copy() for a in initial]
+    # Under compression nodes train from θ̂, the model the quantised broadcasts add up to; the server keeps θ.
+    held = Broadcast(arrays, config.compression_bits) if config.compression_bits else None
+    residuals: dict[str, np.ndarray] = {}
     reference = None  # no shared statistics before the first round
     history = []
     for round_ in range(1, config.rounds + 1):
         present = participants(len(node_rows), dropout, config.seed, round_)
-        computed = {name: local_train(encoder, arrays, rows, reference, config,
+        start = arrays if held is None else held.held
+        computed = {name: local_train(encoder, start, rows, reference, config,
                                       node_generator(config.seed, name, round_), round_=round_)
                     for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
         names = list(computed)
         updates = sent_updates(computed, behaviours, reference, config, round_)
+        if held is not None:
+            updates = [_on_the_wire(name, u, residuals, config.compression_bits) for name, u in zip(names, updates)]
         if config.secure_aggregation and len(node_rows) > 1 and len(updates) < 2:
             continue  # a masked "sum" of one node is its update: the round is skipped, θ and g stay
         if config.secure_aggregation and len(node_rows) > 1:
@@ -167,6 +180,8 @@ def run_federation(
         else:
             step, distances = aggregate_round(arrays, updates, config.aggregation), None
         arrays, reference = step.arrays, step.reference
+        if held is not None:
+            held.step(arrays)
         record = round_record(round_, names, updates, step, distances)
         history.append(record)
         if on_round is not None:

@@ -8,6 +8,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedcl.config import FedCLConfig
+from fedcl.federated.compress import Packed, applied, dequantise, fingerprint, unflatten
 from fedcl.federated.local import LocalUpdate
 
 REFERENCE_KEY = "reference"
@@ -18,6 +19,10 @@ SECURE_ACTIONS = ("secagg_keys", "secagg_share", "secagg_mask", "secagg_unmask",
 SECURE_KEY = "secagg"
 #: Where a node keeps its update between the messages of a round under secure aggregation (``context.state``).
 KEPT_UPDATE_KEY, KEPT_SCALARS_KEY = "fedcl-kept-update", "fedcl-kept-scalars"
+#: Under compression: the config keys naming the θ̂ a broadcast delta applies to ("" for θ̂ in full) and the
+#: θ̂ it gives; and where a node keeps θ̂ and its uplink residual between rounds (``context.state``).
+BASE_KEY, TARGET_KEY = "model-base", "model-target"
+HELD_KEY, RESIDUAL_KEY = "fedcl-held-model", "fedcl-residual"
 
 
 def config_record(config: FedCLConfig, reference: np.ndarray | None) -> ConfigRecord:
@@ -43,15 +48,34 @@ def _scalar_metrics(update: LocalUpdate) -> dict:
     return scalars
 
 
+def held_model(content: RecordDict, base: list[np.ndarray]) -> list[np.ndarray]:
+    """θ̂ this round, from a broadcast under compression: θ̂ in full, or a packed delta applied to
+    ``base``, the θ̂ the node holds (before its first round: the seeded initial encoder, which every
+    node can build). ValueError when ``base`` is not the θ̂ the delta was taken against."""
+    settings, arrays = content["config"], content["arrays"].to_numpy_ndarrays()
+    base_print, bits = str(settings[BASE_KEY]), int(settings["compression_bits"])
+    if not base_print:
+        model = arrays
+    else:
+        if fingerprint(base) != base_print:
+            raise ValueError("this node does not hold the model the server's compressed broadcast applies to "
+                             "(it missed a round or restarted); the server sends the model in full next round")
+        model = applied(base, Packed(arrays[0], arrays[1], bits, sum(a.size for a in base)))
+    if fingerprint(model) != str(settings[TARGET_KEY]):
+        raise ValueError("the model rebuilt from the server's broadcast differs from the server's: refusing to train")
+    return model
+
+
 def update_records(update: LocalUpdate, global_arrays: list[np.ndarray], node_name: str,
-                   partition_id: int) -> RecordDict:
-    """A node's reply: its trained θ_i, n_i, mean embedding μ_i, d_i and losses, and its name and
-    partition id. No rows.
+                   partition_id: int, packed: Packed | None = None) -> RecordDict:
+    """A node's reply: its trained θ_i (or, under compression, its ``packed`` Δθ_i), n_i, mean
+    embedding μ_i, d_i and losses, and its name and partition id. No rows.
 
     The name travels in a ConfigRecord (a MetricRecord holds numbers only); FedAvg's reply check
     and Flower's DP wrappers look only at the one ArrayRecord and the one MetricRecord.
     """
-    local = [g + d for g, d in zip(global_arrays, update.delta)]
+    local = [packed.codes, packed.scales] if packed is not None else \
+        [g + d for g, d in zip(global_arrays, update.delta)]
     metrics = MetricRecord({
         **_scalar_metrics(update),
         "mean-embedding": [float(v) for v in update.mean_embedding],
@@ -67,10 +91,16 @@ def read_node_record(reply: RecordDict) -> tuple[str, int]:
     return str(node["node-name"]), int(node["partition-id"])
 
 
-def read_update_records(reply: RecordDict, global_arrays: list[np.ndarray]) -> LocalUpdate:
-    """The :class:`~fedcl.federated.local.LocalUpdate` in ``reply``, Δθ_i taken against ``global_arrays``."""
+def read_update_records(reply: RecordDict, global_arrays: list[np.ndarray], bits: int = 0) -> LocalUpdate:
+    """The :class:`~fedcl.federated.local.LocalUpdate` in ``reply``, Δθ_i taken against ``global_arrays``
+    (the θ̂ the nodes trained from), or decoded from ``bits`` bits per parameter."""
     local, metrics = reply[ARRAYS_KEY].to_numpy_ndarrays(), reply[METRICS_KEY]
-    return _update(metrics, [new - old for new, old in zip(local, global_arrays)],
+    if bits:
+        packed = Packed(local[0], local[1], bits, sum(a.size for a in global_arrays))
+        delta = unflatten(dequantise(packed), global_arrays)
+    else:
+        delta = [new - old for new, old in zip(local, global_arrays)]
+    return _update(metrics, delta,
                    np.asarray(metrics["mean-embedding"], dtype=np.float64),
                    np.asarray(metrics["std-embedding"], dtype=np.float64))
 

@@ -19,22 +19,27 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-from flwr.app import Context, Message
+from flwr.app import ArrayRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, leakage_guard, read_dataset, split_node, training_scaler
 from fedcl.errors import InputError
+from fedcl.federated.compress import compressed_update
 from fedcl.federated.flower._records import (
+    HELD_KEY,
+    RESIDUAL_KEY,
     SECURE_ACTIONS,
     SECURE_KEY,
+    held_model,
     keep_update,
     read_config_record,
     scalar_records,
     update_records,
 )
 from fedcl.federated.local import local_train, node_generator
-from fedcl.model import encoder_for
+from fedcl.federated.params import get_arrays
+from fedcl.model import encoder_for, initial_encoder
 
 app = ClientApp()
 
@@ -86,14 +91,32 @@ def train(msg: Message, context: Context) -> Message:
     config, reference = read_config_record(msg.content["config"])
     round_ = int(msg.content["config"]["server-round"])
     name, rows = _training_rows(data_path, node_name, config)
-    global_arrays = msg.content["arrays"].to_numpy_ndarrays()
     encoder = encoder_for(config, rows.shape[1])
+    if config.compression_bits:
+        return _compressed_train(msg, context, config, reference, round_, name, partition, rows, encoder)
+    global_arrays = msg.content["arrays"].to_numpy_ndarrays()
     update = local_train(encoder, global_arrays, rows, reference, config,
                          node_generator(config.seed, name, round_), round_=round_)
     if config.secure_aggregation:  # the update stays here until the masked sums (query.secagg_*) ask for it
         keep_update(context.state, update, round_)
         return Message(scalar_records(update, name, partition), reply_to=msg)
     return Message(update_records(update, global_arrays, name, partition), reply_to=msg)
+
+
+def _compressed_train(msg, context, config, reference, round_, name, partition, rows, encoder) -> Message:
+    """Train from θ̂ (the broadcast applied to the model this node holds) and reply with Q(Δθ_i + e_i);
+    θ̂ and the residual e_i stay in ``context.state`` for the next round (:mod:`fedcl.federated.compress`)."""
+    state = context.state
+    base = state[HELD_KEY].to_numpy_ndarrays() if HELD_KEY in state else \
+        get_arrays(initial_encoder(config, rows.shape[1]))
+    model = held_model(msg.content, base)
+    state[HELD_KEY] = ArrayRecord(model)
+    update = local_train(encoder, model, rows, reference, config, node_generator(config.seed, name, round_),
+                         round_=round_)
+    residual = state[RESIDUAL_KEY].to_numpy_ndarrays()[0] if RESIDUAL_KEY in state else None
+    decoded, packed, residual = compressed_update(update, residual, config.compression_bits)
+    state[RESIDUAL_KEY] = ArrayRecord([residual])
+    return Message(update_records(decoded, model, name, partition, packed), reply_to=msg)
 
 
 def _secure_handler(action: str):

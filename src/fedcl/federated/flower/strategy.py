@@ -6,13 +6,21 @@ import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
-from fedcl.federated.flower._records import config_record, read_node_record, read_scalar_records, read_update_records
+from fedcl.federated.compress import Broadcast, fingerprint
+from fedcl.federated.flower._records import (
+    BASE_KEY,
+    TARGET_KEY,
+    config_record,
+    read_node_record,
+    read_scalar_records,
+    read_update_records,
+)
 from fedcl.federated.runner import aggregate_round, round_record
 
 
@@ -71,15 +79,42 @@ class FedCLStrategy(FedAvg):
         self.timeout = timeout
         self.history: list[dict] = []
         self.last_secure_round = None  # FlowerSecureRound of the last round under secure aggregation: the server's view
-        self._sent: list[np.ndarray] = []
+        self._theta: list[np.ndarray] = []  # the server's θ
+        self._sent: list[np.ndarray] = []  # the θ̂ nodes train from: θ, or under compression what the broadcasts add up to
         self._grid: Grid | None = None
+        self._broadcast: Broadcast | None = None
+        # Nodes that hold the last θ̂ (they replied to the last round); None: every node, since before the
+        # first round of a fresh run each can build the seeded initial encoder the server starts from.
+        self._in_sync: set[int] | None = None if round_offset == 0 else set()
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self._sent, self._grid = arrays.to_numpy_ndarrays(), grid  # the grid: secure aggregation's extra exchanges
+        self._theta, self._grid = arrays.to_numpy_ndarrays(), grid  # the grid: secure aggregation's extra exchanges
         record = config_record(self.config, self.reference)
         record.update(config)
-        return super().configure_train(server_round + self.round_offset, arrays, record, grid)
+        messages = super().configure_train(server_round + self.round_offset, arrays, record, grid)
+        if not self.config.compression_bits:
+            self._sent = self._theta
+            return messages
+        return self._compressed(list(messages))
+
+    def _compressed(self, messages: list[Message]) -> list[Message]:
+        """The round's train messages with θ̂'s packed delta for nodes in sync, θ̂ in full for the others."""
+        if self._broadcast is None:
+            self._broadcast = Broadcast(self._theta, self.config.compression_bits)
+        base = fingerprint(self._broadcast.held)
+        packed = self._broadcast.step(self._theta)
+        self._sent = self._broadcast.held
+        target = fingerprint(self._sent)
+        out = []
+        for message in messages:
+            node = message.metadata.dst_node_id
+            delta = self._in_sync is None or node in self._in_sync
+            settings = ConfigRecord({**message.content["config"], BASE_KEY: base if delta else "", TARGET_KEY: target})
+            arrays = ArrayRecord([packed.codes, packed.scales] if delta else self._sent)
+            out.append(Message(content=RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: settings}),
+                               message_type=message.metadata.message_type, dst_node_id=node))
+        return out
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:
@@ -92,6 +127,7 @@ class FedCLStrategy(FedAvg):
         secure = self.config.secure_aggregation
         # Secure replies carry no ArrayRecord, which FedAvg's reply check would require.
         valid, _ = self._check_and_log_replies(replies, is_train=True, validate=not secure)
+        self._in_sync = {m.metadata.src_node_id for m in valid}  # they hold this round's θ̂
         if not valid:
             return None, None
         identities = [read_node_record(m.content) for m in valid]  # (name, partition id)
@@ -109,8 +145,8 @@ class FedCLStrategy(FedAvg):
                 logging.getLogger("flwr").warning("round %s skipped: %s", server_round, aborted)
                 return None, None
         else:
-            updates = [read_update_records(valid[i].content, self._sent) for i in order]
-            step, distances = aggregate_round(self._sent, updates, self.config.aggregation), None
+            updates = [read_update_records(valid[i].content, self._sent, self.config.compression_bits) for i in order]
+            step, distances = aggregate_round(self._theta, updates, self.config.aggregation), None
         arrays, self.reference = step.arrays, step.reference
         record = round_record(server_round, names, updates, step, distances)
         self.history.append(record)
@@ -125,4 +161,4 @@ class FedCLStrategy(FedAvg):
 
         driver = FlowerSecureRound(self._grid, node_ids, server_round, self.timeout)
         self.last_secure_round = driver
-        return secure_step(self._sent, counts, self.config.aggregation, driver.masked_sum, driver.release_distances)
+        return secure_step(self._theta, counts, self.config.aggregation, driver.masked_sum, driver.release_distances)
