@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcl.errors import ConfigError
+from fedcl.federated.compress import BITS
 
 AGGREGATIONS = ("dynamic", "dynamic-guarded", "fedavg", "median", "trimmed-mean", "krum", "multi-krum")
 # The rules that need only weighted sums, so they run under secure aggregation (fedcl.privacy): the
@@ -84,8 +85,8 @@ class FedCLConfig:
              f"aggregation {self.aggregation} cannot run under secure_aggregation: its screens (medians, trimmed "
              "means, Krum distances, clipping to the median norm, the direction screen) read each node's update, "
              "which masking hides; use dynamic or fedavg"),
-            (self.compression_bits == 0 or 2 <= self.compression_bits <= 8,
-             f"compression_bits must be 0 (off) or 2..8, got {self.compression_bits}"),
+            (self.compression_bits == 0 or self.compression_bits in BITS,
+             f"compression_bits must be 0 (off) or {BITS.start}..{BITS.stop - 1}, got {self.compression_bits}"),
             # Masked values are uniform over the whole ring: a few-bit code would come back as a full word.
             (not self.secure_aggregation or self.compression_bits == 0,
              "compression_bits cannot combine with secure_aggregation: a masked value fills the masking ring "

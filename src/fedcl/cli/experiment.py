@@ -11,7 +11,7 @@ from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 
 experiment_app = command_group("Reproducible experiments: compare, ablation, sweep, heterogeneity, corruption, "
-                               "attacks, benchmark.")
+                               "attacks, benchmark, privacy.")
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
 Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]
@@ -190,3 +190,29 @@ def benchmark_command(
 
         data = [str(ensure_default_data())]
     _done(benchmark(_config("", config, schema), data, range(seeds), quick, out, progress=typer.echo, only=cell))
+
+
+@experiment_app.command("privacy")
+@bad_input_exits_2
+def privacy_command(
+    data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
+    out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/privacy"),
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    epsilons: Annotated[str | None, typer.Option(help="Record-level ε per node for the whole run, comma-separated; "
+                                                      "inf: in the clear (default: 0.5,1,2,4,8,inf).")] = None,
+    cell: Annotated[list[str] | None, typer.Option(help="Only this benchmark cell (repeat for several); default: "
+                                                    "natural, home clusters, Dirichlet α=0.5 and α=0.1.")] = None,
+) -> None:
+    """AUROC and FPR@TPR0.99 against record-level ε (DP-SGD with Opacus' accountant), through the federation's
+    encoder alone and as the default detector, on natural and device-like deals (CSV, PNG, Markdown)."""
+    from fedcl.experiments import check_epsilons, privacy
+
+    values = None if epsilons is None else _numbers(epsilons, "epsilons", float)
+    if values is not None:
+        check_epsilons(values)  # bad options fail before the default data are made
+    if not data:
+        from fedcl.default_data import ensure_default_data
+
+        data = [str(ensure_default_data())]
+    _done(privacy(_config("", config), data, range(seeds), quick, out, epsilons=values, only=cell,
+                  progress=typer.echo))

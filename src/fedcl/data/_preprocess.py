@@ -43,7 +43,7 @@ def training_scaler(private: bool = False) -> "NodeScaler":
     return NodeScaler(keep_missing=True, fixed_scale=PRIVATE_SCALE if private else None)
 
 
-def leakage_guard(X, strict=False):
+def leakage_guard(X, strict=False, copy=True):
     """Blank out capture-clock artefacts in the ``HH_jit_*`` columns.
 
     Kitsune's jitter statistics measure the first inter-arrival time of a
@@ -70,19 +70,23 @@ def leakage_guard(X, strict=False):
         Raw rows in ``COLUMNS`` order; NaN allowed.
     strict : bool, default=False
         Mask all jitter means and variances, not only the epoch-like ones.
+    copy : bool, default=True
+        False: mask ``X`` itself when it is a writable float32 or float64
+        array (a caller that owns its rows saves a copy of them).
 
     Returns
     -------
-    X_guarded : ndarray of shape (n_samples, 115), float64
-        A copy of ``X`` with the artefacts set to NaN; other values and
-        all non-jitter columns are unchanged.
+    X_guarded : ndarray of shape (n_samples, 115), float64, or float32 for float32 ``X``
+        ``X`` with the artefacts set to NaN (a copy unless ``copy=False``);
+        other values and all non-jitter columns are unchanged.
 
     Raises
     ------
     ValueError
         If ``X`` is not 2-D with 115 columns.
     """
-    X = np.array(X, dtype=np.float64)  # always a copy
+    dtype = np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64  # float32 rows stay float32
+    X = np.array(X, dtype=dtype, copy=copy or None)  # copy=None: only if it must
     if X.ndim != 2 or X.shape[1] != N_FEATURES:
         raise ValueError(f"expected shape (n, {N_FEATURES}), got {X.shape}")
     if strict:

@@ -1,9 +1,11 @@
 """Readers for the three on-disk layouts of N-BaIoT (UCI, Kaggle, per-client), with N-BaIoT's 115 columns or,
 with ``schema="auto"``, the numeric columns of any header (flow tables)."""
 
+import functools
 import io
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +15,8 @@ import pandas as pd
 from ._errors import DataError
 from ._schema import COLUMNS, N_FEATURES
 
-__all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "SCHEMAS", "detect_layout", "read_dataset", "read_feature_csv"]
+__all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "SCHEMAS", "detect_layout", "iter_dataset", "read_dataset",
+           "read_feature_csv"]
 
 #: Layout names accepted by :func:`read_dataset` (besides ``"auto"``).
 LAYOUTS = ("uci", "kaggle", "clients")
@@ -63,9 +66,9 @@ class NodeData:
     benign : ndarray of shape (n, n_features), float64
         Benign rows in file order; may contain NaN (missing values).
         ``n_features`` is 115 for N-BaIoT, ``len(columns)`` in general.
-    attack : ndarray of shape (m, n_features), float64
+    attack : ndarray of shape (m, n_features), float64 (or the ``attack_dtype`` read with)
         Attack rows; shape (0, n_features) when the node saw no attack.
-    attack_family : ndarray of shape (m,), str
+    attack_family : ndarray of shape (m,), str (object: one string per file, shared by its rows)
         Family of each attack row, e.g. ``"gafgyt.scan"`` or ``"mirai.udp"``;
         ``"attack"`` when the layout does not record it (clients layout).
     benign_test : ndarray of shape (k, n_features), float64, or None
@@ -247,8 +250,95 @@ def _parse(raw, starts, ends, first, stop, path, fields: _Fields) -> np.ndarray:
     return values
 
 
-def _read_matrix(path: Path, *, header: bool) -> np.ndarray:
-    """Read one N-BaIoT CSV into a (n, 115) float64 array, validating every cell."""
+def _read_matrix(path: Path, *, header: bool, attack: bool = False, attack_dtype=np.float64) -> np.ndarray:
+    """Read one N-BaIoT CSV into a (n, 115) float64 array (``attack_dtype`` for an attack file), validating
+    every cell.
+
+    A well-formed file takes pyarrow's multithreaded parser (:func:`_read_arrow`); anything it does not
+    vouch for (a bad cell, count or header, an odd spelling) takes the checked path below, which raises the
+    one-line error naming file, line and column, or returns the same values, bit for bit.
+    """
+    dtype = attack_dtype if attack else np.float64
+    fast = _read_arrow(path, header, dtype)
+    if fast is not None:
+        return fast
+    return _as_dtype(_read_checked(path, header), dtype)
+
+
+def _as_dtype(values: np.ndarray, dtype) -> np.ndarray:
+    """``values`` as ``dtype``; to float32, finite values beyond its range (never in N-BaIoT) stay finite, at its
+    largest magnitude, rather than become inf."""
+    if values.dtype == dtype:
+        return values
+    big = np.finfo(dtype).max
+    return np.clip(values, -big, big).astype(dtype)
+
+
+def _arrow_options(header: bool):
+    """pyarrow CSV options that accept only what the checked path accepts: no quoting, no skipped blank lines,
+    only the missing spellings of ``_MISSING`` as missing; float64 cells."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [str(j) for j in range(N_FEATURES)]
+    return (pacsv.ReadOptions(skip_rows=int(header), column_names=names, block_size=8 << 20),
+            pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=list(_MISSING),
+                                 strings_can_be_null=False))
+
+
+def _read_arrow(path: Path, header: bool, dtype) -> np.ndarray | None:
+    """The file's rows as a (n, 115) ``dtype`` array through pyarrow, or None when the checked path must decide.
+
+    Cells are parsed as float64 and then rounded, as the checked path's are: parsing straight to float32
+    rounds once, not twice, and differs in the last bit of a few cells.
+
+    Returned only when every cell parsed as a finite number or one of ``_MISSING``: pyarrow also reads
+    "NAN", "inf" or "Infinity", which are errors here, so NaN that pyarrow did not mark missing, or any
+    inf, sends the file to the checked path (as does a parse error, a wrong field count or a row without
+    any value, which may be a blank line).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with path.open("rb") as f:
+        first = f.readline()
+    if header and _names(first) != list(COLUMNS):
+        return None
+    try:
+        table = pacsv.read_csv(path, *_arrow_options(header))
+    except (pa.ArrowException, OSError, UnicodeDecodeError):
+        return None
+    if table.num_rows == 0:
+        return None
+    values = np.empty((table.num_rows, N_FEATURES), dtype=dtype)
+    missing = 0
+    for j in range(N_FEATURES):  # column by column into rows; each column freed once copied
+        column = table.column(0)
+        missing += column.null_count
+        cells = column.to_numpy()  # float64, nulls (missing cells) as NaN
+        if np.isinf(cells).any():
+            return None
+        values[:, j] = _as_dtype(cells, dtype)
+        table = table.remove_column(0)
+    del table, column, cells
+    pa.default_memory_pool().release_unused()  # mimalloc would keep ~80 MB of the parser's buffers per 100 MB read
+    if int(np.count_nonzero(np.isnan(values))) != missing:
+        return None
+    # pyarrow reads a blank line as a row of missing cells: let the checked path tell it from a row of empty cells.
+    if missing >= N_FEATURES and np.isnan(values).all(axis=1).any():
+        return None
+    return values
+
+
+def _names(line: bytes) -> list[str]:
+    """The column names of a header line, as :func:`_check_header` reads them."""
+    text = line.decode("utf-8", "replace").rstrip("\n").rstrip("\r").lstrip("\ufeff")
+    return [f.strip().strip('"').strip() for f in text.split(",")]
+
+
+def _read_checked(path: Path, header: bool) -> np.ndarray:
+    """Read one N-BaIoT CSV into a (n, 115) float64 array, validating every cell (pandas after byte-level checks)."""
     raw, starts, ends, stop = _lines(path)
     first = 1 if header else 0
     if header:
@@ -308,8 +398,8 @@ class _AnyHeader:
         self.text: set[int] = set()  # columns whose first value is text in some file
         self.valued: set[int] = set()  # columns with at least one value in some file
 
-    def __call__(self, path: Path, *, header: bool) -> np.ndarray:
-        del header  # schema auto needs names: every file has a header, even in the clients layout
+    def __call__(self, path: Path, *, header: bool, attack: bool = False) -> np.ndarray:
+        del header, attack  # schema auto needs names: every file has a header, even in the clients layout
         raw, starts, ends, stop = _lines(path)
         names = _header_names(raw, starts, ends, path)
         if self.first is None:
@@ -461,16 +551,35 @@ def _read_parquet(path: Path, columns=None) -> np.ndarray:
     return values
 
 
-def _empty_attack(width: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.empty((0, width), dtype=np.float64), np.array([], dtype=str)
+def _empty_attack(width: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    return np.empty((0, width), dtype=dtype), np.array([], dtype=str)
+
+
+def _dtype_of(read):
+    """The dtype ``read`` gives attack rows (float64 unless it is a _read_matrix partial with another)."""
+    return getattr(read, "keywords", {}).get("attack_dtype", np.float64)
 
 
 def _stack(parts: list[tuple[str, np.ndarray]], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate (family, rows) pairs into an attack matrix and family labels."""
+    """Concatenate (family, rows) pairs into an attack matrix and family labels.
+
+    The labels are an object array holding one string per file: as fixed-width unicode they took 56 bytes a
+    row, more than a tenth of the float32 row they label.
+    Each part is released as soon as it is copied (``parts`` is emptied): the rows are held once, not twice
+    (np.empty's pages are only resident once written).
+    """
     if not parts:
         return _empty_attack(width)
-    attack = np.concatenate([rows for _, rows in parts])
-    family = np.concatenate([np.full(len(rows), fam) for fam, rows in parts])
+    dtype = parts[0][1].dtype
+    family = np.concatenate([np.full(len(rows), fam, dtype=object) for fam, rows in parts])
+    attack = np.empty((len(family), width), dtype=dtype)
+    lo = 0
+    parts.reverse()
+    while parts:
+        _, rows = parts.pop()
+        attack[lo : lo + len(rows)] = rows
+        lo += len(rows)
+        del rows
     return attack, family
 
 
@@ -517,22 +626,23 @@ def _read_uci_device(d: Path, read) -> NodeData:
         folder = d / f"{fam}_attacks"
         if folder.is_dir():
             files = sorted(folder.glob("*.csv"), key=lambda p: _natural_key(p.name))
-            parts += [(f"{fam}.{f.stem}", read(f, header=True)) for f in files]
+            parts += [(f"{fam}.{f.stem}", read(f, header=True, attack=True)) for f in files]
     attack, family = _stack(parts, benign.shape[1])
     # resolve(): a device passed as "." still gets its folder's name.
     return NodeData(d.resolve().name, benign, attack, family, None, True)
 
 
-def _read_uci(root: Path, read) -> list[NodeData]:
+def _read_uci(root: Path, read) -> Iterator[NodeData]:
     if _is_uci_device(root):
-        return [_read_uci_device(root, read)]
+        yield _read_uci_device(root, read)
+        return
     devices = [d for d in _subdirs(root) if _is_uci_device(d)]
     if not devices:
         raise DataError("no UCI device folders (with benign_traffic.csv) found", path=root)
-    return [_read_uci_device(d, read) for d in devices]
+    yield from (_read_uci_device(d, read) for d in devices)
 
 
-def _read_kaggle(root: Path, read) -> list[NodeData]:
+def _read_kaggle(root: Path, read) -> Iterator[NodeData]:
     groups: dict[int, dict[str, Path]] = {}
     for p in root.iterdir():
         match = _KAGGLE_FILE.fullmatch(p.name)
@@ -546,7 +656,6 @@ def _read_kaggle(root: Path, read) -> list[NodeData]:
         groups.setdefault(number, {})[match.group(2)] = p
     if not groups:
         raise DataError("no Kaggle files (like 1.benign.csv) found", path=root)
-    nodes = []
     for number in sorted(groups):
         files = groups[number]
         name = KAGGLE_DEVICES[number - 1]
@@ -556,10 +665,9 @@ def _read_kaggle(root: Path, read) -> list[NodeData]:
                 path=root,
             )
         benign = read(files.pop("benign"), header=True)
-        parts = [(fam, read(files[fam], header=True)) for fam in sorted(files, key=_natural_key)]
+        parts = [(fam, read(files[fam], header=True, attack=True)) for fam in sorted(files, key=_natural_key)]
         attack, family = _stack(parts, benign.shape[1])
-        nodes.append(NodeData(name, benign, attack, family, None, True))
-    return nodes
+        yield NodeData(name, benign, attack, family, None, True)
 
 
 def _read_client(d: Path, read) -> NodeData:
@@ -571,20 +679,21 @@ def _read_client(d: Path, read) -> NodeData:
     benign_test = read(test_file, header=False) if test_file.is_file() else None
     attack_file = d / "abnormal" / "data.csv"
     if attack_file.is_file():
-        attack = read(attack_file, header=False)
-        family = np.full(len(attack), "attack")
+        attack = read(attack_file, header=False, attack=True)
+        family = np.full(len(attack), "attack", dtype=object)
     else:
-        attack, family = _empty_attack(benign.shape[1])
+        attack, family = _empty_attack(benign.shape[1], _dtype_of(read))
     return NodeData(d.resolve().name, benign, attack, family, benign_test, False)
 
 
-def _read_clients(root: Path, read) -> list[NodeData]:
+def _read_clients(root: Path, read) -> Iterator[NodeData]:
     if _is_client(root):
-        return [_read_client(root, read)]
+        yield _read_client(root, read)
+        return
     clients = [d for d in _subdirs(root) if _is_client(d)]
     if not clients:
         raise DataError("no client folders (with normal/data.csv) found", path=root)
-    return [_read_client(d, read) for d in clients]
+    yield from (_read_client(d, read) for d in clients)
 
 
 _READERS = {"uci": _read_uci, "kaggle": _read_kaggle, "clients": _read_clients}
@@ -635,7 +744,34 @@ def detect_layout(path) -> str:
     return found[0]
 
 
-def read_dataset(path, layout="auto", schema="nbaiot") -> list[NodeData]:
+def iter_dataset(path, layout="auto", attack_dtype=np.float64) -> Iterator[NodeData]:
+    """The nodes of an N-BaIoT data set one at a time, in :func:`read_dataset`'s order, each read (and
+    validated, with the same errors) when it is asked for: a caller that keeps only part of each node
+    never holds every node's rows at once.
+
+    Parameters
+    ----------
+    path, layout
+        As for :func:`read_dataset` (``schema="nbaiot"``: a schema-auto data set needs every file's
+        header before its first node).
+    attack_dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Dtype of the attack rows (benign rows are float64). float32 halves their memory and changes no
+        score: a detector casts the rows it scores to float32 first. A value is parsed as float64 and
+        then rounded; a finite one beyond float32's range (never in N-BaIoT) is stored at float32's
+        largest magnitude.
+    """
+    if layout != "auto" and layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}, expected one of: auto, {', '.join(LAYOUTS)}")
+    if attack_dtype not in (np.float64, np.float32):
+        raise ValueError(f"attack_dtype must be float64 or float32, got {attack_dtype!r}")
+    root = _existing_dir(path)
+    if layout == "auto":
+        layout = detect_layout(root)
+    # Every layout reader yields in natural name order already (the Kaggle numbers follow the names).
+    yield from _READERS[layout](root, functools.partial(_read_matrix, attack_dtype=attack_dtype))
+
+
+def read_dataset(path, layout="auto", schema="nbaiot", attack_dtype=np.float64) -> list[NodeData]:
     """Read every node of a data set, validating every cell.
 
     Parameters
@@ -653,6 +789,8 @@ def read_dataset(path, layout="auto", schema="nbaiot") -> list[NodeData]:
         and then every value must be (text or inf is an error, as for
         N-BaIoT). Text columns and columns without any value are dropped
         (``NodeData.dropped_columns``). Zeek's ``-`` also means missing.
+    attack_dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Dtype of the attack rows (see :func:`iter_dataset`).
 
     Returns
     -------
@@ -675,12 +813,13 @@ def read_dataset(path, layout="auto", schema="nbaiot") -> list[NodeData]:
         raise DataError(f"unknown layout {layout!r}, expected one of: auto, {', '.join(LAYOUTS)}")
     if schema not in SCHEMAS:
         raise DataError(f"unknown schema {schema!r}, expected one of: {', '.join(SCHEMAS)}")
-    root = _existing_dir(path)
-    if layout == "auto":
-        layout = detect_layout(root)
     if schema == "nbaiot":
-        nodes = _READERS[layout](root, _read_matrix)
+        nodes = list(iter_dataset(path, layout, attack_dtype))
     else:
+        root = _existing_dir(path)
         any_header = _AnyHeader()
-        nodes = any_header.keep_numeric(_READERS[layout](root, any_header), root)
+        nodes = any_header.keep_numeric(list(_READERS[layout if layout != "auto" else detect_layout(root)](
+            root, any_header)), root)
+        if attack_dtype != np.float64:
+            nodes = [replace(node, attack=_as_dtype(node.attack, attack_dtype)) for node in nodes]
     return sorted(nodes, key=lambda node: _natural_key(node.name))

@@ -26,14 +26,14 @@ class NodeSplit:
     ----------
     name : str
         Node name.
-    train : ndarray of shape (n_train, n_features), float64
+    train : ndarray of shape (n_train, n_features), float64 (float32 for float32 nodes)
         Benign rows to fit on (``n_features``: 115 for N-BaIoT).
-    val : ndarray of shape (n_val, n_features), float64
+    val : ndarray of shape (n_val, n_features), same dtype
         Benign rows for early stopping and thresholds.
-    test_benign : ndarray of shape (n_test, n_features), float64
+    test_benign : ndarray of shape (n_test, n_features), same dtype
         Benign rows for evaluation.
-    attack : ndarray of shape (m, n_features), float64
-        Attack rows, evaluation only.
+    attack : ndarray of shape (m, n_features), same dtype
+        Attack rows, evaluation only (:func:`fedcl.pipeline.load_splits` may keep them in a memory-mapped file).
     attack_family : ndarray of shape (m,), str
         Family of each attack row.
     columns : tuple of str
@@ -121,5 +121,5 @@ def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> N
     cuts = np.split(order, [n_train, n_train + n_val])
     train, val, test = (node.benign[np.sort(idx)] for idx in cuts)  # fancy index: copies
     if not carve_test:
-        test = np.array(node.benign_test, dtype=np.float64)
+        test = np.array(node.benign_test, dtype=node.benign.dtype)  # a copy, in the node's dtype
     return NodeSplit(node.name, train, val, test, node.attack, node.attack_family, node.columns, node.dropped_columns)

@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 from scipy.stats import norm
 
+from fedcl.federated.compress import unflatten
 from fedcl.federated.local import LocalUpdate
 from fedcl.federated.robust import flat_updates
 
@@ -115,12 +116,6 @@ def flatten(updates) -> np.ndarray:
     return flat_updates([u.delta for u in updates])
 
 
-def _unflatten(vector: np.ndarray, like: LocalUpdate) -> list[np.ndarray]:
-    """``vector`` cut back into arrays of ``like.delta``'s shapes and dtypes."""
-    sizes = np.cumsum([d.size for d in like.delta])[:-1]
-    return [part.reshape(d.shape).astype(d.dtype) for part, d in zip(np.split(vector, sizes), like.delta)]
-
-
 def _need(context: RoundContext | None, name: str) -> RoundContext:
     if context is None:
         raise ValueError(f"the {name} attack needs the round's context (run it through run_federation)")
@@ -139,7 +134,7 @@ def claim_typical(update: LocalUpdate, delta: np.ndarray, context: RoundContext)
     def median(field: str):
         return np.median([np.asarray(getattr(u, field), dtype=np.float64) for u in peers], axis=0)
 
-    return replace(update, delta=_unflatten(delta, update), n_samples=max(u.n_samples for u in peers),
+    return replace(update, delta=unflatten(delta, update.delta), n_samples=max(u.n_samples for u in peers),
                    mean_embedding=median("mean_embedding"), std_embedding=median("std_embedding"),
                    distance=float(median("distance")), loss=float(median("loss")),
                    contrastive=float(median("contrastive")))

@@ -36,6 +36,19 @@ class Packed:
     def nbytes(self) -> int:
         return self.codes.nbytes + self.scales.nbytes
 
+    @classmethod
+    def from_wire(cls, arrays: list[np.ndarray], bits: int, size: int) -> "Packed":
+        """The [codes, scales] a message carries, checked: ValueError unless they encode ``size`` values."""
+        _levels(bits)
+        if len(arrays) != 2:
+            raise ValueError(f"a packed update is [codes, scales], got {len(arrays)} arrays")
+        codes, scales = arrays
+        if codes.dtype != np.uint8 or codes.shape != (-(-size * bits // 8),):
+            raise ValueError(f"packed codes must be {-(-size * bits // 8)} uint8, got {codes.shape} {codes.dtype}")
+        if scales.dtype != np.float32 or scales.shape != (-(-size // BLOCK),) or not np.all(np.isfinite(scales)):
+            raise ValueError(f"packed scales must be {-(-size // BLOCK)} finite float32, got {scales.shape} {scales.dtype}")
+        return cls(codes, scales, bits, size)
+
 
 def _levels(bits: int) -> int:
     if bits not in BITS:
@@ -47,6 +60,8 @@ def quantise(vector: np.ndarray, bits: int) -> Packed:
     """Q(vector): round each block of :data:`BLOCK` values to ``bits``-bit integers of its own scale."""
     levels = _levels(bits)
     x = np.asarray(vector, dtype=np.float32).ravel()
+    if not np.all(np.isfinite(x)):  # would spoil its block, and through the residual every later round
+        raise ValueError("cannot quantise an update with non-finite values")
     blocks = np.zeros(-(-len(x) // BLOCK) * BLOCK, dtype=np.float32)
     blocks[: len(x)] = x
     blocks = blocks.reshape(-1, BLOCK)

@@ -157,7 +157,8 @@ def run_federation(
     encoder = initial_encoder(config, n_features)
     arrays = get_arrays(encoder) if initial is None else [a.copy() for a in initial]
     # Under compression nodes train from θ̂, the model the quantised broadcasts add up to; the server keeps θ.
-    held = Broadcast(arrays, config.compression_bits) if config.compression_bits else None
+    # A federation of one node (its own encoder, a pooled reference, fine-tuning) sends nothing anywhere.
+    held = Broadcast(arrays, config.compression_bits) if config.compression_bits and len(node_rows) > 1 else None
     residuals: dict[str, np.ndarray] = {}
     reference = None  # no shared statistics before the first round
     history = []
@@ -168,9 +169,13 @@ def run_federation(
                                       node_generator(config.seed, name, round_), round_=round_)
                     for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
         names = list(computed)
+        if held is not None:  # attackers see the honest updates as the server decodes them, and send raw codes
+            computed = {name: u if name in behaviours else _on_the_wire(name, u, residuals, config.compression_bits)
+                        for name, u in computed.items()}
         updates = sent_updates(computed, behaviours, reference, config, round_)
         if held is not None:
-            updates = [_on_the_wire(name, u, residuals, config.compression_bits) for name, u in zip(names, updates)]
+            updates = [compressed_update(u, None, config.compression_bits)[0] if name in behaviours else u
+                       for name, u in zip(names, updates)]
         if config.secure_aggregation and len(node_rows) > 1 and len(updates) < 2:
             continue  # a masked "sum" of one node is its update: the round is skipped, θ and g stay
         if config.secure_aggregation and len(node_rows) > 1:

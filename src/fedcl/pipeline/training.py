@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Collection
+import tempfile
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 from fedcl.config import FedCLConfig, save_config
 from fedcl.data import ROW_SETS, NodeData, NodeSplit, leakage_guard, read_dataset, split_node, training_scaler
+from fedcl.data._readers import iter_dataset  # not (yet) exported by fedcl.data
 from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import set_arrays
@@ -22,21 +24,61 @@ from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, 
 
 def split_nodes(nodes: list[NodeData], config: FedCLConfig) -> list[NodeSplit]:
     """Split each node's benign rows (train/val/test) and apply the leakage guard."""
-    guard = config.leakage_guard
-    splits = []
-    for node in nodes:
-        s = split_node(node, config.val_fraction, config.test_fraction, config.seed)
-        if guard != "off":
-            s = replace(s, **{k: leakage_guard(getattr(s, k), strict=guard == "strict") for k in ROW_SETS})
-        splits.append(s)
-    return splits
+    return [_guarded(split_node(node, config.val_fraction, config.test_fraction, config.seed), config)
+            for node in nodes]
+
+
+# A node's attack rows from this size on wait for scoring in a memory-mapped file rather than in memory:
+# the full N-BaIoT holds 3.0 GB of them as float32, which training never reads (docs/speed.md, "Full scale").
+SPILL_BYTES = 64 << 20
 
 
 def load_splits(config: FedCLConfig) -> list[NodeSplit]:
-    """Read every node of ``config.data`` and split it (see :func:`split_nodes`)."""
+    """Read every node of ``config.data`` and split it (see :func:`split_nodes`).
+
+    Attack rows are float32 (only ever scored, and a detector casts what it scores to float32 first: the
+    scores are the same), benign rows float64 (the scalers' statistics are fitted on them in float64).
+    N-BaIoT nodes are read one at a time and guarded in place (each node's rows are this function's own),
+    and a node's attack rows of ``SPILL_BYTES`` or more are kept in an unlinked temporary file, memory-mapped
+    copy-on-write (:func:`spilled`): an ndarray like any other, whose pages load when read.
+    """
     if not config.data:
         raise ConfigError("no data path given (--data)")
-    return split_nodes(read_dataset(config.data, config.layout, config.schema), config)
+    if config.schema != "nbaiot":  # every file's header decides the columns: read them all first
+        return split_nodes(read_dataset(config.data, config.layout, config.schema, attack_dtype=np.float32), config)
+    return [replace(s, attack=spilled(s.attack)) for s in iter_splits(config)]
+
+
+def iter_splits(config: FedCLConfig) -> Iterator[NodeSplit]:
+    """The guarded splits of ``config.data``'s nodes, each read when asked for: a caller that uses
+    each node before the next (scoring) holds one node's rows at a time. Same nodes, order and errors
+    as :func:`load_splits`."""
+    if not config.data:
+        raise ConfigError("no data path given (--data)")
+    if config.schema != "nbaiot":
+        yield from load_splits(config)
+        return
+    for node in iter_dataset(config.data, config.layout, attack_dtype=np.float32):
+        yield _guarded(split_node(node, config.val_fraction, config.test_fraction, config.seed), config, copy=False)
+
+
+def _guarded(split: NodeSplit, config: FedCLConfig, copy: bool = True) -> NodeSplit:
+    """``split`` with the leakage guard applied to every row set; ``copy=False``: in the split's own arrays."""
+    if config.leakage_guard == "off":
+        return split
+    strict = config.leakage_guard == "strict"
+    return replace(split, **{k: leakage_guard(getattr(split, k), strict=strict, copy=copy) for k in ROW_SETS})
+
+
+def spilled(rows: np.ndarray) -> np.ndarray:
+    """``rows`` as a copy-on-write memory map of an unlinked temporary file when they take ``SPILL_BYTES`` or more
+    (else ``rows``): their memory goes back to the system now, and each page comes back when it is read."""
+    if rows.nbytes < SPILL_BYTES:
+        return rows
+    with tempfile.TemporaryFile() as f:  # unlinked: the file lives as long as the mapping
+        rows.tofile(f)
+        f.flush()
+        return np.memmap(f, dtype=rows.dtype, mode="c", shape=rows.shape)
 
 
 def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:

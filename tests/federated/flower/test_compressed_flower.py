@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flwr.app import Error, Message
+from flwr.app import ArrayRecord, Error, Message
 from flwr.common.serde import recorddict_to_proto
 
 from fedcl.config import FedCLConfig
@@ -23,12 +23,22 @@ def node_configs(root):
 
 
 class ForgetfulGrid(InProcessGrid):
-    """Replies as a SuperNode does (a node's exception becomes an error reply), counts bytes each way, and
-    wipes one node's state before a given round, as a restarted SuperNode would have it."""
+    """Replies as a SuperNode does (a node's exception becomes an error reply), counts bytes each way,
+    wipes one node's state before a given round, as a restarted SuperNode would have it, and can garble
+    one node's reply in one round."""
 
-    def __init__(self, *args, forget: tuple[int, int] | None = None, **kwargs) -> None:
+    def __init__(self, *args, forget: tuple[int, int] | None = None, garble: tuple[int, int] | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.forget, self.round, self.down = forget, 0, []
+        self.forget, self.garble, self.round, self.down = forget, garble, 0, []
+
+    def pull_messages(self, message_ids):
+        replies = list(super().pull_messages(message_ids))
+        for reply in replies:
+            if self.garble == (reply.metadata.src_node_id, self.round) and not reply.has_error():
+                codes, scales = reply.content["arrays"].to_numpy_ndarrays()
+                reply.content["arrays"] = ArrayRecord([codes[:-1], scales])  # one byte short
+        return replies
 
     def send_and_receive(self, messages, *, timeout=None):
         messages = list(messages)
@@ -81,3 +91,16 @@ def test_a_node_that_lost_its_model_gets_it_in_full_and_rejoins(fedmse_slice, tm
     assert max(first.values()) < 25_000  # round 1: deltas from the seeded initial encoder every node builds
     assert fourth[2] > 4 * fourth[1]  # the full model, float32, to the node out of sync; deltas to the others
     assert third[2] == third[1]
+
+
+def test_a_garbled_reply_is_left_out_of_its_round_not_the_run(fedmse_slice, tmp_path):
+    # Prepare: node 3's round-2 reply arrives one byte short
+    config = FedCLConfig(data=str(fedmse_slice), rounds=3, seed=2, compression_bits=4)
+    grid = ForgetfulGrid(client_app, node_configs(fedmse_slice), garble=(3, 2))
+
+    # Execute
+    strategy = run_server(grid, config, tmp_path / "run", min_nodes=3)
+
+    # Assert: round 2 aggregates the other two; node 3, no longer counted in sync, gets θ̂ in full in round 3
+    assert [sorted(h["nodes"]) for h in strategy.history] == [NAMES, ["Client-1", "Client-2"], NAMES]
+    assert grid.down[2][3] > 4 * grid.down[2][1]

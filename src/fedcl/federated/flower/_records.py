@@ -60,7 +60,7 @@ def held_model(content: RecordDict, base: list[np.ndarray]) -> list[np.ndarray]:
         if fingerprint(base) != base_print:
             raise ValueError("this node does not hold the model the server's compressed broadcast applies to "
                              "(it missed a round or restarted); the server sends the model in full next round")
-        model = applied(base, Packed(arrays[0], arrays[1], bits, sum(a.size for a in base)))
+        model = applied(base, Packed.from_wire(arrays, bits, sum(a.size for a in base)))
     if fingerprint(model) != str(settings[TARGET_KEY]):
         raise ValueError("the model rebuilt from the server's broadcast differs from the server's: refusing to train")
     return model
@@ -93,11 +93,10 @@ def read_node_record(reply: RecordDict) -> tuple[str, int]:
 
 def read_update_records(reply: RecordDict, global_arrays: list[np.ndarray], bits: int = 0) -> LocalUpdate:
     """The :class:`~fedcl.federated.local.LocalUpdate` in ``reply``, Δθ_i taken against ``global_arrays``
-    (the θ̂ the nodes trained from), or decoded from ``bits`` bits per parameter."""
+    (the θ̂ the nodes trained from), or decoded from ``bits`` bits per parameter (ValueError if malformed)."""
     local, metrics = reply[ARRAYS_KEY].to_numpy_ndarrays(), reply[METRICS_KEY]
     if bits:
-        packed = Packed(local[0], local[1], bits, sum(a.size for a in global_arrays))
-        delta = unflatten(dequantise(packed), global_arrays)
+        delta = unflatten(dequantise(Packed.from_wire(local, bits, sum(a.size for a in global_arrays))), global_arrays)
     else:
         delta = [new - old for new, old in zip(local, global_arrays)]
     return _update(metrics, delta,

@@ -92,31 +92,30 @@ def train(msg: Message, context: Context) -> Message:
     round_ = int(msg.content["config"]["server-round"])
     name, rows = _training_rows(data_path, node_name, config)
     encoder = encoder_for(config, rows.shape[1])
-    if config.compression_bits:
-        return _compressed_train(msg, context, config, reference, round_, name, partition, rows, encoder)
-    global_arrays = msg.content["arrays"].to_numpy_ndarrays()
-    update = local_train(encoder, global_arrays, rows, reference, config,
-                         node_generator(config.seed, name, round_), round_=round_)
-    if config.secure_aggregation:  # the update stays here until the masked sums (query.secagg_*) ask for it
-        keep_update(context.state, update, round_)
-        return Message(scalar_records(update, name, partition), reply_to=msg)
-    return Message(update_records(update, global_arrays, name, partition), reply_to=msg)
-
-
-def _compressed_train(msg, context, config, reference, round_, name, partition, rows, encoder) -> Message:
-    """Train from θ̂ (the broadcast applied to the model this node holds) and reply with Q(Δθ_i + e_i);
-    θ̂ and the residual e_i stay in ``context.state`` for the next round (:mod:`fedcl.federated.compress`)."""
     state = context.state
-    base = state[HELD_KEY].to_numpy_ndarrays() if HELD_KEY in state else \
-        get_arrays(initial_encoder(config, rows.shape[1]))
-    model = held_model(msg.content, base)
-    state[HELD_KEY] = ArrayRecord(model)
+    model = _held_model(msg, state, config, rows.shape[1]) if config.compression_bits else \
+        msg.content["arrays"].to_numpy_ndarrays()
     update = local_train(encoder, model, rows, reference, config, node_generator(config.seed, name, round_),
                          round_=round_)
-    residual = state[RESIDUAL_KEY].to_numpy_ndarrays()[0] if RESIDUAL_KEY in state else None
-    decoded, packed, residual = compressed_update(update, residual, config.compression_bits)
-    state[RESIDUAL_KEY] = ArrayRecord([residual])
-    return Message(update_records(decoded, model, name, partition, packed), reply_to=msg)
+    if config.secure_aggregation:  # the update stays here until the masked sums (query.secagg_*) ask for it
+        keep_update(state, update, round_)
+        return Message(scalar_records(update, name, partition), reply_to=msg)
+    packed = None
+    if config.compression_bits:  # Q(Δθ_i + e_i) goes; the residual e_i stays for the next round
+        residual = state[RESIDUAL_KEY].to_numpy_ndarrays()[0] if RESIDUAL_KEY in state else None
+        update, packed, residual = compressed_update(update, residual, config.compression_bits)
+        state[RESIDUAL_KEY] = ArrayRecord([residual])
+    return Message(update_records(update, model, name, partition, packed), reply_to=msg)
+
+
+def _held_model(msg: Message, state, config: FedCLConfig, n_features: int) -> list:
+    """θ̂ under compression: the broadcast applied to the model this node holds (before its first round,
+    the seeded initial encoder), kept in ``context.state`` for the next round (:mod:`fedcl.federated.compress`)."""
+    base = state[HELD_KEY].to_numpy_ndarrays() if HELD_KEY in state else \
+        get_arrays(initial_encoder(config, n_features))
+    model = held_model(msg.content, base)
+    state[HELD_KEY] = ArrayRecord(model)
+    return model
 
 
 def _secure_handler(action: str):

@@ -12,8 +12,9 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
-from fedcl.federated.compress import Broadcast, fingerprint
+from fedcl.federated.compress import Broadcast, Packed, fingerprint
 from fedcl.federated.flower._records import (
+    ARRAYS_KEY,
     BASE_KEY,
     TARGET_KEY,
     config_record,
@@ -127,6 +128,8 @@ class FedCLStrategy(FedAvg):
         secure = self.config.secure_aggregation
         # Secure replies carry no ArrayRecord, which FedAvg's reply check would require.
         valid, _ = self._check_and_log_replies(replies, is_train=True, validate=not secure)
+        if self.config.compression_bits:
+            valid = [m for m in valid if self._decodes(m, server_round)]
         self._in_sync = {m.metadata.src_node_id for m in valid}  # they hold this round's θ̂
         if not valid:
             return None, None
@@ -153,6 +156,18 @@ class FedCLStrategy(FedAvg):
         if self.on_round is not None:
             self.on_round(server_round, arrays, self.reference, record)
         return ArrayRecord(arrays), MetricRecord({"loss": record["loss"], "nodes": len(valid)})
+
+    def _decodes(self, reply: Message, server_round: int) -> bool:
+        """Whether a compressed reply holds a well-formed packed update; one that does not is left out of
+        the round (with a warning), as a failed reply is, rather than stopping the run."""
+        try:
+            Packed.from_wire(reply.content[ARRAYS_KEY].to_numpy_ndarrays(), self.config.compression_bits,
+                             sum(a.size for a in self._sent))
+            return True
+        except (KeyError, ValueError) as malformed:
+            logging.getLogger("flwr").warning("round %s: reply of node %s left out: %s", server_round,
+                                              reply.metadata.src_node_id, malformed)
+            return False
 
     def _secure_step(self, server_round: int, node_ids: list[int], counts: list[int]):
         """The masked sums of :func:`fedcl.privacy.secure_step` over this round's nodes, in partition order."""
