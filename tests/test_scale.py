@@ -11,9 +11,10 @@ from fedcl.data import read_dataset
 from fedcl.data import _readers as readers
 from fedcl.pipeline import training
 
+from conftest import NBAIOT
+
 ROOT = Path(__file__).resolve().parents[1]
-FEDMSE = ROOT.parent / "shared" / "data" / "nbaiot" / "fedmse-iid"
-needs_data = pytest.mark.skipif(not FEDMSE.is_dir(), reason="needs ../shared/data/nbaiot/fedmse-iid")
+FEDMSE = NBAIOT / "fedmse-iid"  # the real rows the repo carries, so the tests run without ../shared
 
 
 def _scale():
@@ -33,7 +34,6 @@ def test_file_rows_follow_the_archive():
     assert sum(small.values()) >= 2_000
 
 
-@needs_data
 def test_generated_set_reads_as_the_uci_layout_and_is_reused(tmp_path):
     # Prepare
     scale = _scale()
@@ -54,7 +54,6 @@ def test_generated_set_reads_as_the_uci_layout_and_is_reused(tmp_path):
     assert again == out and stamp == {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")}  # not rewritten
 
 
-@needs_data
 def test_arrow_path_reads_what_the_checked_path_reads():
     for path, header in [(FEDMSE / "Client-1" / "abnormal" / "data.csv", False),
                          (FEDMSE / "Client-2" / "test_normal" / "data.csv", False)]:
@@ -82,7 +81,6 @@ def test_values_beyond_float32_stay_finite(tmp_path):
     assert rows.dtype == np.float32 and np.isfinite(rows).all() and rows[0, 0] > 3e38 and rows[0, 1] < -3e38
 
 
-@needs_data
 def test_spilled_attack_rows_score_as_in_memory(tmp_path, monkeypatch):
     config = FedCLConfig(data=str(FEDMSE))
     in_memory = training.load_splits(config)
@@ -97,7 +95,6 @@ def test_spilled_attack_rows_score_as_in_memory(tmp_path, monkeypatch):
     spilled[0].attack[0, 0] = 7.0  # copy-on-write: a caller may still write, in its own memory
 
 
-@needs_data
 def test_iter_splits_matches_load_splits():
     config = FedCLConfig(data=str(FEDMSE), leakage_guard="on")
     for a, b in zip(training.load_splits(config), training.iter_splits(config), strict=True):
