@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fedcl.config import FedCLConfig
 from fedcl.data import read_dataset
