@@ -551,13 +551,9 @@ def _read_parquet(path: Path, columns=None) -> np.ndarray:
     return values
 
 
-def _empty_attack(width: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
-    return np.empty((0, width), dtype=dtype), np.array([], dtype=str)
-
-
-def _dtype_of(read):
-    """The dtype ``read`` gives attack rows (float64 unless it is a _read_matrix partial with another)."""
-    return getattr(read, "keywords", {}).get("attack_dtype", np.float64)
+def _empty_attack(width: int) -> tuple[np.ndarray, np.ndarray]:
+    # A node without attack rows: float64 whatever dtype the others are read in; no row, so no value, differs.
+    return np.empty((0, width), dtype=np.float64), np.array([], dtype=str)
 
 
 def _stack(parts: list[tuple[str, np.ndarray]], width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -682,7 +678,7 @@ def _read_client(d: Path, read) -> NodeData:
         attack = read(attack_file, header=False, attack=True)
         family = np.full(len(attack), "attack", dtype=object)
     else:
-        attack, family = _empty_attack(benign.shape[1], _dtype_of(read))
+        attack, family = _empty_attack(benign.shape[1])
     return NodeData(d.resolve().name, benign, attack, family, benign_test, False)
 
 
