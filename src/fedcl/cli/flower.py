@@ -53,7 +53,8 @@ def simulate_command(
     nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names, start=1)]
     run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)
     summary = pipeline.evaluate(out, data=data)
-    typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}")
+    typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}; "
+               f"the nodes' own evaluation: {out / 'fleet.md'}")
 
 
 @flower_app.command("certs")
@@ -340,6 +341,8 @@ def submit_command(
     min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,
     round_timeout: Annotated[float, typer.Option(help="Seconds to wait for replies in a round.")] = 600.0,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out (same settings).")] = False,
+    evaluate: Annotated[bool, typer.Option(help="After the last round, each node evaluates the model on its held-out "
+                                                "rows; --out gets fleet.json and fleet.md.")] = True,
     wait: Annotated[bool, typer.Option(help="Wait for the run; exit 1 unless it completes (2: settings refused).")]
     = False,
     insecure: Annotated[bool, typer.Option(help="No TLS (loopback experiments only).")] = False,
@@ -364,7 +367,8 @@ def submit_command(
         check_run_dir(out, cfg, resume)
     probe_superlink(superlink, root_certificates, insecure=insecure)  # flwr reports every failure alike
     settings = {k: v for k, v in cfg.to_dict().items() if k != "data"}
-    settings.update({"out-dir": out, "min-nodes": min_nodes, "round-timeout": round_timeout, "resume": resume})
+    settings.update({"out-dir": out, "min-nodes": min_nodes, "round-timeout": round_timeout, "resume": resume,
+                     "evaluate": evaluate})
     # A private FLWR_HOME: flwr's config.toml there is rewritten for this connection.
     with _until_signalled(), tempfile.TemporaryDirectory() as home:
         env = flwr_home_env(home, superlink, root_certificates, insecure=insecure)
@@ -372,6 +376,21 @@ def submit_command(
         typer.echo(f"run {run_id} submitted")
         if wait:
             _wait_for_run(run_id, env)
+            if evaluate and on_this_machine(superlink):
+                _echo_fleet(Path(out))
+
+
+def _echo_fleet(out: Path) -> None:
+    """The federated evaluation's headline, when the run folder is on this machine."""
+    import json
+
+    from fedcl.federated.flower.fleet import FLEET_FILE
+
+    fleet = json.loads((out / FLEET_FILE).read_text())
+    pooled = fleet["pooled"]
+    auroc = "–" if pooled is None or pooled["auroc"] is None else f"{pooled['auroc']:.4f}"
+    typer.echo(f"{len(fleet['nodes'])} nodes evaluated, {len(fleet['not_evaluated'])} not; pooled AUROC {auroc}; "
+               f"report: {out / 'fleet.md'}")
 
 
 def _wait_for_run(run_id: int, env: dict) -> None:

@@ -10,11 +10,51 @@ METRIC_KEYS = (
 )
 
 
-def fpr_at_tpr(y_true: np.ndarray, scores: np.ndarray, tpr_target: float = 0.99) -> float:
+def fpr_at_tpr(y_true: np.ndarray, scores: np.ndarray, tpr_target: float = 0.99,
+               sample_weight: np.ndarray | None = None) -> float:
     """Smallest false-positive rate of any threshold that catches ``tpr_target`` of the attacks."""
     # Keep every threshold: collinear points that roc_curve drops by default can be the best one.
-    fpr, tpr, _ = roc_curve(y_true, scores, drop_intermediate=False)
+    fpr, tpr, _ = roc_curve(y_true, scores, sample_weight=sample_weight, drop_intermediate=False)
     return float(fpr[np.searchsorted(tpr, tpr_target, side="left")])
+
+
+def ranking_metrics(y_true: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None = None,
+                    ) -> dict[str, float | None]:
+    """AUROC, AUPRC and FPR@TPR0.99 (None without both classes); ``sample_weight``: rows stand for that many
+    (e.g. the bins of score histograms)."""
+    y_true = np.asarray(y_true).astype(int)
+    weight = np.ones(len(y_true)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if not (weight[y_true == 1].sum() > 0 and weight[y_true == 0].sum() > 0):
+        return {"auroc": None, "auprc": None, "fpr_at_tpr99": None}
+    return {"auroc": float(roc_auc_score(y_true, scores, sample_weight=sample_weight)),
+            "auprc": float(average_precision_score(y_true, scores, sample_weight=sample_weight)),
+            "fpr_at_tpr99": fpr_at_tpr(y_true, scores, sample_weight=sample_weight)}
+
+
+def count_metrics(true_positives: int, false_positives: int, attacks: int, benign: int) -> dict[str, float | None]:
+    """The metrics of a threshold, from its counts (None where a class is missing)."""
+    if attacks + benign == 0:
+        raise ValueError("no rows to count")
+    tp, fp = true_positives, false_positives
+    recall = tp / attacks if attacks else None
+    fpr = fp / benign if benign else None
+    precision = tp / (tp + fp) if attacks and (tp + fp) > 0 else (0.0 if attacks else None)
+    f1 = None
+    if recall is not None and precision is not None:
+        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return {
+        "accuracy": float((tp + benign - fp) / (attacks + benign)),
+        "balanced_accuracy": (recall + 1 - fpr) / 2 if attacks and benign else None,
+        "precision": None if precision is None else float(precision),
+        "recall": None if recall is None else float(recall),
+        "f1": None if f1 is None else float(f1),
+        "fpr": None if fpr is None else float(fpr),
+    }
+
+
+def ordered(metrics: dict[str, float | None]) -> dict[str, float | None]:
+    """``metrics`` in METRIC_KEYS order."""
+    return {k: metrics[k] for k in METRIC_KEYS}
 
 
 def detection_metrics(y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
@@ -29,23 +69,12 @@ def detection_metrics(y_true: np.ndarray, scores: np.ndarray, y_pred: np.ndarray
     if not (len(y_true) == len(y_pred) == len(scores)) or len(y_true) == 0:
         raise ValueError("y_true, scores and y_pred must have the same, non-zero length")
     pos, neg = y_true == 1, y_true == 0
-    tp = int(np.sum(pos & (y_pred == 1)))
-    fp = int(np.sum(neg & (y_pred == 1)))
-    recall = tp / pos.sum() if pos.any() else None
-    fpr = fp / neg.sum() if neg.any() else None
-    precision = tp / (tp + fp) if pos.any() and (tp + fp) > 0 else (0.0 if pos.any() else None)
-    both = pos.any() and neg.any()
-    f1 = None
-    if recall is not None and precision is not None:
-        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    return {
-        "auroc": float(roc_auc_score(y_true, scores)) if both else None,
-        "auprc": float(average_precision_score(y_true, scores)) if both else None,
-        "accuracy": float(np.mean(y_true == y_pred)),
-        "balanced_accuracy": (recall + 1 - fpr) / 2 if both else None,
-        "precision": None if precision is None else float(precision),
-        "recall": None if recall is None else float(recall),
-        "f1": None if f1 is None else float(f1),
-        "fpr": None if fpr is None else float(fpr),
-        "fpr_at_tpr99": fpr_at_tpr(y_true, scores) if both else None,
-    }
+    counts = count_metrics(int(np.sum(pos & (y_pred == 1))), int(np.sum(neg & (y_pred == 1))),
+                           int(pos.sum()), int(neg.sum()))
+    return ordered({**ranking_metrics(y_true, scores), **counts})
+
+
+def histogram_roc(benign: np.ndarray, attack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) at each bin edge of score histograms (same bins, ascending scores), from flagging nothing."""
+    fp, tp = (np.r_[0, np.cumsum(np.asarray(h)[::-1])] for h in (benign, attack))
+    return fp / max(fp[-1], 1), tp / max(tp[-1], 1)

@@ -41,24 +41,30 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-@_styled
 def plot_roc(scores: pd.DataFrame, path: Path) -> None:
     """Pooled ROC (bold) and one thin curve per node that has both classes; log FPR axis."""
+    nodes = {str(name): roc_curve(df["label"], df["score"])[:2] for name, df in scores.groupby("node", sort=False)
+             if df["label"].nunique() == 2}
+    pooled = roc_curve(scores["label"], scores["score"])[:2] if scores["label"].nunique() == 2 else None
+    plot_roc_curves(nodes, pooled, path)
+
+
+@_styled
+def plot_roc_curves(nodes: dict[str, tuple[np.ndarray, np.ndarray]], pooled: tuple[np.ndarray, np.ndarray] | None,
+                    path: Path, title: str = "ROC on held-out rows") -> None:
+    """(FPR, TPR) curves: the pooled one bold (if any), one thin curve per node; log FPR axis."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, df in scores.groupby("node", sort=False):
-        if df["label"].nunique() == 2:
-            fpr, tpr, _ = roc_curve(df["label"], df["score"])
-            ax.plot(fpr, tpr, lw=0.8, alpha=0.6, label=str(name))
-    if scores["label"].nunique() == 2:
-        fpr, tpr, _ = roc_curve(scores["label"], scores["score"])
-        ax.plot(fpr, tpr, lw=2.5, color="black", label="pooled")
+    for name, (fpr, tpr) in nodes.items():
+        ax.plot(fpr, tpr, lw=0.8, alpha=0.6, label=name)
+    if pooled is not None:
+        ax.plot(*pooled, lw=2.5, color="black", label="pooled")
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.axhline(0.99, ls=":", color="grey", lw=0.8)
     ax.set_xlabel("false-positive rate (benign test rows flagged)")
     ax.set_ylabel("true-positive rate (attack rows caught)")
-    ax.set_title("ROC on held-out rows")
+    ax.set_title(title)
     _legend_beside(ax)  # none without attack rows: no curve to name
     _save(fig, path)
 

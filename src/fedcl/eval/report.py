@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fedcl.config import FedCLConfig
-from fedcl.eval.metrics import METRIC_KEYS
-from fedcl.eval.plots import plot_history, plot_roc
+from fedcl.eval.metrics import METRIC_KEYS, histogram_roc
+from fedcl.eval.plots import plot_history, plot_roc, plot_roc_curves
 from fedcl.rundir import REPORT_FILE, SCORES_FILE, read_history
 
 
@@ -30,6 +31,17 @@ def _privacy_line(privacy: dict | None) -> str:
             f"{privacy['target_epsilon']:g}), δ = {privacy['delta']:g}, {privacy['accountant']} (docs/privacy.md).")
 
 
+def _run_lines(config: FedCLConfig, summary: dict) -> str:
+    """What was run: the nodes and row counts of ``summary``, the settings of ``config``, the privacy spent."""
+    counts = summary["counts"]
+    return f"""({len(summary['nodes'])} nodes; held-out test rows: {counts['benign_test']:,} benign,
+{counts['attack']:,} attack). Leakage guard: **{config.leakage_guard}**. Aggregation: **{config.aggregation}**,
+{config.rounds} rounds × {config.local_epochs} local epoch(s), τ = {config.temperature},
+λ = {config.consistency_weight}, embedding size {config.embedding_dim}, node normalisation
+{'on' if config.node_normalisation else 'off'}, seed {config.seed}.
+{_privacy_line(summary.get("privacy"))}"""
+
+
 def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
     """Write report.md, roc.png and training.png into ``run_dir``; ``summary`` as in metrics.json (its
     ``privacy`` under differential privacy)."""
@@ -37,16 +49,9 @@ def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
     history = read_history(run_dir)
     if history:
         plot_history(history, run_dir / "training.png")
-    privacy = summary.get("privacy")
-    counts = summary["counts"]
     text = f"""# fedcl run report
 
-Data: `{config.data}` ({len(summary['nodes'])} nodes; held-out test rows: {counts['benign_test']:,} benign,
-{counts['attack']:,} attack). Leakage guard: **{config.leakage_guard}**. Aggregation: **{config.aggregation}**,
-{config.rounds} rounds × {config.local_epochs} local epoch(s), τ = {config.temperature},
-λ = {config.consistency_weight}, embedding size {config.embedding_dim}, node normalisation
-{'on' if config.node_normalisation else 'off'}, seed {config.seed}.
-{_privacy_line(privacy)}
+Data: `{config.data}` {_run_lines(config, summary)}
 
 Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores
 (no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the
@@ -75,5 +80,62 @@ Files: `config.toml` (resolved config), `history.jsonl` (per round), `model.pt` 
 `scores.csv` (every test row's score), `metrics.json`.
 """
     path = run_dir / REPORT_FILE
+    path.write_text(text)
+    return path
+
+
+def write_fleet_report(run_dir: Path, config: FedCLConfig, summary: dict,
+                       histograms: dict[str, dict[str, list[int]]]) -> Path:
+    """Write fleet.md, fleet_roc.png and training.png into ``run_dir``: the federated evaluation of a Flower
+    run (``summary`` as in fleet.json; ``histograms``: each node's benign and attack score histograms)."""
+    nodes = {name: histogram_roc(h["benign"], h["attack"]) for name, h in histograms.items() if sum(h["attack"])}
+    totals = [np.sum([h[k] for h in histograms.values()], axis=0) for k in ("benign", "attack")]
+    pooled = histogram_roc(*totals) if histograms and totals[0].sum() and totals[1].sum() else None
+    plot_roc_curves(nodes, pooled, run_dir / "fleet_roc.png", "ROC on the nodes' held-out rows (score histograms)")
+    history = read_history(run_dir)
+    if history:
+        plot_history(history, run_dir / "training.png")
+    rows = "\n".join(f"| {name} | {n['partition_id']} | {n['benign_test']:,} | {n['attack']:,} | "
+                      f"{', '.join(map(str, n['rounds_excluded'])) or 'none'} |" for name, n in summary["nodes"].items())
+    missing = "\n".join(f"- {line}" for line in summary["not_evaluated"]) or "Every node answered."
+    text = f"""# fedcl fleet report (federated evaluation)
+
+Each node fitted its detector on its own rows and scored its held-out rows; only metrics, counts and
+score histograms left the nodes (docs/privacy.md). {_run_lines(config, summary)}
+
+Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores.
+Per-node metrics are exact. Pooled and per-family AUROC, AUPRC and FPR@TPR0.99 come from score histograms
+(100 bins per decade: ties within a bin count half); accuracy, precision, recall, F1 and FPR at the
+nodes' thresholds from exact counts.
+
+## Pooled
+
+{_table({'pooled': summary['pooled'], 'mean over nodes': summary['mean_over_nodes']}, 'set')
+ if summary['pooled'] else 'No node was evaluated.'}
+
+![ROC](fleet_roc.png)
+
+## Per node
+
+{_table(summary['nodes'], 'node')}
+
+| node | partition | benign test rows | attack rows | rounds set aside by the server |
+|---|---|---|---|---|
+{rows}
+
+Not evaluated: {missing}
+
+## Per attack family (each against all benign test rows)
+
+{_table(summary['families'], 'family') if summary['families'] else 'No attack rows in the test data.'}
+
+## Training
+
+![training](training.png)
+
+Files: `config.toml`, `history.jsonl` (per round, with each node's weight and exclusions), `model.pt`,
+`fleet.json` (this report's figures).
+"""
+    path = run_dir / "fleet.md"
     path.write_text(text)
     return path

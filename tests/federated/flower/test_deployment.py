@@ -4,7 +4,7 @@ One federation (the `fedcl flower superlink --registry` wrapper: TLS, --enable-s
 enrolled SuperNodes) is shared by the module, because starting it costs ~20 s and every message
 starts a ClientApp process that imports torch (~3.6 s). The tests run in file order: rejected nodes,
 `fedcl flower run` with another federation's CA, a resume the ServerApp refuses, a 2-round run
-evaluated end to end and listed by `fedcl flower nodes`, a node enrolled while the SuperLink runs,
+evaluated by its nodes and end to end and listed by `fedcl flower nodes`, a node enrolled while the SuperLink runs,
 then a 3-round run during which one SuperNode is SIGKILLed (the last test, since it removes a node).
 Every process is stopped with its descendants, whatever happens.
 """
@@ -186,9 +186,16 @@ def test_tls_deployment_trains_and_the_model_detects_attacks(federation, fedmse_
     for record in history:
         assert list(record["nodes"]) == [f"Client-{i}" for i in NODES]
 
+    # Each SuperNode evaluated the model on its own rows: the metrics `fedcl evaluate` computes with every row here
+    assert "3 nodes evaluated, 0 not; pooled AUROC" in submitted.stdout
+    fleet = json.loads((out / "fleet.json").read_text())
     from fedcl.pipeline import evaluate
     summary = evaluate(out, data=str(fedmse_slice))
     assert summary["pooled"]["auroc"] > 0.9
+    assert list(fleet["nodes"]) == list(summary["nodes"]) == [f"Client-{i}" for i in NODES]
+    for name, metrics in summary["nodes"].items():
+        assert fleet["nodes"][name]["auroc"] == pytest.approx(metrics["auroc"], abs=1e-12)
+        assert fleet["nodes"][name]["fpr"] == pytest.approx(metrics["fpr"], abs=1e-12)
 
 
 def test_nodes_command_lists_the_enrolled_nodes_online_with_their_last_round(federation):

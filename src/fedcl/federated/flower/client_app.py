@@ -7,7 +7,8 @@ node's random stream is keyed by its name, as in the in-process runner (:mod:`fe
 reply carries the name, which labels the node in the run history, and the partition id, which fixes
 the order the server aggregates in. Under secure aggregation the train reply holds only the clear
 scalars, and the node answers the masked sums' messages from the update it keeps in ``context.state``
-(:mod:`.secure`).
+(:mod:`.secure`). After the last round the node evaluates the final model on its own held-out rows
+and replies with metrics and score histograms (:mod:`.fleet`).
 
 Flower starts a fresh process for every message, which imports this module before any work: it
 imports only what training needs (torch, the data readers, the encoder), never fedcl's server side,
@@ -106,6 +107,17 @@ def train(msg: Message, context: Context) -> Message:
         update, packed, residual = compressed_update(update, residual, config.compression_bits)
         state[RESIDUAL_KEY] = ArrayRecord([residual])
     return Message(update_records(update, model, name, partition, packed), reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """After the last round: fit this node's detector on its rows, score its held-out rows, reply with metrics."""
+    from fedcl.federated.flower.fleet import node_evaluation  # detectors and scoring load only to evaluate
+
+    data_path, node_name, partition = _node_settings(context.node_config)
+    config, _ = read_config_record(msg.content["config"])
+    node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
+    return Message(node_evaluation(node, partition, config, msg.content["arrays"].to_numpy_ndarrays()), reply_to=msg)
 
 
 def _held_model(msg: Message, state, config: FedCLConfig, n_features: int) -> list:

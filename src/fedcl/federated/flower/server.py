@@ -17,7 +17,7 @@ from fedcl.federated.flower.strategy import FedCLStrategy
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.pipeline import trained_encoder
-from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
+from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir, read_history
 
 __all__ = ["CHECKPOINT_FILE", "load_checkpoint", "run_server"]
 
@@ -39,13 +39,15 @@ def load_checkpoint(out_dir: Path) -> tuple[int, list[np.ndarray], np.ndarray] |
 
 
 def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_features: int = 115,
-               min_nodes: int = 2, round_timeout: float = 600.0, resume: bool = False) -> FedCLStrategy:
+               min_nodes: int = 2, round_timeout: float = 600.0, resume: bool = False,
+               evaluate: bool = True) -> FedCLStrategy:
     """Drive ``config.rounds`` rounds of fedcl over ``grid``; θ and g are saved after every round.
 
     ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out
     (their replies are missing after ``round_timeout`` seconds). ``resume``: continue from the last
     checkpoint in ``out_dir``, written with the same settings; without it ``out_dir`` must hold no
-    checkpoint (:func:`check_run_dir`). With ``config.secure_aggregation`` each round's masked sums
+    checkpoint (:func:`check_run_dir`). ``evaluate``: afterwards every node evaluates the final model on
+    its own held-out rows, and fleet.json and fleet.md gather their metrics (:mod:`.fleet`). With ``config.secure_aggregation`` each round's masked sums
     run as extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
     """
     if config.secure_aggregation and min_nodes < 2:  # a masked sum of one node would be that node's update
@@ -83,4 +85,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
                                      else np.zeros(config.embedding_dim), dtype=torch.float32),
         "nodes": {},  # detectors are fitted where the data are (fedcl evaluate --data)
     }, out / MODEL_FILE)
+    if evaluate:
+        from fedcl.federated.flower.fleet import evaluate_fleet
+
+        evaluate_fleet(grid, config, final, strategy.reference, out, read_history(out), round_timeout)
     return strategy

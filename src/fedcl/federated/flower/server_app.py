@@ -2,7 +2,8 @@
 
 Run settings (``[tool.flwr.app.config]`` or ``flwr run -c``): any FedCLConfig field by its name
 (``rounds``, ``temperature``, ``consistency_weight``, ...), plus ``out-dir`` (where the server writes
-the checkpoint, history and model), ``min-nodes``, ``round-timeout`` and ``resume``. The node
+the checkpoint, history and model), ``min-nodes``, ``round-timeout``, ``resume`` and ``evaluate`` (the nodes evaluate the final model on
+their held-out rows; default true). The node
 registry, when the SuperLink has one, comes from the environment (:func:`.registry.enrolled_grid`).
 """
 
@@ -36,7 +37,8 @@ def main(grid: Grid, context: Context) -> None:
         # Under `fedcl flower superlink --registry`, only enrolled nodes take part, under their enrolled names.
         run_server(enrolled_grid(grid), config_from_run_config(settings), str(settings.get("out-dir", "runs/flower")),
                    min_nodes=int(settings.get("min-nodes", 2)),
-                   round_timeout=float(settings.get("round-timeout", 600)), resume=bool(settings.get("resume", False)))
+                   round_timeout=float(settings.get("round-timeout", 600)), resume=bool(settings.get("resume", False)),
+                   evaluate=bool(settings.get("evaluate", True)))
     except InputError as err:
         # Flower puts str(err) in the run's status details: the marker tells `fedcl flower run` it was the settings.
         raise InputError(f"{REFUSED}{err}") from None

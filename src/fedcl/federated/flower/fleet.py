@@ -1,0 +1,136 @@
+"""Federated evaluation: each node scores its own held-out rows; the server sees metrics, never rows.
+
+After the last round the server sends the final θ to every node (message type ``evaluate``). A node
+fits its detector on its own training and validation rows, as ``fedcl evaluate --data`` would there,
+scores its held-out benign test and attack rows and replies with
+
+- its metrics (:data:`fedcl.eval.metrics.METRIC_KEYS`, exact) and row counts;
+- how many rows its threshold flagged, in all and per attack family (exact pooled threshold metrics);
+- histograms of its scores on the fixed bins :data:`SCORE_EDGES`, benign, attack and per family:
+  what pooled AUROC, AUPRC and FPR@TPR0.99 over the fleet need (at the bins' resolution,
+  100 per decade), since a node's scores never leave it.
+
+docs/privacy.md lists what these reveal. The server writes ``fleet.json`` (per node, means over
+nodes, pooled, per family, nodes that did not answer) and ``fleet.md`` with ``fleet_roc.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+
+from fedcl.config import FedCLConfig
+from fedcl.data import NodeData
+from fedcl.eval.metrics import METRIC_KEYS, count_metrics, detection_metrics, ordered, ranking_metrics
+from fedcl.federated.flower._records import METRICS_KEY, NODE_KEY, config_record, read_node_record
+
+__all__ = ["FLEET_FILE", "SCORE_EDGES", "evaluate_fleet", "node_evaluation", "pooled_metrics"]
+
+FLEET_FILE = "fleet.json"
+#: Score histogram bins: 100 per decade from 1e-4 to 1e6, and one below and one above.
+SCORE_EDGES = np.r_[-np.inf, np.logspace(-4, 6, 1001), np.inf]
+HISTOGRAMS_KEY = "histograms"
+_BENIGN, _ATTACK = "benign", "attack"
+
+
+def _histogram(scores: np.ndarray) -> list[int]:
+    return np.histogram(scores, SCORE_EDGES)[0].astype(int).tolist()
+
+
+def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arrays: list[np.ndarray]) -> RecordDict:
+    """A node's evaluation reply: its detector fitted and scored on its own rows, as ``fedcl evaluate``."""
+    from fedcl.pipeline.scoring import score_nodes  # detectors and scoring: only where a node evaluates
+    from fedcl.pipeline.training import fit_node_detectors, split_nodes, trained_encoder
+
+    [split] = split_nodes([node], config)
+    encoder = trained_encoder(config, arrays, split.train.shape[1])
+    scores = score_nodes(fit_node_detectors(encoder, [split], config), [split])
+    label, score, flagged = (scores[k].to_numpy() for k in ("label", "score", "prediction"))
+    metrics = detection_metrics(label, score, flagged)
+    counts = {"benign-test": int((label == 0).sum()), _ATTACK: int((label == 1).sum()),
+              "flagged-benign": int(flagged[label == 0].sum()), "flagged-attack": int(flagged[label == 1].sum())}
+    histograms = {_BENIGN: _histogram(score[label == 0]), _ATTACK: _histogram(score[label == 1])}
+    for family, rows in scores[scores["label"] == 1].groupby("family", sort=True):
+        histograms[f"{_ATTACK}:{family}"] = _histogram(rows["score"].to_numpy())
+        counts[f"flagged-attack:{family}"] = int(rows["prediction"].sum())
+    values = {k: v for k, v in metrics.items() if v is not None}  # a MetricRecord holds no None
+    return RecordDict({METRICS_KEY: MetricRecord({**values, **counts}), HISTOGRAMS_KEY: MetricRecord(histograms),
+                       NODE_KEY: ConfigRecord({"node-name": node.name, "partition-id": partition_id})})
+
+
+def pooled_metrics(benign: np.ndarray, attack: np.ndarray, flagged_benign: int, flagged_attack: int) -> dict:
+    """Metrics of rows known only as score histograms (bins of :data:`SCORE_EDGES`) and threshold counts."""
+    bins = np.arange(len(benign))
+    ranking = ranking_metrics(np.r_[np.zeros(len(bins)), np.ones(len(bins))], np.r_[bins, bins],
+                              sample_weight=np.r_[benign, attack])
+    counts = count_metrics(flagged_attack, flagged_benign, int(attack.sum()), int(benign.sum()))
+    return ordered({**ranking, **counts})
+
+
+def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]) -> dict:
+    """fleet.json from the nodes' replies (in partition order) and the run's history."""
+    nodes, benign, attack, families = {}, 0, 0, {}
+    flagged_benign = flagged_attack = 0
+    for reply in replies:
+        name, partition = read_node_record(reply)
+        m, h = reply[METRICS_KEY], reply[HISTOGRAMS_KEY]
+        excluded = [r["round"] for r in history if r["nodes"].get(name, {}).get("excluded")]
+        nodes[name] = {**{k: m.get(k) for k in METRIC_KEYS}, "benign_test": int(m["benign-test"]),
+                       "attack": int(m[_ATTACK]), "partition_id": partition, "rounds_excluded": excluded}
+        benign, attack = benign + np.asarray(h[_BENIGN]), attack + np.asarray(h[_ATTACK])
+        flagged_benign, flagged_attack = flagged_benign + int(m["flagged-benign"]), flagged_attack + int(m["flagged-attack"])
+        for key in h:
+            if key.startswith(f"{_ATTACK}:"):
+                family = key.split(":", 1)[1]
+                seen = families.setdefault(family, [0, 0])
+                seen[0], seen[1] = seen[0] + np.asarray(h[key]), seen[1] + int(m[f"flagged-attack:{family}"])
+    means = {k: float(np.mean(v)) if (v := [n[k] for n in nodes.values() if n[k] is not None]) else None
+             for k in METRIC_KEYS}
+    pooled = pooled_metrics(benign, attack, flagged_benign, flagged_attack) if nodes else None
+    return {
+        "source": "federated evaluation: node metrics exact; pooled and per-family AUROC, AUPRC and FPR@TPR0.99 "
+                  "from score histograms (100 bins per decade), threshold metrics from exact counts",
+        "nodes": nodes,
+        "mean_over_nodes": means,
+        "pooled": pooled,
+        "families": {f: pooled_metrics(benign, hist, flagged_benign, caught) for f, (hist, caught) in
+                     sorted(families.items())},
+        "counts": {"benign_test": int(np.sum(benign)), "attack": int(np.sum(attack))},
+        "not_evaluated": failures,
+    }
+
+
+def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], reference: np.ndarray | None,
+                   out_dir: Path, history: list[dict], timeout: float) -> dict:
+    """Ask every node to evaluate θ = ``arrays`` on its rows; write fleet.json, fleet.md and fleet_roc.png.
+
+    A node that does not answer within ``timeout`` seconds, or answers with an error, is listed under
+    ``not_evaluated`` (with Flower's reason) and left out of the means and pooled metrics.
+    """
+    messages = [Message(content=RecordDict({"arrays": ArrayRecord(arrays), "config": config_record(config, reference)}),
+                        message_type=MessageType.EVALUATE, dst_node_id=node)
+                for node in grid.get_node_ids()]
+    replies, failures = [], []
+    answered = set()
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        answered.add(reply.metadata.src_node_id)
+        if reply.has_error():
+            failures.append(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
+        else:
+            replies.append(reply.content)
+    failures += [f"node {m.metadata.dst_node_id}: no answer within {timeout:g} s" for m in messages
+                 if m.metadata.dst_node_id not in answered]
+    for failure in failures:
+        logging.getLogger("flwr").warning("evaluation: %s", failure)
+    replies.sort(key=lambda r: read_node_record(r)[1])
+    summary = _summary(replies, failures, history)
+    (out_dir / FLEET_FILE).write_text(json.dumps(summary, indent=2))
+    from fedcl.eval.report import write_fleet_report  # matplotlib only when a report is written
+
+    write_fleet_report(out_dir, config, summary, {read_node_record(r)[0]: dict(r[HISTOGRAMS_KEY]) for r in replies})
+    return summary

@@ -1,0 +1,135 @@
+"""Federated evaluation: the nodes evaluate the final model on their own rows; the server gathers metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from flwr.app import Error, Message
+from sklearn.metrics import roc_auc_score
+
+from fedcl.config import FedCLConfig
+from fedcl.eval.metrics import fpr_at_tpr
+from fedcl.federated.flower import InProcessGrid, run_server
+from fedcl.federated.flower.client_app import app
+from fedcl.federated.flower.fleet import FLEET_FILE, SCORE_EDGES, pooled_metrics
+from fedcl.pipeline import evaluate
+
+NAMES = ["Client-1", "Client-2", "Client-3"]
+
+
+def node_configs(root):
+    return [{"data-path": str(root / name), "partition-id": i} for i, name in enumerate(NAMES, start=1)]
+
+
+class SilentNodeGrid(InProcessGrid):
+    """Delivers as a SuperNode does, except that ``silent``'s evaluate message is never answered."""
+
+    def __init__(self, *args, silent: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.silent = silent
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = [m for m in messages
+                    if not (m.metadata.message_type == "evaluate" and m.metadata.dst_node_id == self.silent)]
+        return super().send_and_receive(messages, timeout=timeout)
+
+
+class FailingNodeGrid(InProcessGrid):
+    """A node whose ClientApp fails answers with an error reply, as on a SuperNode."""
+
+    def __init__(self, *args, failing: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.failing = failing
+
+    def push_messages(self, messages):
+        ids = []
+        for message in messages:
+            if message.metadata.message_type == "evaluate" and message.metadata.dst_node_id == self.failing:
+                ids.append(f"error-{message.metadata.dst_node_id}")
+                self._replies[ids[-1]] = Message(Error(code=0, reason="disk full"), reply_to=message)
+            else:
+                ids += super().push_messages([message])
+        return ids
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(fedmse_slice, tmp_path_factory, one_torch_thread):
+    """A 2-round in-process Flower run (each node evaluates at the end), then `fedcl evaluate` on one machine."""
+    out = tmp_path_factory.mktemp("fleet") / "run"
+    run_server(InProcessGrid(app, node_configs(fedmse_slice)), FedCLConfig(rounds=2, seed=3), out, min_nodes=3)
+    fleet = json.loads((out / FLEET_FILE).read_text())
+    return out, fleet, evaluate(out, data=str(fedmse_slice))
+
+
+def test_each_node_reports_the_metrics_fedcl_evaluate_computes_from_its_rows(evaluated_run):
+    # Prepare / Execute: the fixture's run
+    out, fleet, central = evaluated_run
+
+    # Assert: every node's metrics are those `fedcl evaluate` computes with every row on one machine
+    assert list(fleet["nodes"]) == NAMES and fleet["not_evaluated"] == []
+    for name in NAMES:
+        for key, value in central["nodes"][name].items():
+            assert fleet["nodes"][name][key] == pytest.approx(value, abs=1e-12), (name, key)
+    assert fleet["counts"] == central["counts"]
+    # Threshold metrics pool exactly from counts; ranking metrics from the histograms, at their resolution
+    for key in ("accuracy", "precision", "recall", "f1", "fpr"):
+        assert fleet["pooled"][key] == pytest.approx(central["pooled"][key], abs=1e-12), key
+    assert fleet["pooled"]["auroc"] == pytest.approx(central["pooled"]["auroc"], abs=2e-3)
+    assert fleet["mean_over_nodes"]["auroc"] == pytest.approx(np.mean([central["nodes"][n]["auroc"] for n in NAMES]))
+    assert fleet["pooled"]["auroc"] > 0.9
+
+
+def test_the_fleet_report_names_every_node_with_its_exclusions(evaluated_run):
+    # Prepare / Execute: the fixture's run
+    out, fleet, _ = evaluated_run
+
+    # Assert
+    text = (out / "fleet.md").read_text()
+    for name in NAMES:
+        assert f"| {name} | " in text
+    assert "Every node answered." in text
+    assert (out / "fleet_roc.png").stat().st_size > 0
+    assert all(fleet["nodes"][n]["rounds_excluded"] == [] for n in NAMES)
+
+
+@pytest.mark.parametrize("grid, reason", [(SilentNodeGrid, "no answer within 30 s"), (FailingNodeGrid, "disk full")])
+def test_a_node_that_does_not_evaluate_is_listed_and_left_out(fedmse_slice, tmp_path, one_torch_thread, grid, reason):
+    # Prepare: node 2 (Client-2) trains but does not evaluate
+    kind = {"silent": 2} if grid is SilentNodeGrid else {"failing": 2}
+
+    # Execute
+    run_server(grid(app, node_configs(fedmse_slice), **kind), FedCLConfig(rounds=1), tmp_path / "run", min_nodes=3,
+               round_timeout=30)
+
+    # Assert: the run completes; the two others are the fleet
+    fleet = json.loads((tmp_path / "run" / FLEET_FILE).read_text())
+    assert list(fleet["nodes"]) == ["Client-1", "Client-3"]
+    assert fleet["not_evaluated"] == [f"node 2: {reason}"]
+    assert fleet["counts"]["benign_test"] == sum(fleet["nodes"][n]["benign_test"] for n in ("Client-1", "Client-3"))
+    assert f"node 2: {reason}" in (tmp_path / "run" / "fleet.md").read_text()
+
+
+def test_no_evaluation_when_the_run_says_so(fedmse_slice, tmp_path, one_torch_thread):
+    run_server(InProcessGrid(app, node_configs(fedmse_slice)), FedCLConfig(rounds=1), tmp_path / "run", min_nodes=3,
+               evaluate=False)
+    assert (tmp_path / "run" / "model.pt").is_file() and not (tmp_path / "run" / FLEET_FILE).exists()
+
+
+def test_pooled_metrics_from_histograms_are_exact_when_no_bin_holds_both_classes():
+    # Prepare: benign and attack scores that share no bin of SCORE_EDGES, with ties inside each class's bins
+    rng = np.random.default_rng(0)
+    benign = rng.uniform(0.5, 2.0, 500)
+    attack = np.r_[rng.uniform(1.5, 1.6, 5), rng.uniform(3.0, 50.0, 300)]  # 5 inside the benign range
+    benign = benign[~np.isin(np.searchsorted(SCORE_EDGES, benign), np.searchsorted(SCORE_EDGES, attack))]
+    histogram = lambda s: np.histogram(s, SCORE_EDGES)[0]  # noqa: E731
+
+    # Execute
+    pooled = pooled_metrics(histogram(benign), histogram(attack), flagged_benign=7, flagged_attack=200)
+
+    # Assert
+    y, s = np.r_[np.zeros(len(benign)), np.ones(len(attack))], np.r_[benign, attack]
+    assert pooled["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert pooled["fpr_at_tpr99"] == pytest.approx(fpr_at_tpr(y, s), abs=1e-12)
+    assert pooled["recall"] == pytest.approx(200 / len(attack)) and pooled["fpr"] == pytest.approx(7 / len(benign))
