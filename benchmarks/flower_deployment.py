@@ -86,7 +86,7 @@ def deployed_run(flwr_env: dict, out: Path, rounds: int) -> float:
     """Seconds from submission to ``finished:completed``."""
     started = time.monotonic()
     run_id = submit_run(flwr_env, {"rounds": rounds, "seed": 0, "out-dir": str(out), "min-nodes": len(NODES),
-                                   "round-timeout": 600.0})
+                                   "round-timeout": 600.0, "evaluate": False})  # the rounds only
     status = wait_finished(run_id, flwr_env, timeout=3600, poll=0.5)
     if status != "finished:completed":
         raise RuntimeError(f"run {run_id}: {status} (see {out.parent / 'logs'})")
@@ -98,7 +98,7 @@ def inprocess_run(data: Path, out: Path, rounds: int) -> float:
     nodes = [{"data-path": str(data / f"Client-{i}"), "partition-id": i} for i in NODES]
     logging.getLogger("flwr").setLevel(logging.WARNING)
     started = time.monotonic()
-    run_inprocess(FedCLConfig(rounds=rounds, seed=0), nodes, out)
+    run_inprocess(FedCLConfig(rounds=rounds, seed=0), nodes, out, evaluate=False)
     return time.monotonic() - started
 
 

@@ -338,8 +338,14 @@ def submit_command(
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
     compression_bits: CompressionBits = None,
-    min_nodes: Annotated[int, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out).")] = 2,
-    round_timeout: Annotated[float, typer.Option(help="Seconds to wait for replies in a round.")] = 600.0,
+    min_nodes: Annotated[float, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out); "
+                                                  "below 1, a share of the fleet.")] = 2,
+    sample_fraction: Annotated[float, typer.Option(help="Share of the nodes asked to train each round (seeded).")] = 1.0,
+    round_timeout: Annotated[float, typer.Option(help="Seconds the first round waits for replies, and any round at "
+                                                      "most.")] = 600.0,
+    timeout_multiple: Annotated[float, typer.Option(help="Later rounds wait this multiple of the slowest round "
+                                                         "so far ...")] = 3.0,
+    timeout_floor: Annotated[float, typer.Option(help="... and at least this many seconds.")] = 60.0,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out (same settings).")] = False,
     evaluate: Annotated[bool, typer.Option(help="After the last round, each node evaluates the model on its held-out "
                                                 "rows; --out gets fleet.json and fleet.md.")] = True,
@@ -367,8 +373,9 @@ def submit_command(
         check_run_dir(out, cfg, resume)
     probe_superlink(superlink, root_certificates, insecure=insecure)  # flwr reports every failure alike
     settings = {k: v for k, v in cfg.to_dict().items() if k != "data"}
-    settings.update({"out-dir": out, "min-nodes": min_nodes, "round-timeout": round_timeout, "resume": resume,
-                     "evaluate": evaluate})
+    settings.update({"out-dir": out, "min-nodes": min_nodes, "sample-fraction": sample_fraction,
+                     "round-timeout": round_timeout, "timeout-multiple": timeout_multiple,
+                     "timeout-floor": timeout_floor, "resume": resume, "evaluate": evaluate})
     # A private FLWR_HOME: flwr's config.toml there is rewritten for this connection.
     with _until_signalled(), tempfile.TemporaryDirectory() as home:
         env = flwr_home_env(home, superlink, root_certificates, insecure=insecure)

@@ -21,7 +21,8 @@ def test_app_config_lists_every_run_setting_with_fedcl_defaults():
     app = tomllib.loads((default_app_dir() / "pyproject.toml").read_text())
     config = app["tool"]["flwr"]["app"]["config"]
     names = {f.name for f in fields(FedCLConfig)} - {"data"}  # data paths are per node
-    assert set(config) == names | {"out-dir", "min-nodes", "round-timeout", "resume", "evaluate"}
+    assert set(config) == names | {"out-dir", "min-nodes", "round-timeout", "resume", "evaluate",
+                                    "sample-fraction", "timeout-multiple", "timeout-floor"}
     assert {n: config[n] for n in names} == {n: getattr(FedCLConfig(), n) for n in names}
     assert app["project"]["dependencies"] == []  # nothing to install at run time
 

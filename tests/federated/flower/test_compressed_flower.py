@@ -40,22 +40,19 @@ class ForgetfulGrid(InProcessGrid):
                 reply.content["arrays"] = ArrayRecord([codes[:-1], scales])  # one byte short
         return replies
 
-    def send_and_receive(self, messages, *, timeout=None):
+    def push_messages(self, messages):
         messages = list(messages)
-        if messages and messages[0].metadata.message_type == "train":
+        if messages and messages[0].metadata.message_type == "train":  # a round's train messages, pushed at once
             self.round += 1
             self.down.append({m.metadata.dst_node_id: recorddict_to_proto(m.content).ByteSize() for m in messages})
             if self.forget and self.forget[1] == self.round:
                 self._contexts[self.forget[0]].state.clear()
-        return super().send_and_receive(messages, timeout=timeout)
-
-    def push_messages(self, messages):
         ids = []
         for message in messages:
             try:
                 ids += super().push_messages([message])
-            except ValueError as exc:
-                ids.append(f"error-{len(ids)}-{message.metadata.dst_node_id}")
+            except ValueError as exc:  # the message got its id when pushed, before the ClientApp raised
+                ids.append(message.metadata.message_id)
                 self._replies[ids[-1]] = Message(Error(code=0, reason=str(exc)), reply_to=message)
         return ids
 

@@ -14,6 +14,7 @@ from fedcl.eval.metrics import fpr_at_tpr
 from fedcl.federated.flower import InProcessGrid, run_server
 from fedcl.federated.flower.client_app import app
 from fedcl.federated.flower.fleet import FLEET_FILE, SCORE_EDGES, pooled_metrics
+from fedcl.federated.flower.inprocess import _act_as_superlink
 from fedcl.pipeline import evaluate
 
 NAMES = ["Client-1", "Client-2", "Client-3"]
@@ -30,10 +31,11 @@ class SilentNodeGrid(InProcessGrid):
         super().__init__(*args, **kwargs)
         self.silent = silent
 
-    def send_and_receive(self, messages, *, timeout=None):
-        messages = [m for m in messages
-                    if not (m.metadata.message_type == "evaluate" and m.metadata.dst_node_id == self.silent)]
-        return super().send_and_receive(messages, timeout=timeout)
+    def push_messages(self, messages):
+        messages = list(messages)
+        heard = [m for m in messages
+                 if not (m.metadata.message_type == "evaluate" and m.metadata.dst_node_id == self.silent)]
+        return [*super().push_messages(heard), *(["lost"] if len(heard) < len(messages) else [])]
 
 
 class FailingNodeGrid(InProcessGrid):
@@ -47,7 +49,8 @@ class FailingNodeGrid(InProcessGrid):
         ids = []
         for message in messages:
             if message.metadata.message_type == "evaluate" and message.metadata.dst_node_id == self.failing:
-                ids.append(f"error-{message.metadata.dst_node_id}")
+                ids.append(f"failed-{message.metadata.dst_node_id}")
+                _act_as_superlink(message, ids[-1])  # the id the SuperLink gives a message it accepts
                 self._replies[ids[-1]] = Message(Error(code=0, reason="disk full"), reply_to=message)
             else:
                 ids += super().push_messages([message])
@@ -94,14 +97,14 @@ def test_the_fleet_report_names_every_node_with_its_exclusions(evaluated_run):
     assert all(fleet["nodes"][n]["rounds_excluded"] == [] for n in NAMES)
 
 
-@pytest.mark.parametrize("grid, reason", [(SilentNodeGrid, "no answer within 30 s"), (FailingNodeGrid, "disk full")])
+@pytest.mark.parametrize("grid, reason", [(SilentNodeGrid, "no accepted answer within 3 s"), (FailingNodeGrid, "disk full")])
 def test_a_node_that_does_not_evaluate_is_listed_and_left_out(fedmse_slice, tmp_path, one_torch_thread, grid, reason):
     # Prepare: node 2 (Client-2) trains but does not evaluate
     kind = {"silent": 2} if grid is SilentNodeGrid else {"failing": 2}
 
     # Execute
     run_server(grid(app, node_configs(fedmse_slice), **kind), FedCLConfig(rounds=1), tmp_path / "run", min_nodes=3,
-               round_timeout=30)
+               round_timeout=3)
 
     # Assert: the run completes; the two others are the fleet
     fleet = json.loads((tmp_path / "run" / FLEET_FILE).read_text())

@@ -34,8 +34,8 @@ class RecordingGrid(InProcessGrid):
         self.partition = {node_id: int(cfg["partition-id"]) for node_id, cfg in enumerate(nodes, start=1)}
         self.silent, self.replies = silent or {}, []
 
-    def send_and_receive(self, messages, *, timeout=None):
-        replies = [r for r in super().send_and_receive(messages, timeout=timeout)
+    def pull_messages(self, message_ids):
+        replies = [r for r in super().pull_messages(message_ids)
                    if self.partition[r.metadata.src_node_id] not in self.silent.get(r.metadata.message_type, ())]
         self.replies += replies
         return replies
@@ -113,7 +113,7 @@ def test_a_node_silent_after_sharing_its_keys_is_recovered_and_left_out(fedmse_s
     grid = RecordingGrid(node_configs(fedmse_slice), silent={"query.secagg_mask": {2}})
 
     # Execute
-    flower = run_server(grid, config, tmp_path / "run", min_nodes=3)
+    flower = run_server(grid, config, tmp_path / "run", min_nodes=3, round_timeout=3)  # the lost replies' wait
     plain = in_process(fedmse_slice, config, names=NAMES[:2])
 
     # Assert
@@ -128,7 +128,8 @@ def test_a_node_silent_after_sharing_its_keys_is_recovered_and_left_out(fedmse_s
 def test_a_round_left_with_too_few_nodes_is_skipped(fedmse_slice, tmp_path):
     grid = RecordingGrid(node_configs(fedmse_slice), silent={"query.secagg_mask": {1, 2}})
 
-    strategy = run_server(grid, FedCLConfig(aggregation="fedavg", **TINY), tmp_path / "run", min_nodes=3)
+    strategy = run_server(grid, FedCLConfig(aggregation="fedavg", **TINY), tmp_path / "run", min_nodes=3,
+                          round_timeout=3)
 
     assert strategy.history == []  # every round lost two of three nodes mid-protocol: none aggregated
     assert (tmp_path / "run" / "model.pt").is_file()  # the run still ends, with the initial θ

@@ -123,7 +123,7 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
             failures.append(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
         else:
             replies.append(reply.content)
-    failures += [f"node {m.metadata.dst_node_id}: no answer within {timeout:g} s" for m in messages
+    failures += [f"node {m.metadata.dst_node_id}: no accepted answer within {timeout:g} s" for m in messages
                  if m.metadata.dst_node_id not in answered]
     for failure in failures:
         logging.getLogger("flwr").warning("evaluation: %s", failure)

@@ -98,7 +98,9 @@ class InProcessGrid(Grid):
         return self.pull_messages(self.push_messages(messages))
 
 
-def run_inprocess(config: FedCLConfig, node_configs: list[dict], out_dir: str | Path) -> FedCLStrategy:
-    """Train with the Flower apps over :class:`InProcessGrid`; writes what a deployment's server writes."""
+def run_inprocess(config: FedCLConfig, node_configs: list[dict], out_dir: str | Path,
+                  evaluate: bool = True) -> FedCLStrategy:
+    """Train with the Flower apps over :class:`InProcessGrid`; writes what a deployment's server writes
+    (with ``evaluate``, the nodes' own evaluation too)."""
     grid = InProcessGrid(fedcl_client_app, node_configs)
-    return run_server(grid, config, out_dir, min_nodes=len(node_configs))
+    return run_server(grid, config, out_dir, min_nodes=len(node_configs), evaluate=evaluate)

@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -400,6 +400,17 @@ class EnrolledGrid:
         self._grid = grid
         self._enrolled = {e.node_id: e for e in enrolments if e.node_id is not None}
         self._announced: set[int] = set()
+
+    def wrap_transport(self, wrap: Callable) -> EnrolledGrid:
+        """Put ``wrap(grid)`` between this check and the SuperLink's grid (returns self). A wrapper that waits
+        for replies belongs there: a reply this check drops has still arrived."""
+        self._grid = wrap(self._grid)
+        return self
+
+    @property
+    def enrolled(self) -> list[Enrolment]:
+        """The enrolled nodes that can take part (registered with the SuperLink): the fleet."""
+        return list(self._enrolled.values())
 
     def set_run(self, run) -> None:
         self._grid.set_run(run)

@@ -12,6 +12,8 @@ from flwr.serverapp import Grid
 
 from fedcl.config import FedCLConfig, save_config
 from fedcl.errors import ConfigError
+from fedcl.federated.flower.pacing import PacedGrid, resolve_min_nodes
+from fedcl.federated.flower.registry import EnrolledGrid
 from fedcl.federated.flower.run_dir import CHECKPOINT_FILE, check_run_dir
 from fedcl.federated.flower.strategy import FedCLStrategy
 from fedcl.federated.params import get_arrays
@@ -39,17 +41,26 @@ def load_checkpoint(out_dir: Path) -> tuple[int, list[np.ndarray], np.ndarray] |
 
 
 def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_features: int = 115,
-               min_nodes: int = 2, round_timeout: float = 600.0, resume: bool = False,
-               evaluate: bool = True) -> FedCLStrategy:
+               min_nodes: float = 2, round_timeout: float = 600.0, resume: bool = False,
+               evaluate: bool = True, sample_fraction: float = 1.0, timeout_multiple: float = 3.0,
+               timeout_floor: float = 60.0) -> FedCLStrategy:
     """Drive ``config.rounds`` rounds of fedcl over ``grid``; θ and g are saved after every round.
 
-    ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out
-    (their replies are missing after ``round_timeout`` seconds). ``resume``: continue from the last
+    ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out;
+    below 1, a share of the fleet (:func:`.pacing.resolve_min_nodes`). ``sample_fraction``: the share of
+    the nodes asked to train each round (seeded). A round waits for replies ``timeout_multiple`` × the
+    slowest complete round so far, at least ``timeout_floor`` and at most ``round_timeout`` seconds (the
+    first round waits ``round_timeout``; :class:`.pacing.PacedGrid`). ``resume``: continue from the last
     checkpoint in ``out_dir``, written with the same settings; without it ``out_dir`` must hold no
     checkpoint (:func:`check_run_dir`). ``evaluate``: afterwards every node evaluates the final model on
     its own held-out rows, and fleet.json and fleet.md gather their metrics (:mod:`.fleet`). With ``config.secure_aggregation`` each round's masked sums
     run as extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
     """
+    min_nodes = resolve_min_nodes(min_nodes, grid)
+    def paced(transport):
+        return PacedGrid(transport, round_timeout, timeout_multiple, timeout_floor)
+
+    grid = grid.wrap_transport(paced) if isinstance(grid, EnrolledGrid) else paced(grid)
     if config.secure_aggregation and min_nodes < 2:  # a masked sum of one node would be that node's update
         raise ConfigError(f"secure_aggregation needs min_nodes >= 2, got {min_nodes}")
     if config.schema != "nbaiot":  # the server sizes the encoder for N-BaIoT's 115 columns
@@ -72,7 +83,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
         append_history(out, record)
 
     strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
-                             timeout=round_timeout, min_available_nodes=min_nodes, min_train_nodes=min_nodes)
+                             timeout=round_timeout, sample_fraction=sample_fraction,
+                             min_available_nodes=min_nodes, min_train_nodes=min_nodes)
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(arrays), num_rounds=config.rounds - done,
                             timeout=round_timeout)
     # No round aggregated (e.g. every one skipped under secure aggregation): θ is what was sent first.

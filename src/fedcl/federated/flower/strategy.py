@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -65,14 +66,21 @@ class FedCLStrategy(FedAvg):
         continue where they stopped.
     timeout : float, optional
         Seconds each secure-aggregation exchange waits for replies (the round timeout).
+    sample_fraction : float
+        Share of the connected nodes asked to train each round (at least ``min_train_nodes``), drawn
+        from the run's seed and the round number, so a rerun asks the same nodes.
     **kwargs
         FedAvg's sampling options (``min_available_nodes``, ``min_train_nodes``, ...).
     """
 
     def __init__(self, config: FedCLConfig, reference: np.ndarray | None = None,
                  on_round: Callable[[int, list[np.ndarray], np.ndarray, dict], None] | None = None,
-                 round_offset: int = 0, timeout: float | None = None, **kwargs) -> None:
+                 round_offset: int = 0, timeout: float | None = None, sample_fraction: float = 1.0,
+                 **kwargs) -> None:
+        if not 0 < sample_fraction <= 1:
+            raise ConfigError(f"sample-fraction {sample_fraction:g}: give a share of the nodes in (0, 1]")
         super().__init__(**kwargs)
+        self.sample_fraction = sample_fraction
         self.config = config
         self.reference = reference
         self.on_round = on_round
@@ -93,11 +101,25 @@ class FedCLStrategy(FedAvg):
         self._theta, self._grid = arrays.to_numpy_ndarrays(), grid  # the grid: secure aggregation's extra exchanges
         record = config_record(self.config, self.reference)
         record.update(config)
-        messages = super().configure_train(server_round + self.round_offset, arrays, record, grid)
+        messages = self._sampled(list(super().configure_train(server_round + self.round_offset, arrays, record, grid)),
+                                 server_round + self.round_offset)
         if not self.config.compression_bits:
             self._sent = self._theta
             return messages
         return self._compressed(list(messages))
+
+    def _sampled(self, messages: list[Message], server_round: int) -> list[Message]:
+        """This round's share of ``messages`` (one per connected node), seeded by the run's seed and the round."""
+        if self.sample_fraction == 1 or not messages:
+            return messages
+        nodes = sorted(m.metadata.dst_node_id for m in messages)
+        k = min(len(nodes), max(self.min_train_nodes, math.ceil(self.sample_fraction * len(nodes) - 1e-9)))
+        # By position: Flower's node ids are 64-bit and numpy would turn a mix of them into floats
+        chosen = {nodes[i] for i in np.random.default_rng([self.config.seed, server_round]).choice(len(nodes), k,
+                                                                                                  replace=False)}
+        logging.getLogger("flwr").info("round %s: %d of %d nodes asked to train (sample-fraction %g)", server_round, k,
+                                       len(nodes), self.sample_fraction)
+        return [m for m in messages if m.metadata.dst_node_id in chosen]
 
     def _compressed(self, messages: list[Message]) -> list[Message]:
         """The round's train messages with θ̂'s packed delta for nodes in sync, θ̂ in full for the others."""
