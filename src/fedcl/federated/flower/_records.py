@@ -9,13 +9,13 @@ from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedcl.config import FedCLConfig
 from fedcl.federated.compress import Packed, applied, dequantise, fingerprint, unflatten
+from fedcl.federated.flower.node_app import SECURE_ACTIONS  # the ClientApp registers them (flwr only)
 from fedcl.federated.local import LocalUpdate
 
 REFERENCE_KEY = "reference"
 #: Keys of a reply's RecordDict: θ_i, the node's statistics (numbers only) and who the node is.
 ARRAYS_KEY, METRICS_KEY, NODE_KEY = "arrays", "metrics", "node"
-#: Message actions of secure aggregation (``query.<action>``, :mod:`.secure`), and the key of their records.
-SECURE_ACTIONS = ("secagg_keys", "secagg_share", "secagg_mask", "secagg_unmask", "secagg_distance")
+#: The key of secure aggregation's records (its actions: :data:`.node_app.SECURE_ACTIONS`).
 SECURE_KEY = "secagg"
 #: Where a node keeps its update between the messages of a round under secure aggregation (``context.state``).
 KEPT_UPDATE_KEY, KEPT_SCALARS_KEY = "fedcl-kept-update", "fedcl-kept-scalars"

@@ -13,6 +13,8 @@ and :mod:`fedcl.federated.flower.flwr_cli` runs the short ``flwr`` calls.
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -83,7 +85,8 @@ def _toml_literal(key: str, value: str) -> str:
     return f"'{value}'"
 
 
-def node_config(data_path: str | Path, partition_id: int, node_name: str | None = None) -> str:
+def node_config(data_path: str | Path, partition_id: int, node_name: str | None = None,
+                worker_socket: str | Path | None = None) -> str:
     """The ``--node-config`` string the fedcl ClientApp reads.
 
     Parameters
@@ -99,6 +102,8 @@ def node_config(data_path: str | Path, partition_id: int, node_name: str | None 
         Which node of ``data_path`` this is, when the folder holds several. The node's name
         (this, or the one node of ``data_path``) keys its random stream and labels it in the
         run history.
+    worker_socket : str or Path, optional
+        The socket of this node's warm worker (:mod:`.warm`), which then does the ClientApp's work.
 
     Returns
     -------
@@ -108,20 +113,22 @@ def node_config(data_path: str | Path, partition_id: int, node_name: str | None 
              f"partition-id={int(partition_id)}"]
     if node_name:
         parts.append(f"node-name={_toml_literal('node-name', node_name)}")
+    if worker_socket:
+        parts.append(f"worker-socket={_toml_literal('worker-socket', str(worker_socket))}")
     return " ".join(parts)
 
 
 def supernode_command(*, superlink: str, data_path: str | Path, partition_id: int, node_name: str | None = None,
                       root_certificates: str | Path | None = None, insecure: bool = False,
                       private_key: str | Path | None = None, host: str = "127.0.0.1", port: int = 9094,
-                      max_retries: int | None = None) -> list[str]:
+                      max_retries: int | None = None, worker_socket: str | Path | None = None) -> list[str]:
     """argv of ``flower-supernode`` for one fedcl node.
 
     Parameters
     ----------
     superlink : str
         ``HOST:PORT`` of the SuperLink; HOST must be in its certificate.
-    data_path, partition_id, node_name
+    data_path, partition_id, node_name, worker_socket
         See :func:`node_config`.
     root_certificates : str or Path, optional
         The federation's ``ca.crt``; required unless ``insecure`` (without it the node would
@@ -142,7 +149,7 @@ def supernode_command(*, superlink: str, data_path: str | Path, partition_id: in
     list of str
     """
     cmd = [flower_binary("flower-supernode"), "--superlink", superlink, "--host", host, "--port", str(port),
-           "--node-config", node_config(data_path, partition_id, node_name)]
+           "--node-config", node_config(data_path, partition_id, node_name, worker_socket)]
     if insecure:
         if private_key is not None:
             raise ConfigError("SuperNode authentication needs TLS (give root_certificates, not insecure=True)")
@@ -208,3 +215,8 @@ def run_command(run_config: Mapping[str, object] | None = None, *, app_dir: str 
     if stream:
         cmd.append("--stream")
     return cmd
+
+
+def worker_command(socket_path: str | Path) -> list[str]:
+    """argv of a node's warm worker (:mod:`.warm`) serving on ``socket_path``."""
+    return [sys.executable, "-m", "fedcl.federated.flower.warm", str(socket_path)]
