@@ -1,13 +1,14 @@
 """A fleet of SuperNodes on loopback, and what one node costs a gateway: memory and CPU per round.
 
-    .venv/bin/python benchmarks/fleet_footprint.py [--nodes 10] [--rounds 3]
+    .venv/bin/python benchmarks/fleet_footprint.py [--nodes 10] [--rounds 3] [--no-warm]
 
 Starts a SuperLink and ``--nodes`` SuperNodes with fedcl's wrappers (no TLS: loopback), each on a light
 node folder (copies of the bundled fedmse-iid slices, 300-400 benign rows each), runs ``--rounds``
 rounds, and samples one node's process tree (the ``fedcl flower supernode`` wrapper, flower-supernode,
 its flower-superexec and each round's ClientApp) every 0.1 s with psutil: peak RSS of the whole tree
 at once, and CPU seconds (the largest user + system time seen of every process; what a ClientApp
-spends in its last 0.1 s is missed). The last line reads
+spends in its last 0.1 s is missed); and the tree's RSS when idle after the run. ``--no-warm`` starts
+the SuperNodes without their warm workers. The last line reads
 ``fleet <n> nodes x <r> rounds: <seconds> s; one node: peak RSS <MB> MB, idle <MB> MB, CPU <seconds> s per round``.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -51,7 +53,7 @@ def node_folders(root: Path, n: int) -> list[Path]:
 
 
 @contextmanager
-def loopback_fleet(root: Path, n: int):
+def loopback_fleet(root: Path, n: int, warm: bool = True):
     """A SuperLink and ``n`` SuperNodes (partition ids 1..n) on loopback; yields (flwr env, SuperNode Popens).
 
     Every process is stopped with its descendants on the way out, whatever happens.
@@ -66,7 +68,8 @@ def loopback_fleet(root: Path, n: int):
         wait_healthy(address, insecure=True, timeout=300, process=procs[0])
         flwr_env = flwr_home_env(root / "flwr-home", address, insecure=True)
         nodes = [subprocess.Popen(
-            [FEDCL, "flower", "supernode", "--insecure", "--data", str(folder), "--partition-id", str(i),
+            [FEDCL, "flower", "supernode", "--insecure", "--warm" if warm else "--no-warm", "--data", str(folder),
+             "--partition-id", str(i),
              "--superlink", address, "--port", str(free_port()), "--log-file", str(root / "logs" / f"{folder.name}.log")],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, folder in enumerate(node_folders(root / "data", n), start=1)]
@@ -121,23 +124,28 @@ def tree_rss(pid: int) -> int:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the fleet on the way out, as on Ctrl-C
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-warm", dest="warm", action="store_false", help="SuperNodes without warm workers")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, loopback_fleet(Path(tmp), args.nodes) as (flwr_env, nodes):
-        idle = tree_rss(nodes[0].pid)
+    with tempfile.TemporaryDirectory() as tmp, loopback_fleet(Path(tmp), args.nodes, args.warm) as (flwr_env, nodes):
         sampler = TreeSampler(nodes[0].pid)
         sampler.start()
         started = time.monotonic()
         run_id = submit_run(flwr_env, {"rounds": args.rounds, "seed": 0, "out-dir": str(Path(tmp) / "run"),
-                                       "min-nodes": args.nodes, "round-timeout": 600.0, "evaluate": False})
+                                       # half the fleet: a reply Flower loses costs a paced wait, not 600 s
+                                       "min-nodes": max(1, args.nodes // 2), "round-timeout": 600.0,
+                                       "evaluate": False})
         status = wait_finished(run_id, flwr_env, timeout=3600, poll=0.5)
         took = time.monotonic() - started
         sampler.stop()
         if status != "finished:completed":
             raise SystemExit(f"run {run_id}: {status}")
+        time.sleep(5)  # the last ClientApp processes exit
+        idle = tree_rss(nodes[0].pid)  # between runs: the worker (if any) warm, with the node's rows
     print(f"fleet {args.nodes} nodes x {args.rounds} rounds: {took:.1f} s; one node: peak RSS "
           f"{sampler.peak_rss / 2**20:.0f} MB, idle {idle / 2**20:.0f} MB, CPU "
           f"{sampler.cpu_seconds() / args.rounds:.1f} s per round")

@@ -301,7 +301,7 @@ def supernode_command(
                                                        "codes) instead of stdout.")] = None,
     warm: Annotated[bool, typer.Option(help="Keep a worker process with torch, fedcl and the node's rows loaded, "
                                             "which does each message's work (--no-warm: each ClientApp process "
-                                            "does it, ~0.4 GB less while idle, seconds more per round).")] = True,
+                                            "does it, ~0.5 GB less while idle, seconds more per round).")] = True,
 ) -> None:
     """Run a SuperNode serving one node's data in the foreground; SIGTERM or Ctrl-C stops it and its ClientApps."""
     import contextlib
@@ -404,7 +404,12 @@ def _echo_fleet(out: Path) -> None:
 
     from fedcl.federated.flower.fleet import FLEET_FILE
 
-    fleet = json.loads((out / FLEET_FILE).read_text())
+    try:
+        fleet = json.loads((out / FLEET_FILE).read_text())
+    except (OSError, ValueError) as unreadable:  # another user's folder, or a run under differential privacy
+        typer.echo(f"no fleet evaluation to show here ({out / FLEET_FILE}: {unreadable.__class__.__name__}); "
+                   "the ServerApp log says why (flwr log RUN_ID fedcl)")
+        return
     pooled = fleet["pooled"]
     auroc = "–" if pooled is None or pooled["auroc"] is None else f"{pooled['auroc']:.4f}"
     typer.echo(f"{len(fleet['nodes'])} nodes evaluated, {len(fleet['not_evaluated'])} not; pooled AUROC {auroc}; "

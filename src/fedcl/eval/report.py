@@ -97,7 +97,8 @@ def write_fleet_report(run_dir: Path, config: FedCLConfig, summary: dict,
         plot_history(history, run_dir / "training.png")
     rows = "\n".join(f"| {name} | {n['partition_id']} | {n['benign_test']:,} | {n['attack']:,} | "
                       f"{', '.join(map(str, n['rounds_excluded'])) or 'none'} |" for name, n in summary["nodes"].items())
-    missing = "\n".join(f"- {line}" for line in summary["not_evaluated"]) or "Every node answered."
+    missing = "\n" + "\n".join(f"- {line}" for line in summary["not_evaluated"]) if summary["not_evaluated"] \
+        else "every node answered."
     text = f"""# fedcl fleet report (federated evaluation)
 
 Each node fitted its detector on its own rows and scored its held-out rows; only metrics, counts and

@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from flwr.app import Error, Message
+from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from sklearn.metrics import roc_auc_score
 
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import fpr_at_tpr
 from fedcl.federated.flower import InProcessGrid, run_server
 from fedcl.federated.flower.client_app import app
-from fedcl.federated.flower.fleet import FLEET_FILE, SCORE_EDGES, pooled_metrics
+from fedcl.federated.flower.fleet import FLEET_FILE, SCORE_EDGES, _malformed, pooled_metrics
 from fedcl.federated.flower.inprocess import _act_as_superlink
 from fedcl.pipeline import evaluate
 
@@ -92,14 +92,14 @@ def test_the_fleet_report_names_every_node_with_its_exclusions(evaluated_run):
     text = (out / "fleet.md").read_text()
     for name in NAMES:
         assert f"| {name} | " in text
-    assert "Every node answered." in text
+    assert "Not evaluated: every node answered." in text
     assert (out / "fleet_roc.png").stat().st_size > 0
     assert all(fleet["nodes"][n]["rounds_excluded"] == [] for n in NAMES)
 
 
-@pytest.mark.parametrize("grid, reason", [(SilentNodeGrid, "no accepted answer within 3 s"), (FailingNodeGrid, "disk full")])
+@pytest.mark.parametrize("grid, reason", [(SilentNodeGrid, "no accepted answer within 6 s"), (FailingNodeGrid, "disk full")])
 def test_a_node_that_does_not_evaluate_is_listed_and_left_out(fedmse_slice, tmp_path, one_torch_thread, grid, reason):
-    # Prepare: node 2 (Client-2) trains but does not evaluate
+    # Prepare: node 2 (Client-2) trains but does not evaluate (a node's evaluation may take 3 s × (1 round + 1))
     kind = {"silent": 2} if grid is SilentNodeGrid else {"failing": 2}
 
     # Execute
@@ -136,3 +136,33 @@ def test_pooled_metrics_from_histograms_are_exact_when_no_bin_holds_both_classes
     assert pooled["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert pooled["fpr_at_tpr99"] == pytest.approx(fpr_at_tpr(y, s), abs=1e-12)
     assert pooled["recall"] == pytest.approx(200 / len(attack)) and pooled["fpr"] == pytest.approx(7 / len(benign))
+
+
+def _reply(name="Client-1", benign=(3, 0), attack=(2, 2), length=len(SCORE_EDGES) - 1):
+    """An evaluation reply: (rows, flagged) of each class; benign rows in a low bin, attack rows in the top one."""
+    hist = np.zeros(length, dtype=int)
+    histograms = {"benign": hist.copy(), "attack": hist.copy()}
+    histograms["benign"][1], histograms["attack"][-1] = benign[0], attack[0]
+    metrics = {"benign-test": benign[0], "attack": attack[0], "flagged-benign": benign[1], "flagged-attack": attack[1]}
+    return RecordDict({"metrics": MetricRecord(metrics),
+                       "histograms": MetricRecord({k: v.tolist() for k, v in histograms.items()}),
+                       "node": ConfigRecord({"node-name": name, "partition-id": 1})})
+
+
+@pytest.mark.parametrize("reply, reason", [
+    (_reply(length=10), "histogram benign is not 1002 counts"),
+    (_reply(attack=(2, 3)), "flagged rows are not between 0 and the row counts"),
+    (_reply(name="Client-2"), "a second reply named Client-2"),
+])
+def test_an_evaluation_reply_that_does_not_add_up_is_left_out_with_its_reason(reply, reason):
+    assert _malformed(_reply(), set()) == ""
+    assert _malformed(reply, {"Client-2"}) == reason
+
+
+def test_a_run_under_differential_privacy_sends_no_evaluation(fedmse_slice, tmp_path, one_torch_thread, caplog):
+    # The replies depend on the training rows, which ε does not count
+    with caplog.at_level("WARNING", logger="flwr"):
+        run_server(InProcessGrid(app, node_configs(fedmse_slice)), FedCLConfig(rounds=1, dp_epsilon=8.0),
+                   tmp_path / "run", min_nodes=3)
+    assert (tmp_path / "run" / "model.pt").is_file() and not (tmp_path / "run" / FLEET_FILE).exists()
+    assert "no federated evaluation under differential privacy" in caplog.text

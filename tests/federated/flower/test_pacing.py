@@ -14,7 +14,7 @@ from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
 from fedcl.federated.flower import InProcessGrid, run_server
 from fedcl.federated.flower.client_app import app
-from fedcl.federated.flower.pacing import PacedGrid, resolve_min_nodes
+from fedcl.federated.flower.pacing import PacedGrid, check_pacing, resolve_min_nodes
 from fedcl.federated.flower.registry import EnrolledGrid, Enrolment
 from fedcl.federated.flower.strategy import FedCLStrategy
 
@@ -97,6 +97,7 @@ def test_a_sample_fraction_outside_zero_to_one_is_refused(fedmse_slice, tmp_path
     nodes = [{"data-path": str(fedmse_slice / n), "partition-id": i} for i, n in enumerate(NAMES, start=1)]
     with pytest.raises(ConfigError, match="sample-fraction"):
         run_server(InProcessGrid(app, nodes), FedCLConfig(rounds=1), tmp_path / "run", sample_fraction=fraction)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 class Nodes:
@@ -134,8 +135,8 @@ def test_later_rounds_wait_a_multiple_of_the_slowest_complete_round_within_floor
     answered, took = _timed(grid, _messages(3))
 
     # Assert: it ended with the last reply; the next round starts with 3 × its length as deadline
-    assert answered == 3 and took < 0.5
-    assert grid.timeout == pytest.approx(3 * grid.slowest) and 0.3 <= grid.timeout < 1.5
+    assert answered == 3 and took < 30
+    assert grid.timeout == pytest.approx(3 * grid.slowest) and 0.3 <= grid.timeout < 90
     floored = PacedGrid(Nodes(0.0), ceiling=600, multiple=3, floor=60, poll=0.01)
     floored.send_and_receive(_messages(1))
     assert floored.timeout == 60
@@ -150,12 +151,38 @@ def test_a_node_that_never_answers_costs_the_first_round_a_multiple_of_the_other
         answered, took = _timed(grid, _messages(3))
 
     # Assert: the round ends at the floor (3 × the half-answered time is less), logged, and sets no pace
-    assert answered == 2 and 0.3 <= took < 1.0
+    assert answered == 2 and 0.3 <= took < 30
     assert grid.slowest is None and grid.timeout == 600
     assert "2 of 3 nodes answered within 0.3 s" in caplog.text
 
 
-def test_other_exchanges_wait_the_timeout_they_are_given():
+def test_an_evaluation_gives_the_slow_nodes_a_multiple_of_what_half_took():
+    grid = PacedGrid(Nodes(0.0, None), ceiling=600, multiple=3, floor=0.3, poll=0.01)
+    answered, took = _timed(grid, _messages(2, MessageType.EVALUATE), timeout=600)
+    assert answered == 1 and 0.3 <= took < 30  # the floor, not the 600 s it was given
+
+
+def test_the_rest_are_not_cut_short_before_min_nodes_answered():
+    # Prepare: 4 nodes, two answer at once, a third after 0.5 s; min-nodes 3
+    grid = PacedGrid(Nodes(0.0, 0.0, 0.5, None), ceiling=600, multiple=3, floor=0.01, poll=0.01, min_replies=3)
+
+    # Execute
+    answered, took = _timed(grid, _messages(4))
+
+    # Assert: half answered at once, but the round waited for the third (then 3 × its time for the fourth)
+    assert answered == 3 and 1.5 <= took < 30
+
+
+def test_secure_aggregation_steps_wait_the_timeout_they_are_given():
     grid = PacedGrid(Nodes(0.0, None), ceiling=600, multiple=3, floor=0.01, poll=0.01)
-    answered, took = _timed(grid, _messages(2, MessageType.EVALUATE), timeout=0.3)
-    assert answered == 1 and 0.3 <= took < 1.0
+    answered, took = _timed(grid, _messages(2, "query.secagg_mask"), timeout=0.3)
+    assert answered == 1 and 0.3 <= took < 30
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(round_timeout=0), "round-timeout 0"), (dict(multiple=0.5), "timeout-multiple 0.5"),
+    (dict(floor=0), "timeout-floor 0"), (dict(sample_fraction=0), "sample-fraction 0")])
+def test_fleet_settings_no_run_can_use_are_refused_in_one_line(settings, message):
+    values = dict(round_timeout=600, multiple=3, floor=60, sample_fraction=1.0) | settings
+    with pytest.raises(ConfigError, match=message):
+        check_pacing(**values)

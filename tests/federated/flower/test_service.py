@@ -59,6 +59,11 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
       "INFO:     Shutting down"],
      "Failed to initialize the connection to the SuperLink. [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
      "failed: unable to get local issuer certificate (flwr exit code 305)"),
+    # flower-supernode whose key is not enrolled: Flower's API code, logged before the exit block, is kept
+    (["ERROR :     [code: 2004] Failed to activate SuperNode. Public key not recognized.",
+      "ERROR :     Exit Code: 305", "Failed to initialize the connection to the SuperLink.",
+      "For more information, visit: <https://flower.ai/docs/framework/1.42/en/ref-exit-codes/305.html>"],
+     "[code: 2004] Failed to initialize the connection to the SuperLink. (flwr exit code 305)"),
     (["INFO :      Starting Flower SuperLink"], None),
 ])
 def test_the_childs_own_error_is_found_in_its_output(lines, expected):

@@ -98,3 +98,21 @@ def test_the_clientapp_process_imports_neither_torch_nor_fedcls_work():
                            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('fedcl.pipeline') "
                            "or m == 'fedcl.federated.flower.client_app'))"], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_client_without_the_key_or_gone_mid_request_costs_the_worker_nothing(tmp_path, worker):
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import Client
+
+    socket, process = worker
+    # Execute: a client with another key; one that sends half a request and leaves
+    with pytest.raises(AuthenticationError):
+        Client(str(socket), family="AF_UNIX", authkey=b"x" * 32)
+    with Client(str(socket), family="AF_UNIX", authkey=socket.with_name("worker.key").read_bytes()) as half:
+        half.send_bytes(b"\x00garbage")
+
+    # Assert: the worker still answers (here with the node's own error)
+    grid = InProcessGrid(node_app, [{"data-path": str(tmp_path), "worker-socket": str(socket)}])
+    with pytest.raises(RuntimeError, match="node config has no partition-id"):
+        run_server(grid, FedCLConfig(rounds=1), tmp_path / "run", min_nodes=1)
+    assert process.poll() is None

@@ -63,7 +63,7 @@ def _refuse_overwrite(paths: Iterable[Path], what: str) -> None:
     existing = [p for p in paths if p.exists()]
     if existing:
         raise ConfigError(f"{existing[0].parent} already holds {what} ({', '.join(p.name for p in existing)}): "
-                          "deployed nodes may depend on them; pass --force (overwrite=True) to replace them")
+                          "deployed nodes may depend on them; pass --force to replace them")
 
 
 def node_key_paths(out_dir: str | Path, n: int, first: int = 1) -> list[tuple[Path, Path]]:

@@ -18,6 +18,7 @@ detectors or evaluation. ``tests/federated/flower/test_client_app.py`` holds it 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, Context, Message
@@ -71,8 +72,16 @@ def _pick_node(nodes: list[NodeData], data_path: str, node_name: str) -> NodeDat
     return nodes[0]
 
 
-@lru_cache(maxsize=16)  # in-process drivers call the app every round; a SuperNode starts afresh
-def _training_rows(data_path: str, node_name: str, config: FedCLConfig) -> tuple[str, torch.Tensor]:
+def _data_stamp(data_path: str) -> tuple:
+    """Size and modification time of every file under ``data_path``: a cached read is stale once it changes."""
+    root = Path(data_path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+# In-process drivers and a node's warm worker call the app every round: read the rows once, again if they change.
+@lru_cache(maxsize=2)
+def _training_rows(data_path: str, node_name: str, config: FedCLConfig, stamp: tuple = ()) -> tuple[str, torch.Tensor]:
     """The node's name and its scaled benign training rows: the rows ``fedcl run`` trains this node on.
 
     The recipe of :func:`fedcl.pipeline.load_splits` and :func:`fedcl.pipeline.scaled_training_rows`
@@ -91,7 +100,7 @@ def train(msg: Message, context: Context) -> Message:
     data_path, node_name, partition = _node_settings(context.node_config)  # before any work
     config, reference = read_config_record(msg.content["config"])
     round_ = int(msg.content["config"]["server-round"])
-    name, rows = _training_rows(data_path, node_name, config)
+    name, rows = _training_rows(data_path, node_name, config, _data_stamp(data_path))
     encoder = encoder_for(config, rows.shape[1])
     state = context.state
     model = _held_model(msg, state, config, rows.shape[1]) if config.compression_bits else \

@@ -72,6 +72,31 @@ def pooled_metrics(benign: np.ndarray, attack: np.ndarray, flagged_benign: int, 
     return ordered({**ranking, **counts})
 
 
+def _malformed(reply: RecordDict, names: set[str]) -> str:
+    """Why a node's evaluation reply cannot be counted ("" if it can): what the summary reads must be there,
+    histograms of the fixed bins whose totals are the row counts, flagged rows no more than rows, a name of its own."""
+    try:
+        name, _ = read_node_record(reply)
+        m, h = reply[METRICS_KEY], reply[HISTOGRAMS_KEY]
+        counts = {"benign": int(m["benign-test"]), _ATTACK: int(m[_ATTACK])}
+        flagged = {"benign": int(m["flagged-benign"]), _ATTACK: int(m["flagged-attack"])}
+        for key in h:
+            hist = np.asarray(h[key])
+            if hist.shape != (len(SCORE_EDGES) - 1,) or (hist < 0).any():
+                return f"histogram {key} is not {len(SCORE_EDGES) - 1} counts"
+            family = key.split(":", 1)[1] if key.startswith(f"{_ATTACK}:") else None
+            total = hist.sum()
+            if family is not None and not 0 <= int(m[f"flagged-attack:{family}"]) <= total:
+                return f"flagged rows of {family} are not between 0 and its {total} rows"
+            if family is None and (key not in counts or total != counts[key]):
+                return f"histogram {key} does not sum to its row count"
+        if any(not 0 <= flagged[k] <= counts[k] for k in counts):
+            return "flagged rows are not between 0 and the row counts"
+    except (KeyError, TypeError, ValueError) as missing:
+        return f"unreadable ({type(missing).__name__}: {missing})"
+    return f"a second reply named {name}" if name in names else ""
+
+
 def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]) -> dict:
     """fleet.json from the nodes' replies (in partition order) and the run's history."""
     nodes, benign, attack, families = {}, 0, 0, {}
@@ -125,9 +150,17 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
             replies.append(reply.content)
     failures += [f"node {m.metadata.dst_node_id}: no accepted answer within {timeout:g} s" for m in messages
                  if m.metadata.dst_node_id not in answered]
+    kept, names = [], set()
+    for reply in replies:
+        why = _malformed(reply, names)
+        if why:
+            failures.append(f"a reply left out: {why}")
+        else:
+            kept.append(reply)
+            names.add(read_node_record(reply)[0])
+    replies = sorted(kept, key=lambda r: read_node_record(r)[1])
     for failure in failures:
         logging.getLogger("flwr").warning("evaluation: %s", failure)
-    replies.sort(key=lambda r: read_node_record(r)[1])
     summary = _summary(replies, failures, history)
     (out_dir / FLEET_FILE).write_text(json.dumps(summary, indent=2))
     from fedcl.eval.report import write_fleet_report  # matplotlib only when a report is written

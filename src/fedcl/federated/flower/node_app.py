@@ -8,6 +8,7 @@ reached, by :mod:`.client_app` in this process, as before. Either way the reply 
 from __future__ import annotations
 
 import logging
+from multiprocessing import AuthenticationError
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
@@ -25,7 +26,7 @@ def _work(msg: Message, context: Context) -> Message:
     if socket:
         try:
             return call_worker(socket, msg, context)
-        except OSError as unreachable:  # the worker is gone or not up yet: do the work here
+        except (OSError, EOFError, AuthenticationError) as unreachable:  # gone, not up yet, or restarted: work here
             logging.getLogger("flwr").warning("warm worker %s unreachable (%s): working in this process", socket,
                                               unreachable)
     from fedcl.federated.flower.client_app import app as work

@@ -3,8 +3,8 @@
 - ``min-nodes`` below 1 is a share of the fleet: of the enrolled nodes when the SuperLink keeps a
   registry, else of the nodes connected when the run starts (:func:`resolve_min_nodes`).
 - :class:`PacedGrid` ends a round once every node answered or at a deadline measured from the rounds:
-  a multiple of the slowest complete round so far, or of the time half of this round's nodes took,
-  at least a floor and at most the run's ``round-timeout``. A node that hangs, or whose reply Flower
+  a multiple of the slowest complete round so far, or of the time half of this round's nodes (and at
+  least ``min-nodes``) took, at least a floor and at most the run's ``round-timeout``. A node that hangs, or whose reply Flower
   loses, then costs a round a few times its usual length, not ten minutes.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from fedcl.errors import ConfigError
 
-__all__ = ["PacedGrid", "resolve_min_nodes"]
+__all__ = ["PacedGrid", "check_pacing", "resolve_min_nodes"]
 
 _log = logging.getLogger("flwr")
 
@@ -39,52 +39,63 @@ def resolve_min_nodes(value: float, grid) -> int:
     return needed
 
 
-class PacedGrid:
-    """A Grid that ends each train exchange once every node answered, or at its deadline.
+def check_pacing(round_timeout: float, multiple: float, floor: float, sample_fraction: float) -> None:
+    """Refuse, in one line, fleet settings no run can use (before anything is written)."""
+    if not round_timeout > 0:
+        raise ConfigError(f"round-timeout {round_timeout:g}: give a positive number of seconds")
+    if multiple < 1 or not floor > 0:
+        raise ConfigError(f"timeout-multiple {multiple:g} must be ≥ 1 and timeout-floor {floor:g} s > 0")
+    if not 0 < sample_fraction <= 1:
+        raise ConfigError(f"sample-fraction {sample_fraction:g}: give a share of the nodes in (0, 1]")
 
-    The deadline is ``multiple`` × a measured time, at least ``floor`` and at most ``ceiling``
-    seconds: the slowest earlier train exchange that got every reply, and, within the exchange,
-    the time half of the nodes took to answer; before either is known, ``ceiling``. Replies are
-    pulled every ``poll`` seconds (flwr's own grid sleeps 3 s between pulls), for every exchange;
-    the others (evaluation, secure aggregation) wait the ``timeout`` they are given. Everything else
-    goes to ``grid``.
+
+class PacedGrid:
+    """A Grid that ends each exchange of node work (train, evaluate) once every node answered, or at a deadline.
+
+    A train exchange starts with ``multiple`` × the slowest earlier train exchange that got every
+    reply (at least ``floor``, at most ``ceiling``; ``ceiling`` before one is known), an evaluate
+    exchange with the timeout it is given. Once half of the nodes, and at least ``min_replies``, have
+    answered, the rest get ``multiple`` × the time that took (at least ``floor``). Replies are pulled
+    every ``poll`` seconds (flwr's own grid sleeps 3 s between pulls), for every exchange; the others
+    (secure aggregation's steps) wait the ``timeout`` they are given. Everything else goes to ``grid``.
     """
 
-    def __init__(self, grid, ceiling: float, multiple: float = 3.0, floor: float = 60.0, poll: float = 0.5) -> None:
-        if multiple < 1 or floor <= 0:
-            raise ConfigError(f"round timeout: multiple {multiple:g} must be ≥ 1 and floor {floor:g} s > 0")
+    def __init__(self, grid, ceiling: float, multiple: float = 3.0, floor: float = 60.0, poll: float = 0.5,
+                 min_replies: int = 1) -> None:
         self._grid, self.ceiling, self.multiple, self.floor, self.poll = grid, ceiling, multiple, floor, poll
+        self.min_replies = min_replies
         self.slowest: float | None = None  # seconds of the slowest train exchange that got every reply
 
     def __getattr__(self, name: str):
         return getattr(self._grid, name)
 
     def _paced(self, measured: float) -> float:
-        return min(self.ceiling, max(self.floor, self.multiple * measured))
+        return max(self.floor, self.multiple * measured)
 
     @property
     def timeout(self) -> float:
         """The deadline a train exchange starts with, in seconds."""
-        return self.ceiling if self.slowest is None else self._paced(self.slowest)
+        return self.ceiling if self.slowest is None else min(self.ceiling, self._paced(self.slowest))
 
     def send_and_receive(self, messages: Iterable, *, timeout: float | None = None) -> list:
         messages = list(messages)
-        train = bool(messages) and messages[0].metadata.message_type == "train"
-        deadline = self.timeout if train else (math.inf if timeout is None else timeout)
+        kind = messages[0].metadata.message_type if messages else ""
+        deadline = self.timeout if kind == "train" else (math.inf if timeout is None else timeout)
         started = time.monotonic()
         waiting = set(self._grid.push_messages(messages))
         pushed, replies = len(waiting), []
+        enough = max(self.min_replies, math.ceil(pushed / 2))
         while waiting:
             for reply in self._grid.pull_messages(list(waiting)):
                 replies.append(reply)
                 waiting.discard(reply.metadata.reply_to_message_id)
             elapsed = time.monotonic() - started
-            if train and 2 * len(replies) >= pushed:  # half answered: the rest get a multiple of that
+            if kind in ("train", "evaluate") and len(replies) >= enough:  # the rest get a multiple of that
                 deadline = min(deadline, self._paced(elapsed))
             if not waiting or elapsed >= deadline:
                 break
             time.sleep(min(self.poll, deadline - elapsed))
-        if not train:
+        if kind != "train":
             return replies
         if waiting:
             _log.warning("round: %d of %d nodes answered within %.3g s; the others are left out", len(replies),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from flwr.serverapp import Grid
 
 from fedcl.config import FedCLConfig, save_config
 from fedcl.errors import ConfigError
-from fedcl.federated.flower.pacing import PacedGrid, resolve_min_nodes
+from fedcl.federated.flower.pacing import PacedGrid, check_pacing, resolve_min_nodes
 from fedcl.federated.flower.registry import EnrolledGrid
 from fedcl.federated.flower.run_dir import CHECKPOINT_FILE, check_run_dir
 from fedcl.federated.flower.strategy import FedCLStrategy
@@ -48,17 +49,20 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
 
     ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out;
     below 1, a share of the fleet (:func:`.pacing.resolve_min_nodes`). ``sample_fraction``: the share of
-    the nodes asked to train each round (seeded). A round waits for replies ``timeout_multiple`` × the
-    slowest complete round so far, at least ``timeout_floor`` and at most ``round_timeout`` seconds (the
-    first round waits ``round_timeout``; :class:`.pacing.PacedGrid`). ``resume``: continue from the last
-    checkpoint in ``out_dir``, written with the same settings; without it ``out_dir`` must hold no
-    checkpoint (:func:`check_run_dir`). ``evaluate``: afterwards every node evaluates the final model on
-    its own held-out rows, and fleet.json and fleet.md gather their metrics (:mod:`.fleet`). With ``config.secure_aggregation`` each round's masked sums
-    run as extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
+    the nodes asked to train each round (seeded). A round waits at most ``round_timeout`` seconds, and
+    ends sooner at ``timeout_multiple`` × a measured time, at least ``timeout_floor``
+    (:class:`.pacing.PacedGrid`). ``resume``: continue from the last checkpoint in ``out_dir``, written
+    with the same settings; without it ``out_dir`` must hold no checkpoint (:func:`check_run_dir`).
+    ``evaluate``: afterwards every node evaluates the final model on its own held-out rows, and
+    fleet.json and fleet.md gather their metrics (:mod:`.fleet`; not under differential privacy,
+    whose ε does not count them). With ``config.secure_aggregation`` each round's masked sums run as
+    extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
     """
+    check_pacing(round_timeout, timeout_multiple, timeout_floor, sample_fraction)
     min_nodes = resolve_min_nodes(min_nodes, grid)
+
     def paced(transport):
-        return PacedGrid(transport, round_timeout, timeout_multiple, timeout_floor)
+        return PacedGrid(transport, round_timeout, timeout_multiple, timeout_floor, min_replies=min_nodes)
 
     grid = grid.wrap_transport(paced) if isinstance(grid, EnrolledGrid) else paced(grid)
     if config.secure_aggregation and min_nodes < 2:  # a masked sum of one node would be that node's update
@@ -97,8 +101,15 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
                                      else np.zeros(config.embedding_dim), dtype=torch.float32),
         "nodes": {},  # detectors are fitted where the data are (fedcl evaluate --data)
     }, out / MODEL_FILE)
-    if evaluate:
+    if evaluate and config.differential_privacy:
+        # The replies depend on the training rows (references, own encoder) and ε does not count them.
+        logging.getLogger("flwr").warning("no federated evaluation under differential privacy: its metrics and "
+                                          "score histograms are not covered by ε; evaluate on each node "
+                                          "(fedcl evaluate --data)")
+    elif evaluate:
         from fedcl.federated.flower.fleet import evaluate_fleet
 
-        evaluate_fleet(grid, config, final, strategy.reference, out, read_history(out), round_timeout)
+        # A node trains its own encoder to evaluate (personalisation): about the whole run's local work.
+        evaluate_fleet(grid, config, final, strategy.reference, out, read_history(out),
+                       round_timeout * (config.rounds + 1))
     return strategy

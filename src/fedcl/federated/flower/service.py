@@ -51,7 +51,12 @@ def _flwr_exit_reason(lines: list[str]) -> str | None:
                 if line.startswith("For more information") or _LOG_LEVEL.match(line):
                     break
                 after.append(line)
-            return f"{' '.join(after) or 'no explanation'} (flwr exit code {code[1]})"
+            # Flower's API error code, which tells the causes apart (docs/flower-deployment.md §4), is logged before
+            api = [c for line in lines[:i] for c in re.findall(r"\[code: \d+\]", line)]
+            explained = " ".join(after) or "no explanation"
+            if api and api[-1] not in explained:
+                explained = f"{api[-1]} {explained}"
+            return f"{explained} (flwr exit code {code[1]})"
     return None
 
 

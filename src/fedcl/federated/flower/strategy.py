@@ -77,8 +77,6 @@ class FedCLStrategy(FedAvg):
                  on_round: Callable[[int, list[np.ndarray], np.ndarray, dict], None] | None = None,
                  round_offset: int = 0, timeout: float | None = None, sample_fraction: float = 1.0,
                  **kwargs) -> None:
-        if not 0 < sample_fraction <= 1:
-            raise ConfigError(f"sample-fraction {sample_fraction:g}: give a share of the nodes in (0, 1]")
         super().__init__(**kwargs)
         self.sample_fraction = sample_fraction
         self.config = config

@@ -73,8 +73,29 @@ def _private_socket(socket_path: Path) -> bytes:
     return key
 
 
+def _answer(conn, app) -> None:
+    """Read one message and the node's context from ``conn``, do the work, send the reply and the new state."""
+    message = message_from_proto(ProtoMessage.FromString(conn.recv_bytes()))
+    context = context_from_proto(ProtoContext.FromString(conn.recv_bytes()))
+    try:
+        reply = app(message, context)
+    except Exception as failed:  # the node's error goes back as Flower's error reply; the trace stays here
+        traceback.print_exc()
+        sys.stdout.flush()
+        conn.send_bytes(_FAILED)
+        conn.send_bytes(f"{type(failed).__name__}: {failed}".encode())
+        return
+    conn.send_bytes(_OK)
+    conn.send_bytes(message_to_proto(reply).SerializeToString())
+    conn.send_bytes(context_to_proto(context).SerializeToString())
+
+
 def serve(socket_path: str | Path) -> None:
-    """Serve ClientApp messages on ``socket_path`` until stopped (SIGTERM)."""
+    """Serve ClientApp messages on ``socket_path`` until stopped (SIGTERM).
+
+    A client that fails the key challenge, sends something unreadable or goes away mid-request costs
+    that request only (a line in the log); the worker serves the next one.
+    """
     from fedcl.federated.flower.client_app import app  # torch and fedcl: once, here
 
     path = Path(socket_path)
@@ -83,27 +104,10 @@ def serve(socket_path: str | Path) -> None:
         print(f"fedcl worker: ready on {path}", flush=True)
         while True:
             try:
-                conn = listener.accept()
-            except OSError as refused:  # a client without the key: refused, and it is told
-                print(f"fedcl worker: connection refused: {refused}", flush=True)
-                continue
-            with conn:
-                try:
-                    message = message_from_proto(ProtoMessage.FromString(conn.recv_bytes()))
-                    context = context_from_proto(ProtoContext.FromString(conn.recv_bytes()))
-                except (EOFError, OSError):  # the ClientApp process went away mid-request
-                    continue
-                try:
-                    reply = app(message, context)
-                except Exception as failed:  # the node's error goes back as Flower's error reply; the trace stays here
-                    traceback.print_exc()
-                    sys.stdout.flush()
-                    conn.send_bytes(_FAILED)
-                    conn.send_bytes(f"{type(failed).__name__}: {failed}".encode())
-                    continue
-                conn.send_bytes(_OK)
-                conn.send_bytes(message_to_proto(reply).SerializeToString())
-                conn.send_bytes(context_to_proto(context).SerializeToString())
+                with listener.accept() as conn:
+                    _answer(conn, app)
+            except Exception as lost:  # noqa: BLE001  (key challenge failed, client gone, garbled request)
+                print(f"fedcl worker: request dropped: {type(lost).__name__}: {lost}", flush=True)
 
 
 if __name__ == "__main__":
