@@ -153,6 +153,7 @@ def _reply(name="Client-1", benign=(3, 0), attack=(2, 2), length=len(SCORE_EDGES
     (_reply(length=10), "histogram benign is not 1002 counts"),
     (_reply(attack=(2, 3)), "flagged rows are not between 0 and the row counts"),
     (_reply(name="Client-2"), "a second reply named Client-2"),
+    (RecordDict({**_reply(), "histograms": MetricRecord({"attack": [0] * 1002})}), "no benign histogram"),
 ])
 def test_an_evaluation_reply_that_does_not_add_up_is_left_out_with_its_reason(reply, reason):
     assert _malformed(_reply(), set()) == ""

@@ -35,7 +35,7 @@ FLEET_FILE = "fleet.json"
 #: Score histogram bins: 100 per decade from 1e-4 to 1e6, and one below and one above.
 SCORE_EDGES = np.r_[-np.inf, np.logspace(-4, 6, 1001), np.inf]
 HISTOGRAMS_KEY = "histograms"
-_BENIGN, _ATTACK = "benign", "attack"
+_BENIGN, _ATTACK = "benign", "attack"  # histogram and count keys
 
 
 def _histogram(scores: np.ndarray) -> list[int]:
@@ -78,8 +78,10 @@ def _malformed(reply: RecordDict, names: set[str]) -> str:
     try:
         name, _ = read_node_record(reply)
         m, h = reply[METRICS_KEY], reply[HISTOGRAMS_KEY]
-        counts = {"benign": int(m["benign-test"]), _ATTACK: int(m[_ATTACK])}
-        flagged = {"benign": int(m["flagged-benign"]), _ATTACK: int(m["flagged-attack"])}
+        counts = {_BENIGN: int(m["benign-test"]), _ATTACK: int(m[_ATTACK])}
+        flagged = {_BENIGN: int(m["flagged-benign"]), _ATTACK: int(m["flagged-attack"])}
+        if not set(counts) <= set(h):
+            return f"no {' or '.join(sorted(set(counts) - set(h)))} histogram"
         for key in h:
             hist = np.asarray(h[key])
             if hist.shape != (len(SCORE_EDGES) - 1,) or (hist < 0).any():
