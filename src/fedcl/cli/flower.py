@@ -143,6 +143,7 @@ def nodes_command(
     """List the fleet: each node's name, partition id, status, last round and the rounds it was set aside in."""
     import json
 
+    from fedcl.federated.flower.fleet import FLEET_FILE
     from fedcl.federated.flower.registry import fleet_view, format_fleet, read_registry, registry_path
     from fedcl.rundir import HISTORY_FILE, read_history
 
@@ -168,7 +169,13 @@ def nodes_command(
         probe_superlink(superlink, root_certificates, insecure=insecure)
         with _until_signalled(), tempfile.TemporaryDirectory() as home:
             live = list_nodes(flwr_home_env(home, superlink, root_certificates, insecure=insecure))
-    rows = fleet_view(enrolments, history, live)
+    evaluation = None
+    if out is not None and (out / FLEET_FILE).is_file():  # the nodes' own evaluation at the end of the run
+        try:
+            evaluation = json.loads((out / FLEET_FILE).read_text())
+        except ValueError as garbled:
+            raise InputError(f"{out / FLEET_FILE}: not JSON ({garbled})") from None
+    rows = fleet_view(enrolments, history, live, evaluation)
     if json_output:
         typer.echo(json.dumps({"rounds": max((int(h["round"]) for h in history), default=None), "nodes": rows}))
         return

@@ -232,6 +232,28 @@ def test_nodes_command_lists_names_last_round_and_exclusions_from_a_run_folder(t
     assert nodes[2]["excluded"] == [{"round": 2, "reason": REASON}]
 
 
+def test_nodes_command_shows_what_each_node_reported_of_its_own_evaluation(tmp_path, keys):
+    # Prepare: the run's fleet.json holds Client-1's and Client-2's evaluation; Client-3 did not answer
+    registry, run = tmp_path / "registry.jsonl", tmp_path / "run"
+    _enrolled(registry, keys)
+    _history(run)
+    (run / "fleet.json").write_text(json.dumps({"nodes": {"Client-1": {"auroc": 0.99871, "fpr": 0.01},
+                                                          "Client-2": {"auroc": None, "fpr": 0.02}}}))
+
+    # Execute
+    table = runner.invoke(app, ["flower", "nodes", "--registry", str(registry), "--out", str(run)])
+    as_json = runner.invoke(app, ["flower", "nodes", "--registry", str(registry), "--out", str(run), "--json"])
+
+    # Assert
+    assert table.exit_code == 0, table.output
+    rows = {line.split()[0]: line.split() for line in table.output.split("\n\n")[0].splitlines()[1:]}
+    assert rows["NAME"][-2:] == ["AUROC", "FPR"]
+    assert rows["Client-1"][-2:] == ["0.9987", "0.0100"] and rows["Client-2"][-2:] == ["-", "0.0200"]
+    assert rows["Client-3"][-2:] == ["-", "-"]
+    nodes = {n["name"]: n for n in json.loads(as_json.output)["nodes"]}
+    assert nodes["Client-1"]["auroc"] == 0.99871 and nodes["Client-3"]["auroc"] is None
+
+
 def test_fleet_view_takes_each_enrolled_nodes_status_from_the_superlink(tmp_path, keys):
     # Prepare: Client-1 online, Client-2 registered but never connected, Client-3's key unknown to the SuperLink,
     # and node 99 registered outside the registry

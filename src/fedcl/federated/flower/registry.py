@@ -501,7 +501,7 @@ def _last_rounds(history: Sequence[Mapping]) -> tuple[dict[str, int | None], dic
 
 
 def fleet_view(enrolments: Sequence[Enrolment] | None, history: Sequence[Mapping] = (),
-               live: Sequence[Mapping] | None = None) -> list[dict]:
+               live: Sequence[Mapping] | None = None, evaluation: Mapping | None = None) -> list[dict]:
     """One row per node: enrolled nodes first (registry order), then nodes seen only in the history or on the SuperLink.
 
     Parameters
@@ -512,6 +512,8 @@ def fleet_view(enrolments: Sequence[Enrolment] | None, history: Sequence[Mapping
         A run's ``history.jsonl`` records.
     live : sequence of dict, optional
         The SuperLink's nodes (:func:`~fedcl.federated.flower.flwr_cli.list_nodes`); None when not asked.
+    evaluation : dict, optional
+        The run's ``fleet.json`` (the nodes' own evaluation, :mod:`.fleet`); None when there is none.
 
     Returns
     -------
@@ -521,7 +523,8 @@ def fleet_view(enrolments: Sequence[Enrolment] | None, history: Sequence[Mapping
         SuperLink does not know; ``enrolled`` when the SuperLink was not asked; ``not enrolled`` for a
         node outside the registry; ``-`` with neither), ``since`` (when it went online or offline),
         ``last_round`` (last round whose aggregation included its reply, or None) and ``excluded`` (list of
-        ``{"round", "reason"}``).
+        ``{"round", "reason"}``); with ``evaluation``, also ``auroc`` and ``fpr`` (at its threshold) as the node
+        reported them, or None.
     """
     last, excluded = _last_rounds(history)
     by_id = {int(n["node-id"]): n for n in live} if live is not None else {}
@@ -529,9 +532,13 @@ def fleet_view(enrolments: Sequence[Enrolment] | None, history: Sequence[Mapping
 
     def row(name, partition, node_id, status, since=""):
         seen_names.add(name)
-        return {"name": name, "partition": partition, "node_id": node_id, "status": status, "since": since,
-                "last_round": last.get(name), "excluded": [{"round": r, "reason": why}
-                                                           for r, why in excluded.get(name, [])]}
+        found = {"name": name, "partition": partition, "node_id": node_id, "status": status, "since": since,
+                 "last_round": last.get(name), "excluded": [{"round": r, "reason": why}
+                                                            for r, why in excluded.get(name, [])]}
+        if evaluation is not None:
+            reported = evaluation.get("nodes", {}).get(name, {})
+            found.update(auroc=reported.get("auroc"), fpr=reported.get("fpr"))
+        return found
 
     for entry in enrolments or []:
         node = by_id.get(entry.node_id) if entry.node_id is not None else None
@@ -557,11 +564,18 @@ def fleet_view(enrolments: Sequence[Enrolment] | None, history: Sequence[Mapping
 
 def format_fleet(rows: Sequence[Mapping]) -> str:
     """:func:`fleet_view` rows as a text table, then one line per exclusion."""
-    header = ("NAME", "PARTITION", "NODE ID", "STATUS", "SINCE", "LAST ROUND", "EXCLUDED")
+    evaluated = any("auroc" in r for r in rows)
+    header = ("NAME", "PARTITION", "NODE ID", "STATUS", "SINCE", "LAST ROUND", "EXCLUDED",
+              *(("AUROC", "FPR") if evaluated else ()))
+
+    def number(value) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
     cells = [header] + [
         (r["name"], "-" if r["partition"] is None else str(r["partition"]),
          "-" if r["node_id"] is None else str(r["node_id"]), r["status"], r["since"] or "-",
-         "-" if r["last_round"] is None else str(r["last_round"]), str(len(r["excluded"])))
+         "-" if r["last_round"] is None else str(r["last_round"]), str(len(r["excluded"])),
+         *((number(r.get("auroc")), number(r.get("fpr"))) if evaluated else ()))
         for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip() for cell in cells]
