@@ -88,7 +88,8 @@ def write_fleet_report(run_dir: Path, config: FedCLConfig, summary: dict,
                        histograms: dict[str, dict[str, list[int]]]) -> Path:
     """Write fleet.md, fleet_roc.png and training.png into ``run_dir``: the federated evaluation of a Flower
     run (``summary`` as in fleet.json; ``histograms``: each node's benign and attack score histograms)."""
-    nodes = {name: histogram_roc(h["benign"], h["attack"]) for name, h in histograms.items() if sum(h["attack"])}
+    nodes = {name: histogram_roc(h["benign"], h["attack"]) for name, h in histograms.items()
+             if sum(h["attack"]) and sum(h["benign"])}  # a curve needs both classes, as in plot_roc
     totals = [np.sum([h[k] for h in histograms.values()], axis=0) for k in ("benign", "attack")]
     pooled = histogram_roc(*totals) if histograms and totals[0].sum() and totals[1].sum() else None
     plot_roc_curves(nodes, pooled, run_dir / "fleet_roc.png", "ROC on the nodes' held-out rows (score histograms)")

@@ -2,9 +2,10 @@
 
 Run settings (``[tool.flwr.app.config]`` or ``flwr run -c``): any FedCLConfig field by its name
 (``rounds``, ``temperature``, ``consistency_weight``, ...), plus ``out-dir`` (where the server writes
-the checkpoint, history and model), ``min-nodes`` (a count, or below 1 a share of the fleet), ``sample-fraction``, ``round-timeout``,
-``timeout-multiple``, ``timeout-floor``, ``resume`` and ``evaluate`` (the nodes evaluate the final model
-on their held-out rows; default true). :func:`.server.run_server` says what each does. The node
+the checkpoint, history and model), ``min-nodes`` (a count, or below 1 a share of the fleet),
+``sample-fraction``, ``round-timeout``, ``timeout-multiple``, ``timeout-floor``, ``resume`` and
+``evaluate`` (the nodes evaluate the final model on their held-out rows; default true):
+:func:`.server.run_server` says what each does. The node
 registry, when the SuperLink has one, comes from the environment (:func:`.registry.enrolled_grid`).
 """
 

@@ -68,7 +68,7 @@ class FedCLStrategy(FedAvg):
         Seconds each secure-aggregation exchange waits for replies (the round timeout).
     sample_fraction : float
         Share of the connected nodes asked to train each round (at least ``min_train_nodes``), drawn
-        from the run's seed and the round number, so a rerun asks the same nodes.
+        from the run's seed and the round number, so a rerun with the same connected nodes asks the same ones.
     **kwargs
         FedAvg's sampling options (``min_available_nodes``, ``min_train_nodes``, ...).
     """
@@ -104,7 +104,7 @@ class FedCLStrategy(FedAvg):
         if not self.config.compression_bits:
             self._sent = self._theta
             return messages
-        return self._compressed(list(messages))
+        return self._compressed(messages)
 
     def _sampled(self, messages: list[Message], server_round: int) -> list[Message]:
         """This round's share of ``messages`` (one per connected node), seeded by the run's seed and the round."""
