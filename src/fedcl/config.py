@@ -19,6 +19,7 @@ SECURE_AGGREGATIONS = ("dynamic", "fedavg")
 LAYOUTS = ("auto", "uci", "kaggle", "clients")
 SCHEMAS = ("nbaiot", "auto")  # fedcl.data.SCHEMAS: N-BaIoT's 115 columns, or a header's numeric columns
 GUARDS = ("on", "strict", "off")
+DP_LEVELS = ("record", "node")  # what one unit of privacy is: a row of a node's window, or a whole node
 PERSONALISATIONS = ("weighted", "mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
 
 
@@ -56,6 +57,12 @@ class FedCLConfig:
     dp_epsilon: float = math.inf
     dp_delta: float = 1e-5
     dp_clip: float = 1.0
+    # dp_level "node": DP-FedAvg instead (fedcl.privacy.node_dp): each round the server samples each node with
+    # probability dp_sample_rate, clips its update to dp_update_clip (about the median update norm on
+    # fedmse-iid, development seed) and noises the sum; nodes train in the clear and release nothing else.
+    dp_level: str = "record"
+    dp_sample_rate: float = 1.0
+    dp_update_clip: float = 0.5
     node_normalisation: bool = True
     mask_prob: float = 0.2
     noise_std: float = 0.1
@@ -94,6 +101,18 @@ class FedCLConfig:
             (self.dp_epsilon > 0, f"dp_epsilon must be positive (inf: no differential privacy), got {self.dp_epsilon}"),
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), got {self.dp_delta}"),
             (self.dp_clip > 0 and math.isfinite(self.dp_clip), f"dp_clip must be positive and finite, got {self.dp_clip}"),
+            (self.dp_level in DP_LEVELS, f"dp_level must be one of {', '.join(DP_LEVELS)}"),
+            (0 < self.dp_sample_rate <= 1, f"dp_sample_rate must be in (0, 1], got {self.dp_sample_rate}"),
+            (self.dp_update_clip > 0 and math.isfinite(self.dp_update_clip),
+             f"dp_update_clip must be positive and finite, got {self.dp_update_clip}"),
+            (self.dp_level == "node" or self.dp_sample_rate == 1,
+             "dp_sample_rate samples nodes under dp_level node; record level samples rows (batch_size)"),
+            # DP-FedAvg's mean is uniform over clipped updates: the dynamic weights and the guards read the
+            # per-node statistics it does not release, and masking would hide the updates the server clips.
+            (not self.node_differential_privacy or self.aggregation == "fedavg",
+             "dp_level node runs DP-FedAvg (clipped updates, uniform weights): set aggregation fedavg"),
+            (not self.node_differential_privacy or not self.secure_aggregation,
+             "dp_level node clips and noises on the server (central DP): it cannot combine with secure_aggregation"),
             # Island trimming picks the rows to train on from all the node's rows: one row could change
             # which others train, which per-row clipping does not bound.
             (not self.differential_privacy or self.trim_fraction == 0,
@@ -129,8 +148,13 @@ class FedCLConfig:
 
     @property
     def differential_privacy(self) -> bool:
-        """Whether local training runs DP-SGD (a finite ``dp_epsilon``)."""
-        return math.isfinite(self.dp_epsilon)
+        """Whether local training runs DP-SGD (record level, a finite ``dp_epsilon``)."""
+        return math.isfinite(self.dp_epsilon) and self.dp_level == "record"
+
+    @property
+    def node_differential_privacy(self) -> bool:
+        """Whether the server runs DP-FedAvg (node level, a finite ``dp_epsilon``)."""
+        return math.isfinite(self.dp_epsilon) and self.dp_level == "node"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

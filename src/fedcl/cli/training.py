@@ -18,7 +18,7 @@ _err = Console(stderr=True)
 
 # Options the Flower commands take too.
 SecureAggregation = Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")]
-DpEpsilon = Annotated[float | None, typer.Option(help="Record-level differential privacy: DP-SGD (Opacus) calibrated so the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md).")]
+DpEpsilon = Annotated[float | None, typer.Option(help="Differential privacy: the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md); record level (DP-SGD with Opacus) unless --dp-level node.")]
 DpDelta = Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")]
 CompressionBits = Annotated[int | None, typer.Option(help="Send θ at this many bits per parameter each way (2..8; block-wise quantisation with error feedback; 0: float32, the default; docs/speed.md#communication).")]
 
@@ -90,6 +90,9 @@ def train_command(
     dp_delta: DpDelta = None,
     compression_bits: CompressionBits = None,
     dp_clip: Annotated[float | None, typer.Option(help="Per-row gradient clip C of DP-SGD (default 1.0).")] = None,
+    dp_level: Annotated[str | None, typer.Option(help="record (default): a row of a node's window is the unit | node: a whole node, DP-FedAvg over clipped updates (in-process; with --aggregation fedavg).")] = None,
+    dp_sample_rate: Annotated[float | None, typer.Option(help="--dp-level node: share of nodes the server samples each round (Poisson; default 1).")] = None,
+    dp_update_clip: Annotated[float | None, typer.Option(help="--dp-level node: ℓ2 clip S of a node's update (default 0.5).")] = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
     personalisation: Annotated[str | None, typer.Option(help="weighted (default) | mean | max: each node also trains an encoder on its rows alone and combines both views' scores (weighted: a mean weighted per node by how light each view's benign tail is) | off: the federation's encoder only.")] = None,
@@ -104,7 +107,7 @@ def train_command(
         rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
         secure_aggregation=secure_aggregation, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip,
-        compression_bits=compression_bits,
+        dp_level=dp_level, dp_sample_rate=dp_sample_rate, dp_update_clip=dp_update_clip, compression_bits=compression_bits,
         node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation,
         trim_fraction=trim_fraction, seed=seed,
     )

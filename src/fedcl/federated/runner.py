@@ -66,6 +66,18 @@ def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step
     return record
 
 
+def node_private_record(round_: int, names: list[str], step: ServerStep, epsilon: float) -> dict:
+    """One round of history under node-level DP: who was sampled, and the ε the run has spent. Nodes
+    release nothing but their clipped updates, so no losses, distances or reference (NaN / None)."""
+    nan = float("nan")
+    return {
+        "round": round_, "loss": nan, "contrastive": nan, "reference_norm": None, "epsilon": epsilon,
+        "nodes": {name: {"loss": nan, "distance": None, "own_frame_distance": None, "weight": float(w),
+                         "excluded": False, "reason": None, "epsilon": epsilon}
+                  for name, w in zip(names, step.weights)},
+    }
+
+
 ROBUST_RULES = {
     "dynamic-guarded": robust.guarded_dynamic_rule,
     "median": robust.median_rule,
@@ -121,6 +133,7 @@ def run_federation(
     behaviours: Mapping[str, Behaviour] | None = None,
     dropout: float = 0.0,
     initial: list[np.ndarray] | None = None,
+    on_updates: Callable[[int, list[np.ndarray], list[str], list[LocalUpdate]], None] | None = None,
 ) -> FederationResult:
     """Train one encoder across nodes without moving their rows.
 
@@ -140,8 +153,12 @@ def run_federation(
     initial : list of ndarray, optional
         Parameters to start from (default: the seeded initial encoder), e.g. a federation's encoder
         that one node fine-tunes on its own rows.
+    on_updates : callable, optional
+        Called each round with (round, θ broadcast, node names, their updates): what a curious server
+        receives (privacy audits, :mod:`fedcl.privacy.audit`).
 
-    With ``config.secure_aggregation`` every round of two or more nodes aggregates masked updates
+    With ``config.dp_level`` "node" and a finite ``config.dp_epsilon`` the server samples, clips and noises
+    (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or more nodes aggregates masked updates
     (:func:`fedcl.privacy.secure_aggregate_round`); a federation of one node (a node's own encoder, a
     pooled reference) has nobody to hide its update from and aggregates in the clear.
     """
@@ -161,9 +178,16 @@ def run_federation(
     held = Broadcast(arrays, config.compression_bits) if config.compression_bits and len(node_rows) > 1 else None
     residuals: dict[str, np.ndarray] = {}
     reference = None  # no shared statistics before the first round
+    node_dp = None
+    if config.node_differential_privacy and len(node_rows) > 1:  # one node's own encoder goes nowhere
+        from fedcl.privacy.node_dp import NodeLevelDP
+
+        node_dp = NodeLevelDP.plan(config, len(node_rows))
     history = []
     for round_ in range(1, config.rounds + 1):
         present = participants(len(node_rows), dropout, config.seed, round_)
+        if node_dp is not None:
+            present &= node_dp.sampled()
         start = arrays if held is None else held.held
         computed = {name: local_train(encoder, start, rows, reference, config,
                                       node_generator(config.seed, name, round_), round_=round_)
@@ -176,18 +200,24 @@ def run_federation(
         if held is not None:
             updates = [compressed_update(u, None, config.compression_bits)[0] if name in behaviours else u
                        for name, u in zip(names, updates)]
+        if on_updates is not None:
+            on_updates(round_, arrays, names, updates)
         if config.secure_aggregation and len(node_rows) > 1 and len(updates) < 2:
             continue  # a masked "sum" of one node is its update: the round is skipped, θ and g stay
-        if config.secure_aggregation and len(node_rows) > 1:
-            from fedcl.privacy import secure_aggregate_round  # cryptography loads only when it is used
-
-            step, distances = secure_aggregate_round(arrays, updates, config.aggregation)
+        if node_dp is not None:  # a round nobody was sampled for still adds (and spends) its noise
+            step = node_dp.step(arrays, [u.delta for u in updates])
+            record = node_private_record(round_, names, step, node_dp.epsilon(round_))
         else:
-            step, distances = aggregate_round(arrays, updates, config.aggregation), None
+            if config.secure_aggregation and len(node_rows) > 1:
+                from fedcl.privacy import secure_aggregate_round  # cryptography loads only when it is used
+
+                step, distances = secure_aggregate_round(arrays, updates, config.aggregation)
+            else:
+                step, distances = aggregate_round(arrays, updates, config.aggregation), None
+            record = round_record(round_, names, updates, step, distances)
         arrays, reference = step.arrays, step.reference
         if held is not None:
             held.step(arrays)
-        record = round_record(round_, names, updates, step, distances)
         history.append(record)
         if on_round is not None:
             on_round(record)

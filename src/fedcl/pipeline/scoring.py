@@ -116,7 +116,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
     write_scores(scores, run / SCORES_FILE)
     summary = summarise(scores)
     del scores  # the report reads scores.csv back
-    if config.differential_privacy:  # what the run spent, per the accountant (docs/privacy.md)
+    if config.differential_privacy or config.node_differential_privacy:  # what the run spent, per the accountant (docs/privacy.md)
         from fedcl.privacy.dp import privacy_record
         from fedcl.rundir import read_history
 

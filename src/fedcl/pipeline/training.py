@@ -203,7 +203,8 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
         "n_features": splits[0].train.shape[1],
         "columns": list(splits[0].columns),
         "encoder": next(iter(detectors.values())).encoder.state_dict(),
-        "reference": torch.as_tensor(result.reference, dtype=torch.float32),
+        "reference": torch.as_tensor(result.reference if result.reference is not None  # none under node-level DP
+                                     else np.zeros(config.embedding_dim), dtype=torch.float32),
         "nodes": {name: d.state_dict() for name, d in detectors.items()},
     }, out / MODEL_FILE)
     return out

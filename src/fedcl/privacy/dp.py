@@ -255,6 +255,10 @@ def private_statistics(z: Tensor, clip: float, noise_multiplier: float,
 def privacy_record(config: FedCLConfig, history: list[dict]) -> dict | None:
     """metrics.json's ``privacy``: the largest ε any node spent (per the accountant, from the run's history),
     δ, the accountant and the mechanisms; None without differential privacy."""
+    if config.node_differential_privacy:
+        from fedcl.privacy.node_dp import privacy_record as node_record
+
+        return node_record(config, history)
     if not config.differential_privacy:
         return None
     import importlib.metadata

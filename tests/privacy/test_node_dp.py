@@ -1,0 +1,163 @@
+"""Node-level differential privacy (DP-FedAvg): clipping, calibration, the server step, the runner, the CLI
+and the experiment's quick form."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fedcl.cli import app
+from fedcl.config import FedCLConfig, load_config, save_config
+from fedcl.errors import ConfigError
+from fedcl.federated import run_federation
+from fedcl.federated.flower._records import config_record, read_config_record
+from fedcl.privacy.dp import spent_epsilon
+from fedcl.privacy.node_dp import NodeLevelDP, clipped, noise_multiplier
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CONFIG = FedCLConfig(rounds=4, batch_size=16, embedding_dim=4, hidden=8, seed=3, aggregation="fedavg",
+                     dp_level="node", dp_epsilon=4.0, dp_sample_rate=0.5)
+
+
+def norm(update):
+    return math.sqrt(sum(float((a.astype(np.float64) ** 2).sum()) for a in update))
+
+
+def test_clipping_bounds_the_whole_update_and_leaves_a_small_one_alone():
+    big = [np.full((3, 4), 2.0, np.float32), np.full(5, -1.0, np.float32)]
+    small = [a / 1000 for a in big]
+
+    assert norm(clipped(big, 0.5)) == pytest.approx(0.5, rel=1e-6)
+    assert all(np.array_equal(a, b) for a, b in zip(clipped(small, 0.5), small))
+    # the direction is kept
+    assert np.allclose(clipped(big, 0.5)[0] / clipped(big, 0.5)[1][0], big[0] / big[1][0])
+
+
+def test_the_noise_is_calibrated_to_the_target_and_grows_as_epsilon_shrinks():
+    z4, z1 = noise_multiplier(4.0, 1e-5, 0.5, 4), noise_multiplier(1.0, 1e-5, 0.5, 4)  # z4: CONFIG's, cached
+
+    assert 0.99 * 4 <= spent_epsilon([(z4, 0.5, 4)], 1e-5) <= 4
+    assert 0.99 * 1 <= spent_epsilon([(z1, 0.5, 4)], 1e-5) <= 1
+    assert z1 > z4
+    assert spent_epsilon([(z1, 0.1, 4)], 1e-5) < 1  # sampling fewer nodes amplifies privacy
+
+
+def server(z: float, nodes: int = 4, q: float = 0.5, clip: float = 0.5) -> NodeLevelDP:
+    return NodeLevelDP(nodes, q, clip, z, 1e-5, torch.Generator().manual_seed(0))
+
+
+def test_without_noise_the_step_is_the_mean_of_the_clipped_updates_over_the_expected_count():
+    theta = [np.zeros((2, 3), np.float32), np.ones(4, np.float32)]
+    updates = [[np.full((2, 3), 1.0, np.float32), np.zeros(4, np.float32)],
+               [np.full((2, 3), 0.01, np.float32), np.full(4, 0.01, np.float32)]]
+
+    step = server(0.0).step(theta, updates)
+
+    expected = [t + (c1 + c2) / 2.0 for t, c1, c2 in zip(theta, clipped(updates[0], 0.5), clipped(updates[1], 0.5))]
+    assert all(np.allclose(a, b) for a, b in zip(step.arrays, expected))
+    assert step.reference is None and np.allclose(step.weights, 1 / 2.0)
+
+
+def test_one_node_moves_the_noiseless_step_by_at_most_the_clip_over_the_expected_count():
+    theta = [np.zeros(50, np.float32)]
+    honest = [[np.random.default_rng(i).normal(size=50).astype(np.float32)] for i in range(3)]
+    outlier = [np.full(50, 1e6, np.float32)]
+
+    with_it, without = server(0.0).step(theta, honest + [outlier]), server(0.0).step(theta, honest)
+
+    assert norm([with_it.arrays[0] - without.arrays[0]]) <= 0.5 / 2.0 + 1e-6
+
+
+def test_a_round_nobody_answered_still_adds_noise():
+    theta = [np.zeros(100, np.float32)]
+
+    step = server(1.0).step(theta, [])
+
+    assert 0 < np.std(step.arrays[0]) and step.weights.size == 0
+
+
+def rows(n: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return {f"node-{i}": torch.randn(40, 115, generator=gen) + i for i in range(n)}
+
+
+def test_the_runner_samples_nodes_spends_at_most_epsilon_and_releases_no_statistics():
+    result = run_federation(rows(8), CONFIG)
+
+    spent = [h["epsilon"] for h in result.history]
+    assert spent == sorted(spent) and 0.99 * 4 <= spent[-1] <= 4
+    asked = [len(h["nodes"]) for h in result.history]
+    assert min(asked) < 8  # Poisson sampling at q = 0.5 over 4 rounds of 8 nodes (P(all) = 2^-32)
+    assert result.reference is None and all(h["reference_norm"] is None for h in result.history)
+    assert all(math.isnan(h["loss"]) and all(n["distance"] is None for n in h["nodes"].values())
+               for h in result.history)
+
+
+def test_the_noise_and_the_sample_are_secret():
+    first, second = run_federation(rows(4), CONFIG), run_federation(rows(4), CONFIG)
+
+    assert any(not np.array_equal(a, b) for a, b in zip(first.arrays, second.arrays))
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"dp_level": "row"}, "dp_level must be one of record, node"),
+    ({"aggregation": "dynamic-guarded"}, "set aggregation fedavg"),
+    ({"aggregation": "fedavg", "secure_aggregation": True}, "cannot combine with secure_aggregation"),
+    ({"dp_sample_rate": 0.0}, "dp_sample_rate must be in (0, 1]"),
+    ({"dp_update_clip": math.inf}, "dp_update_clip must be positive and finite"),
+    ({"dp_level": "record", "dp_sample_rate": 0.5}, "dp_sample_rate samples nodes under dp_level node"),
+])
+def test_bad_node_level_settings_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        CONFIG.updated(**overrides)
+
+
+def test_the_settings_round_trip_through_a_config_file_and_a_flower_config_record(tmp_path):
+    save_config(CONFIG, tmp_path / "c.toml")
+
+    assert load_config(tmp_path / "c.toml") == CONFIG
+    assert read_config_record(config_record(CONFIG, None))[0] == CONFIG.updated(data="")
+
+
+def test_run_reports_node_level_privacy_in_metrics(fedmse_slice, tmp_path):
+    result = CliRunner().invoke(app, ["run", "--data", str(fedmse_slice), "--out", str(tmp_path / "r"),
+                                      "--rounds", "2", "--embedding-dim", "8", "--personalisation", "off",
+                                      "--aggregation", "fedavg", "--dp-level", "node", "--dp-epsilon", "5"])
+
+    assert result.exit_code == 0, result.output
+    privacy = json.loads((tmp_path / "r" / "metrics.json").read_text())["privacy"]
+    assert 0.99 * 5 <= privacy["epsilon"] <= 5 and "node level" in privacy["unit"]
+    assert "DP-FedAvg" in privacy["mechanism"]
+
+
+def test_cli_refuses_node_level_with_the_default_rule_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--dp-level", "node", "--dp-epsilon", "2", "--out", str(tmp_path / "r")])
+
+    assert result.exit_code == 2 and "set aggregation fedavg" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_quick_node_level_curve_writes_resumable_results(fedmse_slice, tmp_path):
+    args = ["experiment", "privacy", "--level", "node", "--quick", "--seeds", "1", "--data", str(fedmse_slice),
+            "--nodes", "3", "--out", str(tmp_path / "p")]
+
+    first = CliRunner().invoke(app, args)
+    second = CliRunner().invoke(app, args)
+
+    assert first.exit_code == 0, first.output
+    results = pd.read_csv(tmp_path / "p" / "node-level.csv")
+    assert sorted(results["epsilon"]) == [1.0, math.inf] and set(results["nodes"]) == {3}
+    assert results["auroc"].between(0, 1).all() and (results.loc[results["epsilon"] == 1.0, "noise_multiplier"] > 0).all()
+    assert second.exit_code == 0 and len(pd.read_csv(tmp_path / "p" / "node-level.csv")) == 2
+    assert (tmp_path / "p" / "node-level.md").is_file() and (tmp_path / "p" / "node-level.png").is_file()
+
+
+def test_node_counts_go_with_the_node_level_only(tmp_path):
+    result = CliRunner().invoke(app, ["experiment", "privacy", "--nodes", "10", "--out", str(tmp_path / "p")])
+
+    assert result.exit_code == 2 and "--nodes goes with --level node" in result.output
