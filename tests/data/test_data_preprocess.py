@@ -116,7 +116,7 @@ def test_scaler_imputes_nan_clips_and_handles_constant_columns():
 
 def test_scaler_api_contract():
     scaler = NodeScaler()
-    assert scaler.get_params() == {"clip": 10.0, "keep_missing": False, "fixed_scale": None}
+    assert scaler.get_params() == {"clip": 10.0, "keep_missing": False, "public": None}
     assert not hasattr(scaler, "mean_")
     assert clone(NodeScaler(clip=2.0)).clip == 2.0
     with pytest.raises(Exception, match="not fitted"):

@@ -162,7 +162,8 @@ def test_bad_privacy_settings_are_refused(options, message):
         FedCLConfig(**options)
 
 
-def test_under_dp_each_rows_scaled_input_depends_on_that_row_alone():
+@pytest.mark.parametrize("schema", ["nbaiot", "auto"])
+def test_under_dp_each_rows_scaled_input_depends_on_that_row_alone(schema):
     # Prepare: a node's rows, and the same rows with one extreme row more
     from fedcl.data import training_scaler
 
@@ -170,9 +171,28 @@ def test_under_dp_each_rows_scaled_input_depends_on_that_row_alone():
     more = np.vstack([rows, np.full((1, 115), 1e9)])
 
     # Execute
-    private = [training_scaler(private=True).fit_transform(x)[:300] for x in (rows, more)]
+    private = [training_scaler(private=True, schema=schema).fit_transform(x)[:300] for x in (rows, more)]
     fitted = [training_scaler(private=False).fit_transform(x)[:300] for x in (rows, more)]
 
     # Assert: the fixed scale leaves the other rows' inputs bit-identical; fitted statistics move them all
     np.testing.assert_array_equal(private[0], private[1])
     assert np.abs(fitted[0] - fitted[1]).max() > 0.1
+
+
+def test_public_statistics_follow_each_nbaiot_columns_definition():
+    from fedcl.data import public_statistics
+    from fedcl.data._schema import COLUMNS
+
+    centre, scale = public_statistics("nbaiot", 115)
+
+    kind = {c: i for i, c in enumerate(COLUMNS)}
+    pcc, size, jitter = kind["HH_L0.1_pcc"], kind["MI_dir_L5_mean"], kind["HH_jit_L1_mean"]
+    assert centre[pcc] == 0 and scale[pcc] == pytest.approx(np.log(2) / 2)  # pcc in [-1, 1]
+    assert centre[size] == pytest.approx((np.log1p(60) + np.log1p(1514)) / 2)  # frame sizes 60..1514 bytes
+    assert scale[jitter] == pytest.approx(np.log1p(86_400) / 4)  # jitter up to a day
+    assert centre[kind["HH_jit_L1_weight"]] == centre[kind["HH_L1_weight"]]  # a count, like any weight
+    assert np.all(scale > 0)
+    other = public_statistics("auto", 7)
+    assert np.all(other[0] == 0) and np.all(other[1] == 5.0)
+    with pytest.raises(ValueError, match="115 columns"):
+        public_statistics("nbaiot", 7)

@@ -4,9 +4,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._schema import JITTER_MEAN_COLUMNS, JITTER_VARIANCE_COLUMNS, N_FEATURES
+from ._schema import COLUMNS, JITTER_MEAN_COLUMNS, JITTER_VARIANCE_COLUMNS, N_FEATURES
 
-__all__ = ["JITTER_LIMIT", "leakage_guard", "NodeScaler"]
+__all__ = ["JITTER_LIMIT", "leakage_guard", "NodeScaler", "public_statistics", "training_scaler"]
 
 #: One day in seconds: the largest plausible jitter (inter-arrival) mean.
 JITTER_LIMIT = 86_400.0
@@ -15,10 +15,43 @@ JITTER_LIMIT = 86_400.0
 # it would blow the column up. Real spread in log space is far above this.
 MIN_STD = 1e-12
 
-# Under differential privacy the rows that train the federation's encoder are scaled by this constant
-# (signed-log units, around 0), so that each row's input depends on that row alone: fitted statistics
-# would make one row move every row's input (docs/privacy.md). N-BaIoT's signed-log cells reach ~±30.
+# Under differential privacy the rows that train the federation's encoder are scaled with statistics that
+# depend on no row, so that each row's input depends on that row alone: fitted statistics would make one
+# row move every row's input (docs/privacy.md). For N-BaIoT's columns each column's range follows from its
+# definition (:data:`PUBLIC_RANGES`); another table gets this constant scale around 0 (signed-log units).
 PRIVATE_SCALE = 5.0
+
+_SIZE = np.log1p(1514.0)  # the largest Ethernet frame, in signed-log units
+_SIZE_VARIANCE = np.log1p(1514.0**2 / 4)  # the largest variance of values in [0, 1514]
+_COUNT = np.log1p(1e5)  # a damped packet count: 1,000 packets/s over the slowest window (λ = 0.01: 100 s)
+_DAY = np.log1p(86_400.0)  # the longest jitter the leakage guard lets through, in seconds
+#: The signed-log range of each kind of N-BaIoT column, from its definition, not from data (Kitsune's
+#: damped statistics of frame sizes, counts and inter-arrival times).
+PUBLIC_RANGES = {
+    "weight": (np.log1p(1.0), _COUNT),
+    "mean": (np.log1p(60.0), _SIZE),  # frame sizes from the smallest Ethernet frame
+    "magnitude": (np.log1p(60.0), _SIZE),
+    "std": (0.0, np.log1p(1514.0 / 2)),
+    "variance": (0.0, _SIZE_VARIANCE),
+    "radius": (0.0, _SIZE_VARIANCE),
+    "covariance": (-_SIZE_VARIANCE, _SIZE_VARIANCE),
+    "pcc": (-np.log1p(1.0), np.log1p(1.0)),
+    "jitter mean": (0.0, _DAY),
+    "jitter variance": (0.0, 2 * _DAY),
+}
+
+
+def public_statistics(schema: str, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of each column that depend on no row: for N-BaIoT (``schema="nbaiot"``) the middle
+    of each column's :data:`PUBLIC_RANGES` range and a quarter of its width (the range spans ±2 scales);
+    otherwise 0 and :data:`PRIVATE_SCALE`."""
+    if schema != "nbaiot":
+        return np.zeros(n_features), np.full(n_features, PRIVATE_SCALE)
+    if n_features != N_FEATURES:
+        raise ValueError(f"N-BaIoT rows have {N_FEATURES} columns, got {n_features}")
+    kinds = [("jitter " if "_jit_" in c and not c.endswith("weight") else "") + c.rsplit("_", 1)[1] for c in COLUMNS]
+    low, high = np.array([PUBLIC_RANGES[k] for k in kinds]).T
+    return (low + high) / 2, (high - low) / 4
 
 # Rows per block of NodeScaler.transform: ~1 MB of float32, so a block's passes run in cache.
 _BLOCK = 2048
@@ -37,10 +70,10 @@ _SIGN_BIT = np.int32(-(2**31))
 _TILE = 64
 
 
-def training_scaler(private: bool = False) -> "NodeScaler":
+def training_scaler(private: bool = False, schema: str = "nbaiot") -> "NodeScaler":
     """The scaler of the rows a node trains the federation's encoder on (NaN kept for the encoder): its
-    own statistics, or ``PRIVATE_SCALE`` under differential privacy."""
-    return NodeScaler(keep_missing=True, fixed_scale=PRIVATE_SCALE if private else None)
+    own statistics, or under differential privacy the ``schema``'s :func:`public_statistics`."""
+    return NodeScaler(keep_missing=True, public=schema if private else None)
 
 
 def leakage_guard(X, strict=False, copy=True):
@@ -135,9 +168,9 @@ class NodeScaler(TransformerMixin, BaseEstimator):
     keep_missing : bool, default=False
         Leave missing cells as NaN, for a model that treats them itself
         (fedcl's encoder reads a missing-value mask).
-    fixed_scale : float, optional
-        Scale every signed-log column by this constant around 0 instead of
-        the fitted statistics: each row is then scaled by itself alone, as
+    public : {"nbaiot", "auto"}, optional
+        Scale with :func:`public_statistics` of this schema instead of the
+        fitted statistics: each row is then scaled by itself alone, as
         differential privacy needs (fitted statistics make one row move
         every row's input).
 
@@ -153,10 +186,10 @@ class NodeScaler(TransformerMixin, BaseEstimator):
         Number of columns seen in ``fit``.
     """
 
-    def __init__(self, clip=10.0, keep_missing=False, fixed_scale=None):
+    def __init__(self, clip=10.0, keep_missing=False, public=None):
         self.clip = clip
         self.keep_missing = keep_missing
-        self.fixed_scale = fixed_scale
+        self.public = public
 
     def fit(self, X, y=None):
         """Learn the node's mean and std from its benign training rows.
@@ -176,8 +209,8 @@ class NodeScaler(TransformerMixin, BaseEstimator):
         if not self.clip > 0:
             raise ValueError(f"clip must be > 0, got {self.clip!r}")
         X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
-        if self.fixed_scale is not None:
-            mean, std = np.zeros(X.shape[1]), np.full(X.shape[1], float(self.fixed_scale))
+        if self.public is not None:
+            mean, std = public_statistics(self.public, X.shape[1])
         else:
             mean, std = nan_mean_std(signed_log1p(X))
         std[std <= MIN_STD] = 1.0  # constant or all-NaN columns: mean 0 / std 1

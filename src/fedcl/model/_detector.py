@@ -51,9 +51,9 @@ class FedCLDetector(BaseEstimator):
         *islands*, small groups (5 rows to 5 % of the rows) of embeddings that are dense but far
         apart from the rest, as the repetitive rows of an attack caught in the benign training
         window are (:func:`fedcl.model.island_rows`). 0: every row is used.
-    fixed_scale : float, optional
-        Scale rows by this constant instead of the node's statistics (:class:`~fedcl.data.NodeScaler`):
-        for an encoder trained so under differential privacy.
+    public : {"nbaiot", "auto"}, optional
+        Scale rows with this schema's public statistics instead of the node's
+        (:func:`fedcl.data.public_statistics`): for an encoder trained so under differential privacy.
 
     Attributes
     ----------
@@ -73,7 +73,7 @@ class FedCLDetector(BaseEstimator):
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
                  n_references: int = 256,
                  fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0,
-                 trim_fraction: float = 0.0, fixed_scale: float | None = None) -> None:
+                 trim_fraction: float = 0.0, public: str | None = None) -> None:
         self.encoder = encoder
         self.normalise = normalise
         self.n_neighbors = n_neighbors
@@ -82,7 +82,7 @@ class FedCLDetector(BaseEstimator):
         self.clip = clip
         self.random_state = random_state
         self.trim_fraction = trim_fraction
-        self.fixed_scale = fixed_scale
+        self.public = public
 
     def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "FedCLDetector":
         """Learn the node's statistics and k-NN references from benign rows ``X`` (n, 115), NaN allowed.
@@ -95,7 +95,7 @@ class FedCLDetector(BaseEstimator):
             raise ValueError(f"need 1 <= n_neighbors <= n_references, got {self.n_neighbors}, {self.n_references}")
         if not 0 <= self.trim_fraction < 0.5:
             raise ValueError(f"trim_fraction must be in [0, 0.5), got {self.trim_fraction!r}")
-        self.scaler_ = NodeScaler(clip=self.clip, keep_missing=True, fixed_scale=self.fixed_scale).fit(X)  # NaN: read by the encoder
+        self.scaler_ = NodeScaler(clip=self.clip, keep_missing=True, public=self.public).fit(X)  # NaN: read by the encoder
         z = self._embed(self.scaler_.transform(X))
         self.mean_ = z.mean(dim=0) if self.normalise else torch.zeros(z.shape[1])
         self.std_ = z.std(dim=0, correction=0) + 1e-6 if self.normalise else torch.ones(z.shape[1])

@@ -96,8 +96,9 @@ def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:
 def scaled_training_rows(split: NodeSplit, config: FedCLConfig | None = None) -> torch.Tensor:
     """A node's benign training rows scaled as :func:`fedcl.data.training_scaler` says for ``config``
     (NaN = missing): what its local training sees."""
-    private = config is not None and config.differential_privacy
-    return torch.from_numpy(training_scaler(private).fit_transform(split.train))
+    if config is None:
+        return torch.from_numpy(training_scaler().fit_transform(split.train))
+    return torch.from_numpy(training_scaler(config.differential_privacy, config.schema).fit_transform(split.train))
 
 
 NodeDetector = FedCLDetector | PersonalDetector
@@ -107,12 +108,12 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
                   own_encoder: torch.nn.Module | None = None) -> NodeDetector:
     """An unfitted node detector around the federation's encoder, as ``config`` describes it;
     personalised (:class:`PersonalDetector`) around ``own_encoder`` too, which it then needs."""
-    def view(enc: torch.nn.Module, fixed_scale: float | None = None) -> FedCLDetector:
+    def view(enc: torch.nn.Module, public: str | None = None) -> FedCLDetector:
         return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
                              n_references=config.n_references, fpr_target=config.fpr_target,
-                             trim_fraction=config.trim_fraction, random_state=config.seed, fixed_scale=fixed_scale)
+                             trim_fraction=config.trim_fraction, random_state=config.seed, public=public)
 
-    shared = view(encoder, training_scaler(config.differential_privacy).fixed_scale)  # as the encoder trained
+    shared = view(encoder, training_scaler(config.differential_privacy, config.schema).public)  # as it trained
     if config.personalisation == "off":
         return shared
     if own_encoder is None:

@@ -92,7 +92,7 @@ def _training_rows(data_path: str, node_name: str, config: FedCLConfig, stamp: t
     train = split_node(node, config.val_fraction, config.test_fraction, config.seed).train
     if config.leakage_guard != "off":
         train = leakage_guard(train, strict=config.leakage_guard == "strict")
-    return node.name, torch.from_numpy(training_scaler(config.differential_privacy).fit_transform(train))
+    return node.name, torch.from_numpy(training_scaler(config.differential_privacy, config.schema).fit_transform(train))
 
 
 @app.train()
