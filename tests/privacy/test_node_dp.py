@@ -132,7 +132,8 @@ def test_run_reports_node_level_privacy_in_metrics(fedmse_slice, tmp_path):
     assert result.exit_code == 0, result.output
     privacy = json.loads((tmp_path / "r" / "metrics.json").read_text())["privacy"]
     assert 0.99 * 5 <= privacy["epsilon"] <= 5 and "node level" in privacy["unit"]
-    assert "DP-FedAvg" in privacy["mechanism"]
+    assert "DP-FedAvg" in privacy["mechanism"] and privacy["level"] == "node"
+    assert "node-level differential privacy" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_cli_refuses_node_level_with_the_default_rule_in_one_line(tmp_path):

@@ -27,7 +27,7 @@ def _privacy_line(privacy: dict | None) -> str:
     if privacy is None:
         return "Privacy: no differential privacy (dp_epsilon = inf)."
     spent = "–" if privacy["epsilon"] is None else f"{privacy['epsilon']:.4g}"
-    return (f"Privacy: record-level differential privacy, ε = {spent} spent per node (target "
+    return (f"Privacy: {privacy.get('level', 'record')}-level differential privacy, ε = {spent} spent per node (target "
             f"{privacy['target_epsilon']:g}), δ = {privacy['delta']:g}, {privacy['accountant']} (docs/privacy.md).")
 
 

@@ -266,6 +266,7 @@ def privacy_record(config: FedCLConfig, history: list[dict]) -> dict | None:
     spent = [node["epsilon"] for h in history for node in h.get("nodes", {}).values()
              if node.get("epsilon") is not None]
     return {
+        "level": "record",
         "epsilon": max(spent) if spent else None,
         "delta": config.dp_delta,
         "target_epsilon": config.dp_epsilon,
@@ -277,5 +278,5 @@ def privacy_record(config: FedCLConfig, history: list[dict]) -> dict | None:
                       "DP-SGD steps and statistics releases composed",
         "mechanism": f"DP-SGD (per-row clip {config.dp_clip}, Poisson sampling, Gaussian noise) with per-row "
                      f"InfoNCE; Gaussian mechanism on clipped embeddings (C_z {EMBEDDING_CLIP}) for the mean, "
-                     "spread and count; inputs scaled by a constant; loss diagnostics withheld",
+                     "spread and count; inputs scaled by public statistics (no row's); loss diagnostics withheld",
     }

@@ -91,6 +91,7 @@ def privacy_record(config: FedCLConfig, history: list[dict]) -> dict:
 
     spent = [h["epsilon"] for h in history if h.get("epsilon") is not None]
     return {
+        "level": "node",
         "epsilon": max(spent) if spent else None,
         "delta": config.dp_delta,
         "target_epsilon": config.dp_epsilon,
