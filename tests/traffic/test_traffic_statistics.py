@@ -1,4 +1,4 @@
-"""Damped statistics: the fast extractor against direct sums, a per-packet reference and hand maths."""
+"""Damped statistics: both extractor paths (numba, numpy) against direct sums, a per-packet reference and hand maths."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fedcl.data import COLUMNS
 from fedcl.traffic import LAMBDAS, FeatureExtractor, Packet, read_packets, write_synthetic_capture
 from fedcl.traffic._damped import damped_scan, segment_starts
 from fedcl.traffic._extractor import VAR_RTOL
+from fedcl.traffic._jit import have_numba
 from kitsune_reference import ReferenceExtractor  # benchmarks/, on the test path (pyproject)
 
 COL = {name: i for i, name in enumerate(COLUMNS)}
@@ -145,11 +146,12 @@ def test_damped_scan_equals_direct_sums(seed, lambdas):
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("epoch", [False, True])
-def test_extractor_equals_direct_definition(seed, epoch):
+@pytest.mark.parametrize("compiled", [True, False] if have_numba() else [False])
+def test_extractor_equals_direct_definition(seed, epoch, compiled):
     # Prepare
     packets = random_packets(seed)
     expected = direct_features(packets, first_jitter_from_epoch=epoch)
-    extractor = FeatureExtractor(first_jitter_from_epoch=epoch, prune_below=0)
+    extractor = FeatureExtractor(first_jitter_from_epoch=epoch, prune_below=0, compiled=compiled)
     cuts = [0, 1, 2, 17, 60, 61, len(packets)]  # state carried across uneven calls
 
     # Execute
@@ -165,11 +167,12 @@ def test_reference_equals_direct_definition():
 
 
 @pytest.mark.parametrize("chunk", [5000, 293])
-def test_extractor_equals_reference_on_a_capture(tmp_path, chunk):
+@pytest.mark.parametrize("compiled", [True, False] if have_numba() else [False])
+def test_extractor_equals_reference_on_a_capture(tmp_path, chunk, compiled):
     # Prepare: IPv4/IPv6, TCP/UDP/ICMP/ARP, replies in both directions
     write_synthetic_capture(tmp_path / "c.pcap", 3000, seed=5, n_sockets=80)
     packets = list(read_packets(tmp_path / "c.pcap"))
-    extractor = FeatureExtractor(prune_below=0)
+    extractor = FeatureExtractor(prune_below=0, compiled=compiled)
 
     # Execute
     actual = np.vstack([extractor.extract(packets[i: i + chunk]) for i in range(0, len(packets), chunk)])

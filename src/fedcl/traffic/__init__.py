@@ -5,8 +5,8 @@ Typical use::
     df = extract_features("capture.pcap")            # pandas.DataFrame, fedcl.data.COLUMNS
 
     extractor = FeatureExtractor()                   # or incrementally, in capture order
-    for chunk in batches(read_packets("capture.pcapng")):
-        rows = extractor.extract(chunk)              # (len(chunk), 115)
+    for batch in CaptureReader("capture.pcapng").batches():   # PacketBatch: packets as columns
+        rows = extractor.extract(batch)              # (len(batch), 115); a list of Packets works too
 
     with FeatureWriter("features.parquet") as out:   # to disk chunk by chunk: CSV, or Parquet by name
         out.write(rows)
@@ -24,7 +24,7 @@ from fedcl import _lazy_exports
 _EXPORTS = {
     "._extractor": ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features", "pass_aligned_chunks"],
     "._live": ["LiveCapture", "stop_on_signals"],
-    "._packets": ["CaptureReader", "Packet", "read_packets"],
+    "._packets": ["CaptureReader", "Packet", "PacketBatch", "read_packets"],
     "._profiles": ["DEVICES", "DeviceProfile"],
     "._simulate": ["ATTACKS", "simulate_network"],
     "._synthetic": ["write_synthetic_capture"],
@@ -43,6 +43,7 @@ __all__ = [
     "FeatureWriter",
     "LiveCapture",
     "Packet",
+    "PacketBatch",
     "extract_features",
     "pass_aligned_chunks",
     "read_packets",

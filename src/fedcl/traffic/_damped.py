@@ -1,4 +1,4 @@
-"""Damped sums over many streams at once: a segmented scan in numpy.
+"""Damped sums over many streams at once: a segmented scan in numpy (FeatureExtractor without numba).
 
 A damped statistic of one stream obeys ``S_i = γ_i · S_{i−1} + X_i`` with
 ``γ_i = 2^(−λ·(t_i − t_{i−1}))``. Packets of different streams are independent, so a chunk of

@@ -43,20 +43,29 @@ was forgotten no longer contributes μ_b, var_b to magnitude and radius. With
 ``first_jitter_from_epoch`` a forgotten channel's last time is kept (a float per channel ever
 pruned), so when it returns its gap is measured from its last packet, as the original extractor,
 which forgets nothing, measures it, not from time zero. ``prune_below=0`` keeps every stream.
+
+Two paths compute these: with numba, AfterImage's per-packet loop compiled (:mod:`._kernel`), whose rows
+do not depend on how packets are split into calls, bit for bit; without it (the edge install), numpy's
+vectorised passes of 8,192 packets (:mod:`._damped`), which sum in another order: the same rows to
+rounding, bit for bit only for the same passes (:func:`pass_aligned_chunks`). Both read stream ids
+from :mod:`._streams`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from fedcl.data import COLUMNS, N_FEATURES, DataError
 
+from . import _jit
+from ._batch import PacketBatch
 from ._damped import damped_scan, segment_starts
-from ._packets import Packet, read_packets
+from ._packets import CaptureReader, Packet
+from ._streams import _Directed, _Table, stream_ids
 
 __all__ = ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features"]
 
@@ -67,98 +76,7 @@ _L = len(LAMBDAS)
 _SLOWEST = int(np.argmin(_LAM))
 #: A variance below this fraction of the second moment Σx²/w is taken as 0 (rounding noise).
 VAR_RTOL = 1e-8
-_CHUNK = 8192  # packets per vectorised pass: large enough to amortise numpy, small for cache
-
-
-class _Table:
-    """Integer ids for stream keys; state arrays indexed by id; ids reused after removal.
-
-    With ``remember``, a removed stream's last time is kept and restored if its key is added again,
-    with its sums at zero: its next packet then sees the gap since its last one.
-    """
-
-    def __init__(self, remember: bool = False, **fields: tuple[tuple[int, ...], float]):
-        self.index: dict = {}
-        self.keys: list = []
-        self.free: list[int] = []
-        self.gone: dict | None = {} if remember else None  # key -> last time, of removed streams
-        self._fields = fields
-        for name, (tail, fill) in fields.items():
-            setattr(self, name, np.full((0, *tail), fill, dtype=np.int64 if isinstance(fill, int) else np.float64))
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def add(self, key) -> int:
-        """Register ``key`` and return its id (its state rows hold the fill values)."""
-        if self.free:
-            i = self.free.pop()
-            self.keys[i] = key
-        else:
-            i = len(self.keys)
-            self.keys.append(key)
-            if i >= len(self.last_t):
-                self._grow(max(64, 2 * i))
-        self.index[key] = i
-        if self.gone:
-            self.last_t[i] = self.gone.pop(key, np.nan)
-        return i
-
-    def _grow(self, capacity: int) -> None:
-        for name, (tail, fill) in self._fields.items():
-            old = getattr(self, name)
-            new = np.full((capacity, *tail), fill, dtype=old.dtype)
-            new[: len(old)] = old
-            setattr(self, name, new)
-
-    def ids(self, keys: Sequence) -> np.ndarray:
-        """Ids of ``keys``, registering the new ones."""
-        get = self.index.get
-        ids = [get(k, -1) for k in keys]
-        if -1 in ids:
-            for i, v in enumerate(ids):
-                if v < 0:
-                    v = get(keys[i], -1)
-                    ids[i] = v if v >= 0 else self.add(keys[i])
-        return np.array(ids, dtype=np.int64)
-
-    def remove(self, ids: np.ndarray) -> None:
-        """Forget streams ``ids`` and reset their state rows."""
-        if self.gone is not None:
-            self.gone.update(zip([self.keys[i] for i in ids.tolist()], self.last_t[ids].tolist()))
-        for i in ids.tolist():
-            del self.index[self.keys[i]]
-            self.keys[i] = None
-            self.free.append(i)
-        for name, (_, fill) in self._fields.items():
-            getattr(self, name)[ids] = fill
-
-
-class _Directed(_Table):
-    """Directed streams (channels, socket pairs), each linked to its unordered pair."""
-
-    def __init__(self, width: int, remember: bool = False):
-        super().__init__(remember, last_t=((), np.nan), sums=((_L, width), 0.0), res=((_L,), 0.0),
-                         pair=((), -1), dir=((), -1))
-        self.pairs = _Table(last_t=((), np.nan), sr=((_L,), 0.0), chan=((2,), -1))
-
-    def add(self, key) -> int:
-        i = super().add(key)
-        a, b = key
-        forward = a <= b
-        pid = self.pairs.ids([(a, b) if forward else (b, a)])[0]
-        direction = 0 if forward else 1
-        self.pairs.chan[pid, direction] = i
-        self.pair[i] = pid
-        self.dir[i] = direction
-        return i
-
-    def remove(self, ids: np.ndarray) -> None:
-        pids = self.pair[ids]
-        self.pairs.chan[pids, self.dir[ids]] = -1
-        super().remove(ids)
-        orphans = np.unique(pids[(self.pairs.chan[pids] < 0).all(axis=1)])
-        self.pairs.remove(orphans)
+_CHUNK = 8192  # packets per vectorised pass (numpy path) and per key lookup (both paths)
 
 
 def _moments(S: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -190,6 +108,9 @@ class FeatureExtractor:
         Forget streams whose weight for λ = 0.01 has decayed below this (0: never).
     prune_every : float, default 60.0
         Capture seconds between two pruning passes.
+    compiled : bool or None, default None
+        Compute with numba's per-packet loop (True) or numpy's vectorised passes (False: ~9x slower;
+        the same rows to rounding, ~1e-11 of a column's scale); None: numba when it is installed.
 
     Examples
     --------
@@ -197,28 +118,34 @@ class FeatureExtractor:
     """
 
     def __init__(self, first_jitter_from_epoch: bool = False, prune_below: float = 1e-6,
-                 prune_every: float = 60.0):
+                 prune_every: float = 60.0, compiled: bool | None = None):
         self.first_jitter_from_epoch = first_jitter_from_epoch
         self.prune_below = prune_below
         self.prune_every = prune_every
+        self.compiled = compiled
 
     # -- public API -----------------------------------------------------------------------
     def update(self, packet: Packet) -> np.ndarray:
         """Add one packet; return its features, shape (115,). ``extract`` is much faster."""
         return self.extract([packet])[0]
 
-    def extract(self, packets: Iterable[Packet]) -> np.ndarray:
-        """Add packets in capture order; return their features, shape (n_packets, 115)."""
+    def extract(self, packets: PacketBatch | Iterable[Packet]) -> np.ndarray:
+        """Add packets in capture order; return their features, shape (n_packets, 115).
+
+        ``packets``: a :class:`~fedcl.traffic.PacketBatch` (fastest: see ``CaptureReader.batches``),
+        or :class:`~fedcl.traffic.Packet` objects.
+        """
         if not hasattr(self, "_mi"):
             self._start()
-        packets = packets if isinstance(packets, list) else list(packets)
+        if not isinstance(packets, PacketBatch):
+            packets = PacketBatch.from_packets(packets if isinstance(packets, list) else list(packets))
         out = np.empty((len(packets), N_FEATURES))
-        t = self._clamped_times(packets)
+        t = self._clamped_times(packets.timestamp)
         lo = 0
         while lo < len(packets):
             due = self._next_pruning(t, lo)  # a pass ends a run: it sees every packet before it
             hi = min(lo + _CHUNK, len(t) if due is None else due + 1)
-            out[lo:hi] = self._chunk(packets[lo:hi], t[lo:hi])
+            self._run(packets[lo:hi], t[lo:hi], out[lo:hi])
             if due is not None and hi == due + 1:
                 self._prune(float(t[due]))
             lo = hi
@@ -236,19 +163,21 @@ class FeatureExtractor:
     def _start(self) -> None:
         if self.prune_below < 0 or self.prune_every <= 0:
             raise ValueError("prune_below must be ≥ 0 and prune_every > 0")
+        if self.compiled and not _jit.have_numba():
+            raise ValueError("compiled=True needs numba, which is not installed")
+        self._compiled = _jit.have_numba() if self.compiled is None else bool(self.compiled)
         one_d = dict(last_t=((), np.nan), sums=((_L, 3), 0.0))
         self._mi = _Table(**one_d)
         self._h = _Table(**one_d)
         # sizes (w, Σx, Σx²) then jitter (w, Σg, Σg²)
-        self._ch = _Directed(width=6, remember=self.first_jitter_from_epoch)
-        self._sk = _Directed(width=3)
+        self._ch = _Directed(width=6, n_rates=_L, remember=self.first_jitter_from_epoch)
+        self._sk = _Directed(width=3, n_rates=_L)
         self._clock = -np.inf
         self._pruned_at = None
 
-    def _clamped_times(self, packets: list[Packet]) -> np.ndarray:
+    def _clamped_times(self, timestamp: np.ndarray) -> np.ndarray:
         """Capture times, never before the latest one seen (this call's and earlier ones)."""
-        t = np.array([p.timestamp for p in packets], dtype=np.float64)
-        t = np.maximum.accumulate(np.maximum(t, self._clock))
+        t = np.maximum.accumulate(np.maximum(timestamp, self._clock))
         if len(t):
             self._clock = t[-1]
             if self._pruned_at is None:
@@ -262,14 +191,20 @@ class FeatureExtractor:
         due = lo + int(np.searchsorted(t[lo:], self._pruned_at + self.prune_every))  # t is sorted
         return due if due < len(t) else None
 
-    def _chunk(self, packets: list[Packet], t: np.ndarray) -> np.ndarray:
-        _, size, smac, _dmac, sip, dip, sport, dport = zip(*packets)
-        x = np.array(size, dtype=np.float64)
-        mi = self._mi.ids(list(zip(smac, sip)))
-        h = self._h.ids(sip)
-        ch = self._ch.ids(list(zip(sip, dip)))
-        sk = self._sk.ids(list(zip(zip(sip, sport), zip(dip, dport))))
+    def _run(self, packets: PacketBatch, t: np.ndarray, out: np.ndarray) -> None:
+        """Features of consecutive packets into ``out``, with no pruning pass due among them."""
+        tables = (self._mi, self._h, self._ch, self._sk)
+        ids = stream_ids(packets, *tables)
+        x = packets.size.astype(np.float64)
+        if self._compiled:
+            from ._kernel import damped_rows  # imports numba: only now
 
+            damped_rows(out, t, x, _LAM, VAR_RTOL, self.first_jitter_from_epoch, ids, tables)
+        else:
+            out[:] = self._chunk(x, t, *ids)
+
+    def _chunk(self, x: np.ndarray, t: np.ndarray, mi, h, ch, sk) -> np.ndarray:
+        """The numpy path: one vectorised pass over a chunk's packets (their sizes, times, stream ids)."""
         m = len(t)
         out = np.empty((m, N_FEATURES))
         size_sums = np.empty((m, 3))
@@ -414,23 +349,26 @@ def extract_features(path: str | os.PathLike, first_jitter_from_epoch: bool = Fa
         Not a capture, or damaged; ``features_command`` keeps the rows read before damage.
     """
     extractor = FeatureExtractor(first_jitter_from_epoch=first_jitter_from_epoch)
-    parts, batch = [], []
-    for packet in read_packets(path):
-        batch.append(packet)
-        if len(batch) == _CHUNK:
-            parts.append(extractor.extract(batch))
-            batch = []
-    parts.append(extractor.extract(batch))
+    parts = [np.empty((0, N_FEATURES))]
+    for chunk in pass_aligned_chunks(CaptureReader(path), _CHUNK, extractor):
+        parts.append(extractor.extract(chunk))
     return pd.DataFrame(np.vstack(parts), columns=list(COLUMNS))
 
 
-def pass_aligned_chunks(packets: Iterable[Packet], size: int, extractor: FeatureExtractor) -> Iterator[list[Packet]]:
-    """Lists of at most ``size`` consecutive packets, each ending where ``extractor`` ends a pass when given
+def pass_aligned_chunks(packets: CaptureReader | Iterable[Packet], size: int,
+                        extractor: FeatureExtractor) -> Iterator[PacketBatch | list[Packet]]:
+    """Chunks of at most ``size`` consecutive packets, each ending where ``extractor`` ends a pass when given
     the whole capture (after ``size`` packets, or after a pruning pass, which runs after the first packet
     ``prune_every`` capture seconds past the previous one: see :class:`FeatureExtractor`), so extracting
-    chunk by chunk gives the same rows bit for bit. The packets before a DataError come first, then it."""
+    chunk by chunk gives the same rows bit for bit. The packets before a DataError come first, then it.
+
+    From a :class:`~fedcl.traffic.CaptureReader` the chunks are :class:`~fedcl.traffic.PacketBatch` es
+    (read with its ``batches``: no Packet object is built), otherwise lists of the packets given."""
     if size % _CHUNK:  # passes start every _CHUNK packets: a chunk must end where one does
         raise ValueError(f"chunks must be a multiple of {_CHUNK:,} packets, not {size:,}")
+    if isinstance(packets, CaptureReader):
+        yield from _aligned_batches(packets.batches(), size, extractor)
+        return
     chunk: list = []
     clock, pruned_at, sent = -np.inf, None, False
     try:
@@ -450,3 +388,34 @@ def pass_aligned_chunks(packets: Iterable[Packet], size: int, extractor: Feature
         raise
     if chunk or not sent:
         yield chunk
+
+
+def _aligned_batches(batches: Iterable[PacketBatch], size: int, extractor: FeatureExtractor) -> Iterator[PacketBatch]:
+    """:func:`pass_aligned_chunks` of batches: the same cuts, found with searchsorted on each batch's times."""
+    held: list[PacketBatch] = []
+    n_held, clock, pruned_at, sent = 0, -np.inf, None, False
+    try:
+        for batch in batches:
+            t = np.maximum.accumulate(np.maximum(batch.timestamp, clock))  # the extractor's clamped times
+            clock = t[-1] if len(t) else clock
+            lo = 0
+            while lo < len(t):
+                pruned_at = t[lo] if pruned_at is None else pruned_at
+                due = len(t)
+                if extractor.prune_below > 0:
+                    due = lo + int(np.searchsorted(t[lo:], pruned_at + extractor.prune_every))
+                hi = min(len(t), lo + size - n_held, due + 1)
+                held.append(batch[lo:hi])
+                n_held += hi - lo
+                if hi == due + 1:
+                    pruned_at = t[due]
+                if hi == due + 1 or n_held == size:
+                    yield PacketBatch.concat(held)
+                    held, n_held, sent = [], 0, True
+                lo = hi
+    except DataError:
+        if held:
+            yield PacketBatch.concat(held)
+        raise
+    if held or not sent:
+        yield PacketBatch.concat(held)
