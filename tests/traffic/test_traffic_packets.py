@@ -116,15 +116,21 @@ def _variants(rng, frames, n):
         yield bytes(frame)
 
 
-def test_fixed_offset_decoding_reads_every_frame_as_dpkt():
-    # Prepare: v4/v6 TCP/UDP/ICMP, ARP, an IPv4 header with options, a VLAN tag, then 20,000 variants
+def _base_frames() -> list[bytes]:
+    """v4/v6 TCP/UDP/ICMP, ARP, an IPv4 header with options and a VLAN tag (left to dpkt)."""
     v6a, v6b = b"\xfd" + bytes(14) + b"\x01", b"\xfd" + bytes(14) + b"\x02"
     base = [_frame(MAC1, MAC2, IP1, IP2, kind, 4000, 80, b"p" * 30) for kind in ("tcp", "udp", "icmp", "arp")]
     base += [_frame(MAC1, MAC2, v6a, v6b, kind, 4000, 80, b"p" * 30) for kind in ("tcp", "udp", "icmp")]
     ip = dpkt.ip.IP(src=IP1, dst=IP2, p=6, opts=b"\x01" * 8, data=dpkt.tcp.TCP(sport=1, dport=2, data=b"q" * 9))
     ip.len = len(ip)
     base.append(bytes(dpkt.ethernet.Ethernet(src=MAC1, dst=MAC2, type=dpkt.ethernet.ETH_TYPE_IP, data=ip)))
-    base.append(base[0][:12] + b"\x81\x00\x00\x07" + base[0][12:])  # 802.1Q tag: left to dpkt
+    base.append(base[0][:12] + b"\x81\x00\x00\x07" + base[0][12:])  # 802.1Q tag
+    return base
+
+
+def test_fixed_offset_decoding_reads_every_frame_as_dpkt():
+    # Prepare: the base frames, then 20,000 variants
+    base = _base_frames()
     rng = np.random.default_rng(0)
 
     # Execute / Assert
@@ -147,13 +153,7 @@ def reader_path(request, monkeypatch):
 def _edge_frames():
     """The frames of test_fixed_offset_decoding_reads_every_frame_as_dpkt and their damaged variants, plus
     ARP and ICMPv6 frames cut at every length (where fixed-offset reading hands over to dpkt)."""
-    v6a, v6b = b"\xfd" + bytes(14) + b"\x01", b"\xfd" + bytes(14) + b"\x02"
-    base = [_frame(MAC1, MAC2, IP1, IP2, kind, 4000, 80, b"p" * 30) for kind in ("tcp", "udp", "icmp", "arp")]
-    base += [_frame(MAC1, MAC2, v6a, v6b, kind, 4000, 80, b"p" * 30) for kind in ("tcp", "udp", "icmp")]
-    ip = dpkt.ip.IP(src=IP1, dst=IP2, p=6, opts=b"\x01" * 8, data=dpkt.tcp.TCP(sport=1, dport=2, data=b"q" * 9))
-    ip.len = len(ip)
-    base.append(bytes(dpkt.ethernet.Ethernet(src=MAC1, dst=MAC2, type=dpkt.ethernet.ETH_TYPE_IP, data=ip)))
-    base.append(base[0][:12] + b"\x81\x00\x00\x07" + base[0][12:])
+    base = _base_frames()
     cuts = [frame[:n] for frame in (base[3], base[6]) for n in range(len(frame) + 1)]
     return base + cuts + list(_variants(np.random.default_rng(1), base, 5_000))
 
