@@ -101,7 +101,7 @@ class FedCLConfig:
             (self.dp_epsilon > 0, f"dp_epsilon must be positive (inf: no differential privacy), got {self.dp_epsilon}"),
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), got {self.dp_delta}"),
             (self.dp_clip > 0 and math.isfinite(self.dp_clip), f"dp_clip must be positive and finite, got {self.dp_clip}"),
-            (self.dp_level in DP_LEVELS, f"dp_level must be one of {', '.join(DP_LEVELS)}"),
+            (self.dp_level in DP_LEVELS, f"dp_level must be one of {', '.join(DP_LEVELS)}, got {self.dp_level!r}"),
             (0 < self.dp_sample_rate <= 1, f"dp_sample_rate must be in (0, 1], got {self.dp_sample_rate}"),
             (self.dp_update_clip > 0 and math.isfinite(self.dp_update_clip),
              f"dp_update_clip must be positive and finite, got {self.dp_update_clip}"),

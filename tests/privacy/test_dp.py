@@ -196,3 +196,18 @@ def test_public_statistics_follow_each_nbaiot_columns_definition():
     assert np.all(other[0] == 0) and np.all(other[1] == 5.0)
     with pytest.raises(ValueError, match="115 columns"):
         public_statistics("nbaiot", 7)
+
+
+def test_under_dp_the_shared_view_scores_with_the_public_statistics_it_trained_with(fedmse_slice):
+    from fedcl.data import public_statistics
+    from fedcl.model import encoder_for
+    from fedcl.pipeline import load_splits, make_detector
+
+    config = FedCLConfig(data=str(fedmse_slice), dp_epsilon=4.0, personalisation="off", n_references=16)
+    split = load_splits(config)[0]
+
+    detector = make_detector(encoder_for(config, 115), config).fit(split.train[:200], X_val=split.val[:50])
+
+    centre, scale = public_statistics("nbaiot", 115)
+    np.testing.assert_array_equal(detector.scaler_.mean_, centre)
+    np.testing.assert_array_equal(detector.scaler_.scale_, scale)

@@ -73,12 +73,20 @@ def test_one_node_moves_the_noiseless_step_by_at_most_the_clip_over_the_expected
     assert norm([with_it.arrays[0] - without.arrays[0]]) <= 0.5 / 2.0 + 1e-6
 
 
-def test_a_round_nobody_answered_still_adds_noise():
-    theta = [np.zeros(100, np.float32)]
+def test_a_round_nobody_answered_still_adds_noise_of_the_calibrated_std():
+    theta = [np.zeros(100_000, np.float32)]
 
-    step = server(1.0).step(theta, [])
+    step = server(1.0).step(theta, [])  # z·S/(q·N) = 1 · 0.5 / (0.5 · 4)
 
-    assert 0 < np.std(step.arrays[0]) and step.weights.size == 0
+    assert np.std(step.arrays[0]) == pytest.approx(0.25, rel=0.02) and step.weights.size == 0
+
+
+def test_a_non_finite_update_counts_as_zero_and_theta_stays_finite():
+    theta = [np.zeros(10, np.float32)]
+    bad = [[np.full(10, np.nan, np.float32)], [np.full(10, np.inf, np.float32)]]
+
+    assert all(np.array_equal(clipped(u, 0.5)[0], np.zeros(10)) for u in bad)
+    assert np.all(np.isfinite(server(0.0).step(theta, bad).arrays[0]))
 
 
 def rows(n: int) -> dict[str, torch.Tensor]:
@@ -86,22 +94,44 @@ def rows(n: int) -> dict[str, torch.Tensor]:
     return {f"node-{i}": torch.randn(40, 115, generator=gen) + i for i in range(n)}
 
 
-def test_the_runner_samples_nodes_spends_at_most_epsilon_and_releases_no_statistics():
-    result = run_federation(rows(8), CONFIG)
+def test_the_runner_samples_nodes_spends_at_most_epsilon_and_records_nothing_else():
+    asked = []
+
+    result = run_federation(rows(8), CONFIG, on_updates=lambda r, theta, names, updates: asked.append(len(names)))
 
     spent = [h["epsilon"] for h in result.history]
     assert spent == sorted(spent) and 0.99 * 4 <= spent[-1] <= 4
-    asked = [len(h["nodes"]) for h in result.history]
     assert min(asked) < 8  # Poisson sampling at q = 0.5 over 4 rounds of 8 nodes (P(all) = 2^-32)
-    assert result.reference is None and all(h["reference_norm"] is None for h in result.history)
-    assert all(math.isnan(h["loss"]) and all(n["distance"] is None for n in h["nodes"].values())
-               for h in result.history)
+    # who was sampled stays secret, and nodes release no statistics: no reference, no names, no losses
+    assert result.reference is None and all(set(h) == {"round", "epsilon"} for h in result.history)
 
 
 def test_the_noise_and_the_sample_are_secret():
     first, second = run_federation(rows(4), CONFIG), run_federation(rows(4), CONFIG)
+    samples = [np.concatenate([NodeLevelDP.plan(CONFIG, 8).sampled() for _ in range(8)]) for _ in range(2)]
 
     assert any(not np.array_equal(a, b) for a, b in zip(first.arrays, second.arrays))
+    assert not np.array_equal(*samples)  # same seed, other draws (P(equal) = 2^-64)
+
+
+def test_node_level_runs_with_compression_and_dropout_and_refuses_a_single_node():
+    result = run_federation(rows(4), CONFIG.updated(compression_bits=4), dropout=0.3)
+
+    assert all(np.all(np.isfinite(a)) for a in result.arrays) and len(result.history) == CONFIG.rounds
+    with pytest.raises(ValueError, match="at least 2 nodes"):
+        run_federation(rows(1), CONFIG)
+
+
+def test_a_one_node_run_and_the_flower_server_refuse_node_level(fedmse_slice, tmp_path):
+    from fedcl.federated.flower import run_server
+    from fedcl.pipeline import check_trainable, load_splits
+
+    splits = load_splits(CONFIG.updated(data=str(fedmse_slice)))
+
+    with pytest.raises(ConfigError, match="at least 2 nodes"):
+        check_trainable(splits[:1], CONFIG)
+    with pytest.raises(ConfigError, match="in-process only"):
+        run_server(None, CONFIG, tmp_path / "r", min_nodes=2)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -158,7 +188,16 @@ def test_quick_node_level_curve_writes_resumable_results(fedmse_slice, tmp_path)
     assert (tmp_path / "p" / "node-level.md").is_file() and (tmp_path / "p" / "node-level.png").is_file()
 
 
-def test_node_counts_go_with_the_node_level_only(tmp_path):
-    result = CliRunner().invoke(app, ["experiment", "privacy", "--nodes", "10", "--out", str(tmp_path / "p")])
+@pytest.mark.parametrize(("args", "message"), [
+    (["--nodes", "10"], "--nodes goes with --level node"),
+    (["--level", "node", "--cell", "natural"], "--cell goes with --level record"),
+    (["--level", "node", "--nodes", ""], "node counts of at least 2"),
+    (["--level", "node", "--nodes", "10,1"], "node counts of at least 2"),
+    (["--level", "nodes"], "--level must be record or node"),
+])
+def test_bad_node_level_experiment_options_fail_in_one_line(tmp_path, args, message):
+    result = CliRunner().invoke(app, ["experiment", "privacy", *args, "--out", str(tmp_path / "p")])
 
-    assert result.exit_code == 2 and "--nodes goes with --level node" in result.output
+    assert result.exit_code == 2 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()

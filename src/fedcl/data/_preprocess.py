@@ -23,10 +23,13 @@ PRIVATE_SCALE = 5.0
 
 _SIZE = np.log1p(1514.0)  # the largest Ethernet frame, in signed-log units
 _SIZE_VARIANCE = np.log1p(1514.0**2 / 4)  # the largest variance of values in [0, 1514]
-_COUNT = np.log1p(1e5)  # a damped packet count: 1,000 packets/s over the slowest window (λ = 0.01: 100 s)
+_COUNT = np.log1p(1e5)  # a damped count settles at r/(λ·ln 2): 1e5 is ~690 packets/s at the slowest λ = 0.01
 _DAY = np.log1p(86_400.0)  # the longest jitter the leakage guard lets through, in seconds
-#: The signed-log range of each kind of N-BaIoT column, from its definition, not from data (Kitsune's
-#: damped statistics of frame sizes, counts and inter-arrival times).
+#: The nominal signed-log range of each kind of N-BaIoT column, from its definition (Kitsune's damped
+#: statistics of frame sizes, counts and inter-arrival times), not fitted to data. Conventions, not bounds:
+#: a magnitude or radius (over both directions) can reach √2 times one direction's, Kitsune's damped pcc
+#: leaves [−1, 1] a little, and the scaler clips at ±10 scales. The count ceiling and the ±2-scale
+#: convention are choices made on the development seed, like any hyperparameter.
 PUBLIC_RANGES = {
     "weight": (np.log1p(1.0), _COUNT),
     "mean": (np.log1p(60.0), _SIZE),  # frame sizes from the smallest Ethernet frame

@@ -47,7 +47,10 @@ def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
     ``privacy`` under differential privacy)."""
     plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
     history = read_history(run_dir)
-    if history:
+    # node-level DP keeps who was sampled secret: its history holds the ε spent only, nothing to plot
+    training = "![training](training.png)" if history and "nodes" in history[0] else \
+        "Node-level differential privacy: the history holds the ε spent per round only (docs/privacy.md)."
+    if history and "nodes" in history[0]:
         plot_history(history, run_dir / "training.png")
     text = f"""# fedcl run report
 
@@ -74,7 +77,7 @@ embeddings (to its nearest training embeddings when the node has no more rows th
 
 ## Training
 
-![training](training.png)
+{training}
 
 Files: `config.toml` (resolved config), `history.jsonl` (per round), `model.pt` (weights-only),
 `scores.csv` (every test row's score), `metrics.json`.
@@ -133,7 +136,7 @@ Not evaluated: {missing}
 
 ## Training
 
-![training](training.png)
+{training}
 
 Files: `config.toml`, `history.jsonl` (per round, with each node's weight and exclusions), `model.pt`,
 `fleet.json` (this report's figures).

@@ -21,13 +21,13 @@ from fedcl.config import FedCLConfig
 from fedcl.data import dirichlet_partition, read_dataset
 from fedcl.experiments._benchmark import DEV_SEED
 from fedcl.experiments._methods import fedcl_method, shrink
-from fedcl.experiments._privacy import _plain, check_epsilons
+from fedcl.experiments._privacy import check_epsilons, plain_markdown
 from fedcl.experiments._resume import ResultsFile
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.errors import ConfigError
 from fedcl.pipeline import score_nodes, split_nodes, summarise
 
-NODE_COUNTS = (10, 50, 100, 200)
+NODE_COUNTS = (10, 50, 100, 200, 300)
 QUICK_NODE_COUNTS = (4, 8)
 EPSILONS = (1.0, 2.0, 4.0, 8.0, math.inf)
 QUICK_EPSILONS = (1.0, math.inf)
@@ -37,6 +37,13 @@ NEAR_IID = 1000.0
 RESULTS = "node-level.csv"
 KEY = ["data", "nodes", "epsilon", "seed"]
 COLUMNS = [*KEY, "auroc", "fpr_at_tpr99", "worst_node_auroc", "sample_rate", "noise_multiplier", "seconds"]
+
+
+def check_node_counts(counts: Sequence[int]) -> list[int]:
+    """The node counts, each once; ConfigError for none or one below 2 (a federation)."""
+    if not counts or min(counts) < 2:
+        raise ConfigError(f"--nodes takes node counts of at least 2 (a federation), got {list(counts)}")
+    return sorted(set(counts))
 
 
 def dealt_splits(data: str, n_nodes: int, config: FedCLConfig, quick: bool):
@@ -58,9 +65,8 @@ def node_privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int]
 
     epsilons = list(epsilons or (QUICK_EPSILONS if quick else EPSILONS))
     check_epsilons(epsilons)
-    counts = list(node_counts or (QUICK_NODE_COUNTS if quick else NODE_COUNTS))
-    if any(n < 2 for n in counts):
-        raise ConfigError(f"--nodes must be at least 2 (a federation), got {counts}")
+    counts = check_node_counts(node_counts if node_counts is not None else
+                               QUICK_NODE_COUNTS if quick else NODE_COUNTS)
     out.mkdir(parents=True, exist_ok=True)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
@@ -115,7 +121,7 @@ def write_node_report(out: Path, rows: pd.DataFrame) -> Path:
                 title=f"Node-level DP (DP-FedAvg, q = {SAMPLE_RATE:g}), {which}: mean ± std over seeds")
     text = f"""# Where node-level differential privacy starts to pay
 
-{_plain(__doc__.split(chr(10), 2)[2].strip())}
+{plain_markdown(__doc__.split(chr(10), 2)[2].strip())}
 
 ε per node for the whole run, δ as configured (default 1e-5), q = {SAMPLE_RATE:g}, update clip as configured
 (default 0.5); z is the noise multiplier the accountant calibrated (noise std z·S on the sum of clipped

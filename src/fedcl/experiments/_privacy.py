@@ -61,7 +61,8 @@ def privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], qui
     with one_torch_thread():
         for cell in plan:
             for seed in seeds:
-                cfg = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
+                cfg = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None,
+                                     dp_level="record", dp_sample_rate=1.0)  # whatever a --config says
                 todo = [(e, view) for e in epsilons for view in VIEWS
                         if (cell.data, cell.name, str(e), view, str(seed)) not in done]
                 splits = cell_splits(cell, cfg, quick) if todo else []
@@ -86,7 +87,7 @@ def _cost_table(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _plain(docstring: str) -> str:
+def plain_markdown(docstring: str) -> str:
     """A docstring's reST as Markdown: roles and double backquotes become code spans."""
     return re.sub(r":\w+:`([^`]+)`", r"`\1`", docstring).replace("``", "`")
 
@@ -105,7 +106,7 @@ def write_privacy_report(out: Path, rows: pd.DataFrame) -> Path:
                 title=f"Record-level DP, {which}: mean ± std over seeds")
     text = f"""# What record-level differential privacy costs
 
-{_plain(__doc__.split(chr(10), 2)[2].strip())}
+{plain_markdown(__doc__.split(chr(10), 2)[2].strip())}
 
 ε per node for the whole run, δ as configured (default 1e-5); the accountant, the mechanism and what
 each released statistic costs: docs/privacy.md in the fedcl repository. Tables on {which}.

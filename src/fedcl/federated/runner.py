@@ -32,7 +32,7 @@ class FederationResult:
     """Global encoder parameters, global reference g and the per-round history."""
 
     arrays: list[np.ndarray]
-    reference: np.ndarray
+    reference: np.ndarray | None  # None under node-level DP (no statistics are released)
     history: list[dict] = field(default_factory=list)
 
 
@@ -66,16 +66,11 @@ def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step
     return record
 
 
-def node_private_record(round_: int, names: list[str], step: ServerStep, epsilon: float) -> dict:
-    """One round of history under node-level DP: who was sampled, and the ε the run has spent. Nodes
-    release nothing but their clipped updates, so no losses, distances or reference (NaN / None)."""
-    nan = float("nan")
-    return {
-        "round": round_, "loss": nan, "contrastive": nan, "reference_norm": None, "epsilon": epsilon,
-        "nodes": {name: {"loss": nan, "distance": None, "own_frame_distance": None, "weight": float(w),
-                         "excluded": False, "reason": None, "epsilon": epsilon}
-                  for name, w in zip(names, step.weights)},
-    }
+def node_private_record(round_: int, epsilon: float) -> dict:
+    """One round of history under node-level DP: the ε the run has spent, nothing else. Which nodes were
+    sampled must stay secret (the amplification by sampling rests on it), and they release nothing but
+    their clipped updates."""
+    return {"round": round_, "epsilon": epsilon}
 
 
 ROBUST_RULES = {
@@ -179,7 +174,9 @@ def run_federation(
     residuals: dict[str, np.ndarray] = {}
     reference = None  # no shared statistics before the first round
     node_dp = None
-    if config.node_differential_privacy and len(node_rows) > 1:  # one node's own encoder goes nowhere
+    if config.node_differential_privacy:
+        if len(node_rows) < 2:  # the noised mean of one node is that node's update
+            raise ValueError("node-level differential privacy needs at least 2 nodes")
         from fedcl.privacy.node_dp import NodeLevelDP
 
         node_dp = NodeLevelDP.plan(config, len(node_rows))
@@ -206,7 +203,7 @@ def run_federation(
             continue  # a masked "sum" of one node is its update: the round is skipped, θ and g stay
         if node_dp is not None:  # a round nobody was sampled for still adds (and spends) its noise
             step = node_dp.step(arrays, [u.delta for u in updates])
-            record = node_private_record(round_, names, step, node_dp.epsilon(round_))
+            record = node_private_record(round_, node_dp.epsilon(round_))
         else:
             if config.secure_aggregation and len(node_rows) > 1:
                 from fedcl.privacy import secure_aggregate_round  # cryptography loads only when it is used

@@ -85,6 +85,8 @@ def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:
     """Fail before training, in one line, on data a run cannot use with this config."""
     if config.encoder not in ENCODERS:
         raise ConfigError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
+    if config.node_differential_privacy and len(splits) < 2:
+        raise ConfigError("dp_level node needs at least 2 nodes: the noised mean of one node is its update")
     for s in splits:
         if len(s.train) < 2:
             raise InputError(f"node {s.name!r} has {len(s.train)} benign training row(s); "

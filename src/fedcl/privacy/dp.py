@@ -111,7 +111,7 @@ def _epsilon(plan: DPPlan, rounds_done: int) -> float:
     return spent_epsilon(plan.history(rounds_done), plan.delta)
 
 
-def _smallest_noise(epsilon_of, target: float, tolerance: float = 0.01) -> float:
+def smallest_noise(epsilon_of, target: float, tolerance: float = 0.01) -> float:
     """The smallest σ (within ``tolerance`` · target) with ``epsilon_of(σ) <= target``, by bisection as in
     :func:`opacus.accountants.utils.get_noise_multiplier` (ε decreases with σ)."""
     low, high = 0.0, 10.0
@@ -154,7 +154,7 @@ def _plan(epsilon: float, delta: float, clip: float, rounds: int, q: float, step
     def epsilon_of(sigma: float) -> float:
         return spent_epsilon([(sigma, q, steps * rounds), (stats_sigma, 1.0, rounds)], delta)
 
-    return DPPlan(_smallest_noise(epsilon_of, epsilon), stats_sigma, q, steps, rounds, clip, EMBEDDING_CLIP, delta)
+    return DPPlan(smallest_noise(epsilon_of, epsilon), stats_sigma, q, steps, rounds, clip, EMBEDDING_CLIP, delta)
 
 
 def secret_generator() -> torch.Generator:

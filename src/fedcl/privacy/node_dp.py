@@ -4,12 +4,13 @@ The unit of privacy is a whole node: every row it holds, all rounds. Each round 
 node with probability q (Poisson, from the OS's randomness); a sampled node trains in the clear and sends
 only its update Δθ_i, which the server clips to ℓ2 norm S. The server adds N(0, (z·S)²) to the sum and
 divides by the expected number of nodes q·N (a fixed denominator: adding or removing one node moves the
-noised sum by at most S, whatever the others sent). The released model is the one guarantee: anyone who
-sees θ (other nodes, users of the model) learns at most (ε, δ) about whether a node took part. The server
-itself is trusted with the clipped updates (central DP; docs/privacy.md).
+noised sum by at most S, whatever the others sent). Adjacency: one node's data present or absent (its
+update replaced by nothing), N public. The released model is the one guarantee: anyone who sees θ (other
+nodes, users of the model) learns at most (ε, δ) about a node's data. The server itself is trusted with
+the clipped updates (central DP; docs/privacy.md), and keeps who was sampled to itself.
 
 Nothing else leaves a node: μ_i, σ_i, n_i and d_i are not released, so the federation has no reference g
-(each node's consistency term pulls toward its own centre, as in round 1) and weights are uniform.
+(the consistency term, which needs one, is off) and weights are uniform.
 Opacus' RDP accountant composes the T rounds (sample rate q, noise multiplier z). The noise in the mean is
 z·S/(q·N) per coordinate for ≈35 k coordinates: it pays only once q·N is in the hundreds
 (`fedcl experiment privacy --level node`).
@@ -18,6 +19,7 @@ z·S/(q·N) per coordinate for ≈35 k coordinates: it pays only once q·N is in
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,12 +27,15 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.federated.aggregate import ServerStep
-from fedcl.privacy.dp import _smallest_noise, secret_generator, spent_epsilon
+from fedcl.privacy.dp import secret_generator, smallest_noise, spent_epsilon
 
 
 def clipped(update: list[np.ndarray], bound: float) -> list[np.ndarray]:
-    """The update scaled to ℓ2 norm at most ``bound`` (over all its arrays together)."""
+    """The update scaled to ℓ2 norm at most ``bound`` (over all its arrays together); a non-finite one
+    becomes zeros (NaN would pass the clip and carry into θ without noise)."""
     norm = float(np.sqrt(sum(float(np.square(a, dtype=np.float64).sum()) for a in update)))
+    if not math.isfinite(norm):
+        return [np.zeros_like(a) for a in update]
     scale = min(1.0, bound / norm) if norm > 0 else 1.0
     return [a * scale for a in update]
 
@@ -38,7 +43,7 @@ def clipped(update: list[np.ndarray], bound: float) -> list[np.ndarray]:
 @functools.lru_cache(maxsize=64)
 def noise_multiplier(epsilon: float, delta: float, sample_rate: float, rounds: int) -> float:
     """The smallest z for which ``rounds`` subsampled Gaussian releases spend at most ε at δ."""
-    return _smallest_noise(lambda z: spent_epsilon([(z, sample_rate, rounds)], delta), epsilon)
+    return smallest_noise(lambda z: spent_epsilon([(z, sample_rate, rounds)], delta), epsilon)
 
 
 @dataclass
@@ -95,7 +100,7 @@ def privacy_record(config: FedCLConfig, history: list[dict]) -> dict:
         "epsilon": max(spent) if spent else None,
         "delta": config.dp_delta,
         "target_epsilon": config.dp_epsilon,
-        "unit": "one node: every row of its window, all rounds (node level, add/remove)",
+        "unit": "one node: every row of its window, all rounds (node level; present or absent, N public)",
         "covers": "the federation's encoder (every θ the server releases); the server sees the clipped updates "
                   "(central DP); the node's own detector stays on it and is not private",
         "accountant": f"opacus RDPAccountant (opacus {importlib.metadata.version('opacus')}), one subsampled "

@@ -58,6 +58,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     whose ε does not count them). With ``config.secure_aggregation`` each round's masked sums run as
     extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
     """
+    if config.node_differential_privacy:  # the strategy has no DP-FedAvg step (fedcl.privacy.node_dp)
+        raise ConfigError("dp_level node runs in-process only (fedcl run / fedcl train); on Flower use record level")
     check_pacing(round_timeout, timeout_multiple, timeout_floor, sample_fraction)
     min_nodes = resolve_min_nodes(min_nodes, grid)
 
@@ -65,8 +67,6 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
         return PacedGrid(transport, round_timeout, timeout_multiple, timeout_floor, min_replies=min_nodes)
 
     grid = grid.wrap_transport(paced) if isinstance(grid, EnrolledGrid) else paced(grid)
-    if config.node_differential_privacy:  # the strategy has no DP-FedAvg step (fedcl.privacy.node_dp)
-        raise ConfigError("dp_level node runs in-process only (fedcl run / fedcl train); on Flower use record level")
     if config.secure_aggregation and min_nodes < 2:  # a masked sum of one node would be that node's update
         raise ConfigError(f"secure_aggregation needs min_nodes >= 2, got {min_nodes}")
     if config.schema != "nbaiot":  # the server sizes the encoder for N-BaIoT's 115 columns
