@@ -11,7 +11,7 @@ from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 
 experiment_app = command_group("Reproducible experiments: compare, ablation, sweep, heterogeneity, corruption, "
-                               "attacks, benchmark, privacy.")
+                               "attacks, benchmark, privacy, audit.")
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
 Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]
@@ -202,10 +202,53 @@ def privacy_command(
                                                       "inf: in the clear (default: 0.5,1,2,4,8,inf).")] = None,
     cell: Annotated[list[str] | None, typer.Option(help="Only this benchmark cell (repeat for several); default: "
                                                     "natural, home clusters, Dirichlet α=0.5 and α=0.1.")] = None,
+    level: Annotated[str, typer.Option(help="record: DP-SGD, per benchmark cell | node: DP-FedAvg on the rows dealt "
+                                            "to N nodes (node-level.csv, .md, .png).")] = "record",
+    nodes: Annotated[str | None, typer.Option(help="--level node: node counts N, comma-separated "
+                                                   "(default 10,50,100,200,300).")] = None,
 ) -> None:
-    """AUROC and FPR@TPR0.99 against record-level ε (DP-SGD with Opacus' accountant), through the federation's
-    encoder alone and as the default detector, on natural and device-like deals (CSV, PNG, Markdown)."""
-    from fedcl.experiments import check_epsilons, privacy
+    """AUROC and FPR@TPR0.99 against ε: record level (DP-SGD with Opacus' accountant) through the federation's
+    encoder alone and as the default detector, on natural and device-like deals; or node level (DP-FedAvg)
+    against the number of nodes (CSV, PNG, Markdown)."""
+    from fedcl.errors import ConfigError
+    from fedcl.experiments import check_epsilons, check_node_counts, node_privacy, privacy
+
+    if level not in ("record", "node"):
+        raise ConfigError(f"--level must be record or node, got {level!r}")
+    if nodes is not None and level != "node":
+        raise ConfigError("--nodes goes with --level node")
+    if cell and level == "node":
+        raise ConfigError("--cell goes with --level record; --level node deals the rows to N nodes (--nodes)")
+    values = None if epsilons is None else _numbers(epsilons, "epsilons", float)
+    if values is not None:
+        check_epsilons(values)  # bad options fail before the default data are made
+    counts = None if nodes is None else check_node_counts(_numbers(nodes, "nodes", int))
+    if not data:
+        from fedcl.default_data import ensure_default_data
+
+        data = [str(ensure_default_data())]
+    if level == "node":
+        _done(node_privacy(_config("", config), data, range(seeds), quick, out, epsilons=values, node_counts=counts,
+                           progress=typer.echo))
+        return
+    _done(privacy(_config("", config), data, range(seeds), quick, out, epsilons=values, only=cell,
+                  progress=typer.echo))
+
+
+@experiment_app.command("audit")
+@bad_input_exits_2
+def audit_command(
+    data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
+    out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/audit"),
+    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    epsilons: Annotated[str | None, typer.Option(help="Record-level ε per node for the whole run, comma-separated; "
+                                                      "inf: in the clear (default: 1,8,inf).")] = None,
+    cell: Annotated[list[str] | None, typer.Option(help="Only this benchmark cell (repeat for several); default: "
+                                                    "natural.")] = None,
+) -> None:
+    """Membership inference against what a node releases (the federation's encoder, its updates, μ_i): attack
+    AUROC, advantage and TPR at FPR 0.01 against ε, with the ε-DP bound (CSV, PNG, Markdown)."""
+    from fedcl.experiments import audit, check_epsilons
 
     values = None if epsilons is None else _numbers(epsilons, "epsilons", float)
     if values is not None:
@@ -214,5 +257,5 @@ def privacy_command(
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    _done(privacy(_config("", config), data, range(seeds), quick, out, epsilons=values, only=cell,
-                  progress=typer.echo))
+    _done(audit(_config("", config), data, range(seeds), quick, out, epsilons=values, only=cell,
+                progress=typer.echo))

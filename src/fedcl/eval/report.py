@@ -48,10 +48,11 @@ def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
     plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
     history = read_history(run_dir)
     # node-level DP keeps who was sampled secret: its history holds the ε spent only, nothing to plot
-    training = "![training](training.png)" if history and "nodes" in history[0] else \
-        "Node-level differential privacy: the history holds the ε spent per round only (docs/privacy.md)."
-    if history and "nodes" in history[0]:
+    plotted = bool(history) and "nodes" in history[0]
+    if plotted:
         plot_history(history, run_dir / "training.png")
+    training = "![training](training.png)" if plotted else \
+        "Node-level differential privacy: the history holds the ε spent per round only (docs/privacy.md)."
     text = f"""# fedcl run report
 
 Data: `{config.data}` {_run_lines(config, summary)}
@@ -136,7 +137,7 @@ Not evaluated: {missing}
 
 ## Training
 
-{training}
+![training](training.png)
 
 Files: `config.toml`, `history.jsonl` (per round, with each node's weight and exclusions), `model.pt`,
 `fleet.json` (this report's figures).

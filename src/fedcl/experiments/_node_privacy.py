@@ -114,7 +114,8 @@ def write_node_report(out: Path, rows: pd.DataFrame) -> Path:
     rows = rows.assign(data=rows["data"].map(lambda d: Path(d).name), epsilon=rows["epsilon"].astype(float))
     report_rows = rows[rows["seed"] != DEV_SEED]
     shown = (report_rows if len(report_rows) else rows).sort_values(["nodes", "epsilon"], kind="stable")
-    which = (f"report seeds {sorted(report_rows['seed'].unique())} (seed {DEV_SEED} is the development seed)"
+    seeds = sorted(int(s) for s in report_rows["seed"].unique())
+    which = (f"report seeds {seeds} (seed {DEV_SEED} is the development seed)"
              if len(report_rows) else f"the development seed {DEV_SEED} only")
     plot_curves(shown.assign(ε=shown["epsilon"].map(lambda e: f"{e:g}"), N=shown["nodes"].astype(str)),
                 "N", ["auroc", "fpr_at_tpr99"], out / "node-level.png", line="ε", panel="data",
