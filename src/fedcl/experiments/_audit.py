@@ -26,8 +26,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeSplit
-from fedcl.errors import ConfigError
-from fedcl.experiments._benchmark import DEV_SEED, cell_splits, cells
+from fedcl.experiments._benchmark import DEV_SEED, cell_splits, named_cells
 from fedcl.experiments._privacy import check_epsilons
 from fedcl.experiments._resume import ResultsFile
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
@@ -74,10 +73,7 @@ def audit(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], quick
     epsilons = list(epsilons or (QUICK_EPSILONS if quick else EPSILONS))
     check_epsilons(epsilons)
     wanted = list(only or ("natural",))
-    plan = [c for data in datas for c in cells(data, quick) if c.name in wanted]
-    missing = set(wanted) - {c.name for c in plan}
-    if missing:
-        raise ConfigError(f"no cell named {', '.join(sorted(missing))} in {', '.join(datas)}")
+    plan = named_cells(datas, quick, wanted)
     out.mkdir(parents=True, exist_ok=True)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
@@ -85,7 +81,7 @@ def audit(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], quick
         for cell in plan:
             for seed in seeds:
                 base = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None,
-                                      personalisation="off")
+                                      personalisation="off", dp_level="record", dp_sample_rate=1.0)
                 todo = {e: [a for a in ATTACKS if (cell.data, cell.name, str(e), str(seed), a) not in done]
                         for e in epsilons}
                 todo = {e: attacks for e, attacks in todo.items() if attacks}

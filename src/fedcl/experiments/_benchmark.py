@@ -99,6 +99,16 @@ def cells(data: str, quick: bool) -> list[Cell]:
     return out
 
 
+def named_cells(datas: Sequence[str], quick: bool, names: Sequence[str]) -> list[Cell]:
+    """The cells of ``datas`` called ``names``, in run order; ConfigError for a name no folder has."""
+    every = [c for data in datas for c in cells(data, quick)]
+    unknown = set(names) - {c.name for c in every}
+    if unknown:
+        raise ConfigError(f"no cell named {', '.join(sorted(unknown))}; cells: "
+                          f"{', '.join(dict.fromkeys(c.name for c in every))}")
+    return [c for c in every if c.name in names]
+
+
 def _dirichlet(nodes: list[NodeData], seed: int, alpha: float) -> list[NodeData]:
     return dirichlet_partition(nodes, len(nodes), alpha, seed, groups="clusters", min_benign=MIN_BENIGN_ROWS)
 
@@ -168,10 +178,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     only : sequence of str, optional
         Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
-    unknown = set(only or ()) - {c.name for data in datas for c in cells(data, quick)}
-    if unknown:
-        raise ConfigError(f"no cell named {', '.join(sorted(unknown))}; cells: "
-                          f"{', '.join(dict.fromkeys(c.name for data in datas for c in cells(data, quick)))}")
+    named_cells(datas, quick, only or ())  # an unknown name fails before any run
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
     done = set()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
-from fedcl.experiments._benchmark import DEV_SEED, cell_splits, cells, run_cell
+from fedcl.experiments._benchmark import DEV_SEED, cell_splits, named_cells, run_cell
 from fedcl.experiments._methods import Method, fedcl_method
 from fedcl.experiments._resume import ResultsFile
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
@@ -51,10 +51,7 @@ def privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], qui
     epsilons = list(epsilons or (QUICK_EPSILONS if quick else EPSILONS))
     check_epsilons(epsilons)
     wanted = list(only or (("natural",) if quick else DEFAULT_CELLS))
-    plan = [c for data in datas for c in cells(data, quick) if c.name in wanted]
-    missing = set(wanted) - {c.name for c in plan}
-    if missing:
-        raise ConfigError(f"no cell named {', '.join(sorted(missing))} in {', '.join(datas)}")
+    plan = named_cells(datas, quick, wanted)
     out.mkdir(parents=True, exist_ok=True)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
