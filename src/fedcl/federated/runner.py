@@ -153,9 +153,10 @@ def run_federation(
         receives (privacy audits, :mod:`fedcl.privacy.audit`).
 
     With ``config.dp_level`` "node" and a finite ``config.dp_epsilon`` the server samples, clips and noises
-    (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or more nodes aggregates masked updates
-    (:func:`fedcl.privacy.secure_aggregate_round`); a federation of one node (a node's own encoder, a
-    pooled reference) has nobody to hide its update from and aggregates in the clear.
+    (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or
+    more nodes aggregates masked updates (:func:`fedcl.privacy.secure_aggregate_round`); a federation of
+    one node (a node's own encoder, a pooled reference) has nobody to hide its update from and aggregates
+    in the clear.
     """
     for name, rows in node_rows.items():
         if len(rows) < 2:
