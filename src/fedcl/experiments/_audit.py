@@ -26,7 +26,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeSplit
-from fedcl.experiments._benchmark import DEV_SEED, cell_splits, named_cells
+from fedcl.experiments._benchmark import cell_splits, named_cells, report_seed_rows
 from fedcl.experiments._privacy import check_epsilons
 from fedcl.experiments._resume import ResultsFile
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
@@ -154,12 +154,9 @@ def write_audit_report(out: Path, rows: pd.DataFrame) -> Path:
 
     rows = rows.assign(data=rows["data"].map(lambda d: Path(d).name), epsilon=rows["epsilon"].astype(float))
     rows = rows.assign(attack=pd.Categorical(rows["attack"], categories=ATTACKS))
-    report_rows = rows[rows["seed"] != DEV_SEED]
-    shown = (report_rows if len(report_rows) else rows).sort_values(["epsilon", "attack"], kind="stable")
+    shown, which = report_seed_rows(rows)
+    shown = shown.sort_values(["epsilon", "attack"], kind="stable")
     shown = shown.assign(attack=shown["attack"].astype(str))
-    seeds = sorted(int(s) for s in report_rows["seed"].unique())
-    which = (f"report seeds {seeds} (seed {DEV_SEED} is the development seed)" if len(report_rows)
-             else f"the development seed {DEV_SEED} only")
     # The bound as one more line: what no attack may exceed at that ε (1 in the clear).
     bound = shown.drop_duplicates(["data", "cell", "epsilon", "seed"]).assign(
         attack="ε-DP bound", mean_advantage=lambda df: df["bound"], max_advantage=lambda df: df["bound"])

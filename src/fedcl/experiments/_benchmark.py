@@ -99,6 +99,16 @@ def cells(data: str, quick: bool) -> list[Cell]:
     return out
 
 
+def report_seed_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The runs of the report seeds (every seed but :data:`DEV_SEED`), or the development seed's if no other
+    ran, and a phrase saying which."""
+    report = rows[rows["seed"] != DEV_SEED]
+    if not len(report):
+        return rows, f"the development seed {DEV_SEED} only"
+    seeds = sorted(int(s) for s in report["seed"].unique())
+    return report, f"report seeds {seeds} (seed {DEV_SEED} is the development seed)"
+
+
 def named_cells(datas: Sequence[str], quick: bool, names: Sequence[str]) -> list[Cell]:
     """The cells of ``datas`` called ``names``, in run order; ConfigError for a name no folder has."""
     every = [c for data in datas for c in cells(data, quick)]

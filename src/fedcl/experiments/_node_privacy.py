@@ -19,7 +19,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import dirichlet_partition, read_dataset
-from fedcl.experiments._benchmark import DEV_SEED
+from fedcl.experiments._benchmark import report_seed_rows
 from fedcl.experiments._methods import fedcl_method, shrink
 from fedcl.experiments._privacy import check_epsilons, plain_markdown
 from fedcl.experiments._resume import ResultsFile
@@ -112,11 +112,8 @@ def write_node_report(out: Path, rows: pd.DataFrame) -> Path:
     from fedcl.eval.plots import plot_curves
 
     rows = rows.assign(data=rows["data"].map(lambda d: Path(d).name), epsilon=rows["epsilon"].astype(float))
-    report_rows = rows[rows["seed"] != DEV_SEED]
-    shown = (report_rows if len(report_rows) else rows).sort_values(["nodes", "epsilon"], kind="stable")
-    seeds = sorted(int(s) for s in report_rows["seed"].unique())
-    which = (f"report seeds {seeds} (seed {DEV_SEED} is the development seed)"
-             if len(report_rows) else f"the development seed {DEV_SEED} only")
+    shown, which = report_seed_rows(rows)
+    shown = shown.sort_values(["nodes", "epsilon"], kind="stable")
     plot_curves(shown.assign(ε=shown["epsilon"].map(lambda e: f"{e:g}"), N=shown["nodes"].astype(str)),
                 "N", ["auroc", "fpr_at_tpr99"], out / "node-level.png", line="ε", panel="data",
                 title=f"Node-level DP (DP-FedAvg, q = {SAMPLE_RATE:g}), {which}: mean ± std over seeds")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
-from fedcl.experiments._benchmark import DEV_SEED, cell_splits, named_cells, run_cell
+from fedcl.experiments._benchmark import cell_splits, named_cells, report_seed_rows, run_cell
 from fedcl.experiments._methods import Method, fedcl_method
 from fedcl.experiments._resume import ResultsFile
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
@@ -94,11 +94,8 @@ def write_privacy_report(out: Path, rows: pd.DataFrame) -> Path:
     from fedcl.eval.plots import plot_curves
 
     rows = rows.assign(data=rows["data"].map(lambda d: Path(d).name), epsilon=rows["epsilon"].astype(float))
-    report_rows = rows[rows["seed"] != DEV_SEED]
-    shown = (report_rows if len(report_rows) else rows).sort_values("epsilon", kind="stable")
-    seeds = sorted(int(s) for s in report_rows["seed"].unique())
-    which = (f"report seeds {seeds} (seed {DEV_SEED} is the development seed)"
-             if len(report_rows) else f"the development seed {DEV_SEED} only")
+    shown, which = report_seed_rows(rows)
+    shown = shown.sort_values("epsilon", kind="stable")
     plot_curves(shown.assign(ε=shown["epsilon"].map(lambda e: f"{e:g}"), cell=shown["data"] + " | " + shown["cell"]),
                 "ε", ["auroc", "fpr_at_tpr99"], out / "privacy.png", line="view", panel="cell",
                 title=f"Record-level DP, {which}: mean ± std over seeds")
