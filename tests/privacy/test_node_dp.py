@@ -14,6 +14,7 @@ from fedcl.cli import app
 from fedcl.config import FedCLConfig, load_config, save_config
 from fedcl.errors import ConfigError
 from fedcl.federated import run_federation
+from fedcl.federated.flower import InProcessGrid
 from fedcl.federated.flower._records import config_record, read_config_record
 from fedcl.privacy.dp import spent_epsilon
 from fedcl.privacy.node_dp import NodeLevelDP, clipped, noise_multiplier
@@ -122,16 +123,98 @@ def test_node_level_runs_with_compression_and_dropout_and_refuses_a_single_node(
         run_federation(rows(1), CONFIG)
 
 
-def test_a_one_node_run_and_the_flower_server_refuse_node_level(fedmse_slice, tmp_path):
-    from fedcl.federated.flower import run_server
+def test_a_one_node_run_is_refused(fedmse_slice):
     from fedcl.pipeline import check_trainable, load_splits
 
     splits = load_splits(CONFIG.updated(data=str(fedmse_slice)))
 
     with pytest.raises(ConfigError, match="at least 2 nodes"):
         check_trainable(splits[:1], CONFIG)
-    with pytest.raises(ConfigError, match="in-process only"):
-        run_server(None, CONFIG, tmp_path / "r", min_nodes=2)
+
+
+class WatchedGrid(InProcessGrid):
+    """The in-process grid, keeping what each round asked of whom and what the nodes replied."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked, self.replies = [], []
+
+    def push_messages(self, messages):
+        messages = list(messages)
+        self.asked.append(len(messages))
+        return super().push_messages(messages)
+
+    def pull_messages(self, message_ids):
+        replies = list(super().pull_messages(message_ids))
+        self.replies += replies
+        return replies
+
+
+def flower_nodes(root):
+    return [{"data-path": str(root / f"Client-{i}"), "partition-id": i} for i in (1, 2, 3)]
+
+
+def test_on_flower_the_server_samples_noises_and_records_only_epsilon_and_nodes_send_theta_alone(fedmse_slice,
+                                                                                                  tmp_path):
+    from fedcl.federated.flower import run_server
+    from fedcl.federated.flower.client_app import app as client_app
+    from fedcl.federated.flower.server import load_checkpoint
+
+    grid = WatchedGrid(client_app, flower_nodes(fedmse_slice))
+    config = CONFIG.updated(rounds=6, dp_sample_rate=0.5)
+
+    strategy = run_server(grid, config, tmp_path / "r", min_nodes=3, evaluate=False)
+
+    spent = [h["epsilon"] for h in strategy.history]
+    assert len(spent) == 6 and spent == sorted(spent) and 0.99 * 4 <= spent[-1] <= 4
+    assert min(grid.asked) < 3  # Poisson sampling at q = 0.5 of 3 nodes over 6 rounds (P(all) = 2^-18)
+    assert all(set(h) == {"round", "epsilon"} for h in strategy.history)
+    history = [json.loads(line) for line in (tmp_path / "r" / "history.jsonl").read_text().splitlines()]
+    assert history == strategy.history
+    # the replies hold θ_i and who sent it: no n_i, μ_i, σ_i, d_i or losses
+    assert grid.replies and all(set(r.content.keys()) == {"arrays", "node"} for r in grid.replies)
+    assert strategy.reference is None and load_checkpoint(tmp_path / "r")[2] is None  # g stays None on resume
+
+
+def test_on_flower_a_round_nobody_was_sampled_for_still_adds_noise(fedmse_slice, tmp_path, monkeypatch):
+    from fedcl.federated.flower import run_server
+    from fedcl.federated.flower.client_app import app as client_app
+    from fedcl.federated.params import get_arrays
+    from fedcl.model import initial_encoder
+
+    monkeypatch.setattr(NodeLevelDP, "sampled", lambda self, n=None: np.zeros(n, bool))
+    grid = WatchedGrid(client_app, flower_nodes(fedmse_slice))
+
+    run_server(grid, CONFIG.updated(rounds=1), tmp_path / "r", min_nodes=3, evaluate=False)
+
+    saved = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    moved = np.concatenate([(t.numpy() - a).ravel() for t, a in zip(saved["arrays"],
+                                                                    get_arrays(initial_encoder(CONFIG, 115)))])
+    z = noise_multiplier(4.0, 1e-5, 0.5, 1)
+    assert grid.asked == [] and np.std(moved) == pytest.approx(z * 0.5 / (0.5 * 3), rel=0.05)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"sample_fraction": 0.5}, "the server samples nodes itself"),
+    ({"min_nodes": 1}, "dp_level node needs min_nodes >= 2"),
+])
+def test_the_flower_server_refuses_settings_node_level_cannot_keep(kwargs, message, tmp_path):
+    from fedcl.federated.flower import run_server
+
+    with pytest.raises(ConfigError, match=message):
+        run_server(None, CONFIG, tmp_path / "r", **{"min_nodes": 2, **kwargs})
+    assert not (tmp_path / "r").exists()
+
+
+def test_flower_simulate_runs_node_level_and_reports_it(fedmse_slice, tmp_path):
+    result = CliRunner().invoke(app, ["flower", "simulate", "--data", str(fedmse_slice), "--out", str(tmp_path / "r"),
+                                      "--rounds", "2", "--aggregation", "fedavg", "--dp-level", "node",
+                                      "--dp-epsilon", "5", "--dp-sample-rate", "0.8"])
+
+    assert result.exit_code == 0, result.output
+    privacy = json.loads((tmp_path / "r" / "metrics.json").read_text())["privacy"]
+    assert privacy["level"] == "node" and 0.99 * 5 <= privacy["epsilon"] <= 5 and "rate 0.8" in privacy["mechanism"]
+    assert "fleet.md" not in result.output  # no federated evaluation under DP
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

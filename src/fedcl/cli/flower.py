@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
-from fedcl.cli.training import CompressionBits, DpDelta, DpEpsilon, SecureAggregation
+from fedcl.cli.training import (CompressionBits, DpDelta, DpEpsilon, DpLevel, DpSampleRate, DpUpdateClip,
+                                SecureAggregation)
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.errors import ConfigError, InputError
 
@@ -33,6 +34,9 @@ def simulate_command(
     secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
+    dp_level: DpLevel = None,
+    dp_sample_rate: DpSampleRate = None,
+    dp_update_clip: DpUpdateClip = None,
     compression_bits: CompressionBits = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's last checkpoint.")] = False,
 ) -> None:
@@ -46,6 +50,8 @@ def simulate_command(
                                                                         aggregation=aggregation,
                                                                         secure_aggregation=secure_aggregation,
                                                                         dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+                                                                        dp_level=dp_level, dp_sample_rate=dp_sample_rate,
+                                                                        dp_update_clip=dp_update_clip,
                                                                         compression_bits=compression_bits)
     names = [s.name for s in pipeline.load_splits(cfg)]
     logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -53,8 +59,8 @@ def simulate_command(
     nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names, start=1)]
     run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)
     summary = pipeline.evaluate(out, data=data)
-    typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}; "
-               f"the nodes' own evaluation: {out / 'fleet.md'}")
+    fleet = f"; the nodes' own evaluation: {out / 'fleet.md'}" if (out / "fleet.md").is_file() else ""
+    typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}{fleet}")
 
 
 @flower_app.command("certs")
@@ -355,6 +361,9 @@ def submit_command(
     secure_aggregation: SecureAggregation = None,
     dp_epsilon: DpEpsilon = None,
     dp_delta: DpDelta = None,
+    dp_level: DpLevel = None,
+    dp_sample_rate: DpSampleRate = None,
+    dp_update_clip: DpUpdateClip = None,
     compression_bits: CompressionBits = None,
     min_nodes: Annotated[float, typer.Option(help="Fewest nodes a round needs (a run survives nodes dropping out); "
                                                   "below 1, a share of the fleet.")] = 2,
@@ -384,6 +393,8 @@ def submit_command(
     cfg = (load_config(config) if config else FedCLConfig()).updated(rounds=rounds, seed=seed, aggregation=aggregation,
                                                                         secure_aggregation=secure_aggregation,
                                                                         dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+                                                                        dp_level=dp_level, dp_sample_rate=dp_sample_rate,
+                                                                        dp_update_clip=dp_update_clip,
                                                                         compression_bits=compression_bits)
     if on_this_machine(superlink):  # else only the ServerApp can check --out, and it fails the run
         from fedcl.federated.flower.run_dir import check_run_dir

@@ -20,6 +20,9 @@ _err = Console(stderr=True)
 SecureAggregation = Annotated[bool | None, typer.Option("--secure-aggregation/--no-secure-aggregation", help="Mask each node's update: the server learns only weighted sums (with --aggregation dynamic or fedavg; docs/privacy.md).")]
 DpEpsilon = Annotated[float | None, typer.Option(help="Differential privacy: the whole run spends at most this ε per node (inf: off, the default; docs/privacy.md); record level (DP-SGD with Opacus) unless --dp-level node.")]
 DpDelta = Annotated[float | None, typer.Option(help="δ of --dp-epsilon (default 1e-5).")]
+DpLevel = Annotated[str | None, typer.Option(help="record (default): a row of a node's window is the unit | node: a whole node, DP-FedAvg over clipped updates (with --aggregation fedavg).")]
+DpSampleRate = Annotated[float | None, typer.Option(help="--dp-level node: share of nodes the server samples each round (Poisson; default 1).")]
+DpUpdateClip = Annotated[float | None, typer.Option(help="--dp-level node: ℓ2 clip S of a node's update (default 0.5).")]
 CompressionBits = Annotated[int | None, typer.Option(help="Send θ at this many bits per parameter each way (2..8; block-wise quantisation with error feedback; 0: float32, the default; docs/speed.md#communication).")]
 
 
@@ -90,9 +93,9 @@ def train_command(
     dp_delta: DpDelta = None,
     compression_bits: CompressionBits = None,
     dp_clip: Annotated[float | None, typer.Option(help="Per-row gradient clip C of DP-SGD (default 1.0).")] = None,
-    dp_level: Annotated[str | None, typer.Option(help="record (default): a row of a node's window is the unit | node: a whole node, DP-FedAvg over clipped updates (in-process; with --aggregation fedavg).")] = None,
-    dp_sample_rate: Annotated[float | None, typer.Option(help="--dp-level node: share of nodes the server samples each round (Poisson; default 1).")] = None,
-    dp_update_clip: Annotated[float | None, typer.Option(help="--dp-level node: ℓ2 clip S of a node's update (default 0.5).")] = None,
+    dp_level: DpLevel = None,
+    dp_sample_rate: DpSampleRate = None,
+    dp_update_clip: DpUpdateClip = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
     personalisation: Annotated[str | None, typer.Option(help="weighted (default) | mean | max: each node also trains an encoder on its rows alone and combines both views' scores (weighted: a mean weighted per node by how light each view's benign tail is) | off: the federation's encoder only.")] = None,

@@ -63,9 +63,10 @@ class NodeLevelDP:
         z = noise_multiplier(config.dp_epsilon, config.dp_delta, config.dp_sample_rate, config.rounds)
         return cls(n_nodes, config.dp_sample_rate, config.dp_update_clip, z, config.dp_delta, secret_generator())
 
-    def sampled(self) -> np.ndarray:
-        """Which nodes the round asks (Poisson, secret: amplification by sampling needs it hidden)."""
-        return (torch.rand(self.n_nodes, generator=self.generator) < self.sample_rate).numpy()
+    def sampled(self, n: int | None = None) -> np.ndarray:
+        """Which of ``n`` nodes (default: the federation's N) the round asks (Poisson, secret: amplification
+        by sampling needs it hidden)."""
+        return (torch.rand(self.n_nodes if n is None else n, generator=self.generator) < self.sample_rate).numpy()
 
     def step(self, arrays: list[np.ndarray], updates: list[list[np.ndarray]]) -> ServerStep:
         """θ + (Σ clip(Δθ_i) + N(0, (z·S)²)) / (q·N); a round nobody answered still adds its noise."""

@@ -67,21 +67,24 @@ def held_model(content: RecordDict, base: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def update_records(update: LocalUpdate, global_arrays: list[np.ndarray], node_name: str,
-                   partition_id: int, packed: Packed | None = None) -> RecordDict:
+                   partition_id: int, packed: Packed | None = None, statistics: bool = True) -> RecordDict:
     """A node's reply: its trained θ_i (or, under compression, its ``packed`` Δθ_i), n_i, mean
-    embedding μ_i, d_i and losses, and its name and partition id. No rows.
+    embedding μ_i, d_i and losses, and its name and partition id. No rows. Without ``statistics``
+    (node-level DP, which releases nothing else) only θ_i and who the node is.
 
     The name travels in a ConfigRecord (a MetricRecord holds numbers only); FedAvg's reply check
     and Flower's DP wrappers look only at the one ArrayRecord and the one MetricRecord.
     """
     local = [packed.codes, packed.scales] if packed is not None else \
         [g + d for g, d in zip(global_arrays, update.delta)]
+    node = ConfigRecord({"node-name": node_name, "partition-id": partition_id})
+    if not statistics:
+        return RecordDict({ARRAYS_KEY: ArrayRecord(local), NODE_KEY: node})
     metrics = MetricRecord({
         **_scalar_metrics(update),
         "mean-embedding": [float(v) for v in update.mean_embedding],
         "std-embedding": [float(v) for v in update.std_embedding],
     })
-    node = ConfigRecord({"node-name": node_name, "partition-id": partition_id})
     return RecordDict({ARRAYS_KEY: ArrayRecord(local), METRICS_KEY: metrics, NODE_KEY: node})
 
 
@@ -94,14 +97,18 @@ def read_node_record(reply: RecordDict) -> tuple[str, int]:
 def read_update_records(reply: RecordDict, global_arrays: list[np.ndarray], bits: int = 0) -> LocalUpdate:
     """The :class:`~fedcl.federated.local.LocalUpdate` in ``reply``, Δθ_i taken against ``global_arrays``
     (the θ̂ the nodes trained from), or decoded from ``bits`` bits per parameter (ValueError if malformed)."""
-    local, metrics = reply[ARRAYS_KEY].to_numpy_ndarrays(), reply[METRICS_KEY]
-    if bits:
-        delta = unflatten(dequantise(Packed.from_wire(local, bits, sum(a.size for a in global_arrays))), global_arrays)
-    else:
-        delta = [new - old for new, old in zip(local, global_arrays)]
-    return _update(metrics, delta,
+    metrics = reply[METRICS_KEY]
+    return _update(metrics, read_delta(reply, global_arrays, bits),
                    np.asarray(metrics["mean-embedding"], dtype=np.float64),
                    np.asarray(metrics["std-embedding"], dtype=np.float64))
+
+
+def read_delta(reply: RecordDict, global_arrays: list[np.ndarray], bits: int = 0) -> list[np.ndarray]:
+    """Δθ_i of ``reply``: θ_i − ``global_arrays``, or decoded from ``bits`` bits per parameter."""
+    local = reply[ARRAYS_KEY].to_numpy_ndarrays()
+    if bits:
+        return unflatten(dequantise(Packed.from_wire(local, bits, sum(a.size for a in global_arrays))), global_arrays)
+    return [new - old for new, old in zip(local, global_arrays)]
 
 
 def _update(scalars, delta: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> LocalUpdate:

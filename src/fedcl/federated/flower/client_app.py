@@ -115,7 +115,8 @@ def train(msg: Message, context: Context) -> Message:
         residual = state[RESIDUAL_KEY].to_numpy_ndarrays()[0] if RESIDUAL_KEY in state else None
         update, packed, residual = compressed_update(update, residual, config.compression_bits)
         state[RESIDUAL_KEY] = ArrayRecord([residual])
-    return Message(update_records(update, model, name, partition, packed), reply_to=msg)
+    return Message(update_records(update, model, name, partition, packed,
+                                  statistics=not config.node_differential_privacy), reply_to=msg)
 
 
 @app.evaluate()

@@ -79,6 +79,8 @@ class PacedGrid:
 
     def send_and_receive(self, messages: Iterable, *, timeout: float | None = None) -> list:
         messages = list(messages)
+        if not messages:  # e.g. a round node-level DP sampled nobody for
+            return []
         kind = messages[0].metadata.message_type if messages else ""
         deadline = self.timeout if kind == "train" else (math.inf if timeout is None else timeout)
         started = time.monotonic()

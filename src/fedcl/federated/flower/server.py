@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -32,13 +33,14 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(out_dir: Path) -> tuple[int, list[np.ndarray], np.ndarray] | None:
-    """(last finished round, θ, g) of an interrupted run, or None."""
+def load_checkpoint(out_dir: Path) -> tuple[int, list[np.ndarray], np.ndarray | None] | None:
+    """(last finished round, θ, g) of an interrupted run (g None under node-level DP), or None."""
     path = out_dir / CHECKPOINT_FILE
     if not path.is_file():
         return None
     saved = torch.load(path, weights_only=True)
-    return int(saved["round"]), [t.numpy() for t in saved["arrays"]], saved["reference"].numpy()
+    reference = saved["reference"].numpy() if saved["reference"].numel() else None
+    return int(saved["round"]), [t.numpy() for t in saved["arrays"]], reference
 
 
 def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_features: int = 115,
@@ -56,19 +58,24 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     ``evaluate``: afterwards every node evaluates the final model on its own held-out rows, and
     fleet.json and fleet.md gather their metrics (:mod:`.fleet`; not under differential privacy,
     whose ε does not count them). With ``config.secure_aggregation`` each round's masked sums run as
-    extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md).
+    extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md). With ``config.dp_level``
+    "node" the server runs DP-FedAvg and samples the nodes itself (``sample_fraction`` must stay 1).
     """
-    if config.node_differential_privacy:  # the strategy has no DP-FedAvg step (fedcl.privacy.node_dp)
-        raise ConfigError("dp_level node runs in-process only (fedcl run / fedcl train); on Flower use record level")
     check_pacing(round_timeout, timeout_multiple, timeout_floor, sample_fraction)
+    if config.node_differential_privacy and sample_fraction != 1:
+        raise ConfigError(f"sample-fraction {sample_fraction:g}: under dp_level node the server samples nodes "
+                          "itself, secretly (dp_sample_rate)")
     min_nodes = resolve_min_nodes(min_nodes, grid)
 
     def paced(transport):
         return PacedGrid(transport, round_timeout, timeout_multiple, timeout_floor, min_replies=min_nodes)
 
     grid = grid.wrap_transport(paced) if isinstance(grid, EnrolledGrid) else paced(grid)
-    if config.secure_aggregation and min_nodes < 2:  # a masked sum of one node would be that node's update
-        raise ConfigError(f"secure_aggregation needs min_nodes >= 2, got {min_nodes}")
+    # A masked sum of one node would be that node's update; a noised mean over a fleet of one, its data.
+    for needs_two, what in ((config.secure_aggregation, "secure_aggregation"),
+                            (config.node_differential_privacy, "dp_level node")):
+        if needs_two and min_nodes < 2:
+            raise ConfigError(f"{what} needs min_nodes >= 2, got {min_nodes}")
     if config.schema != "nbaiot":  # the server sizes the encoder for N-BaIoT's 115 columns
         raise ConfigError(f"schema {config.schema} is not yet on Flower: use fedcl run/train --schema auto")
     out = prepare_run_dir(out_dir)
@@ -83,9 +90,9 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
             raise ConfigError(f"{out}: the checkpoint is at round {done}, beyond rounds={config.rounds}")
     save_config(config, out / CONFIG_FILE)
 
-    def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray, record: dict) -> None:
+    def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray | None, record: dict) -> None:
         _atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
-                      "reference": torch.from_numpy(g)}, out / CHECKPOINT_FILE)
+                      "reference": torch.from_numpy(g) if g is not None else torch.empty(0)}, out / CHECKPOINT_FILE)
         append_history(out, record)
 
     strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
@@ -103,7 +110,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
                                      else np.zeros(config.embedding_dim), dtype=torch.float32),
         "nodes": {},  # detectors are fitted where the data are (fedcl evaluate --data)
     }, out / MODEL_FILE)
-    if evaluate and config.differential_privacy:
+    if evaluate and math.isfinite(config.dp_epsilon):
         # The replies depend on the training rows (references, own encoder) and ε does not count them.
         logging.getLogger("flwr").warning("no federated evaluation under differential privacy: its metrics and "
                                           "score histograms are not covered by ε; evaluate on each node "

@@ -19,11 +19,12 @@ from fedcl.federated.flower._records import (
     BASE_KEY,
     TARGET_KEY,
     config_record,
+    read_delta,
     read_node_record,
     read_scalar_records,
     read_update_records,
 )
-from fedcl.federated.runner import aggregate_round, round_record
+from fedcl.federated.runner import aggregate_round, node_private_record, round_record
 
 
 def _check_distinct_nodes(identities: list[tuple[str, int]]) -> None:
@@ -53,6 +54,12 @@ class FedCLStrategy(FedAvg):
     ``aggregate_train`` runs the masked sums as extra message exchanges within the round
     (:class:`~fedcl.federated.flower.secure.FlowerSecureRound`, :func:`fedcl.privacy.secure_step`):
     the strategy learns Σ w_i [Δθ_i, μ_i], never one node's update.
+
+    Under node-level differential privacy (``config.dp_level`` "node") it runs DP-FedAvg
+    (:class:`fedcl.privacy.node_dp.NodeLevelDP`): each round asks a Poisson sample of the connected
+    nodes, which reply with θ_i alone, and adds the calibrated noise to the sum of the clipped updates
+    over a fixed denominator q·N, N being the fleet when the run starts (the enrolled nodes under a
+    registry); the history holds the ε spent, not who was sampled.
 
     Parameters
     ----------
@@ -93,6 +100,7 @@ class FedCLStrategy(FedAvg):
         # Nodes that hold the last θ̂ (they replied to the last round); None: every node, since before the
         # first round of a fresh run each can build the seeded initial encoder the server starts from.
         self._in_sync: set[int] | None = None if round_offset == 0 else set()
+        self._node_dp = None  # NodeLevelDP, planned at the first round, once the fleet is known
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -101,6 +109,8 @@ class FedCLStrategy(FedAvg):
         record.update(config)
         messages = self._sampled(list(super().configure_train(server_round + self.round_offset, arrays, record, grid)),
                                  server_round + self.round_offset)
+        if self.config.node_differential_privacy:
+            messages = self._privately_sampled(messages, grid)
         if not self.config.compression_bits:
             self._sent = self._theta
             return messages
@@ -118,6 +128,15 @@ class FedCLStrategy(FedAvg):
         logging.getLogger("flwr").info("round %s: %d of %d nodes asked to train (sample-fraction %g)", server_round, k,
                                        len(nodes), self.sample_fraction)
         return [m for m in messages if m.metadata.dst_node_id in chosen]
+
+    def _privately_sampled(self, messages: list[Message], grid: Grid) -> list[Message]:
+        """Node-level DP: each connected node asked with probability q, from OS randomness (kept secret)."""
+        if self._node_dp is None:
+            from fedcl.privacy.node_dp import NodeLevelDP
+
+            enrolled = getattr(grid, "enrolled", None)  # EnrolledGrid: the registry is the fleet
+            self._node_dp = NodeLevelDP.plan(self.config, len(enrolled) if enrolled is not None else len(messages))
+        return [m for m, asked in zip(messages, self._node_dp.sampled(len(messages))) if asked]
 
     def _compressed(self, messages: list[Message]) -> list[Message]:
         """The round's train messages with θ̂'s packed delta for nodes in sync, θ̂ in full for the others."""
@@ -145,12 +164,14 @@ class FedCLStrategy(FedAvg):
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         server_round += self.round_offset
-        secure = self.config.secure_aggregation
-        # Secure replies carry no ArrayRecord, which FedAvg's reply check would require.
-        valid, _ = self._check_and_log_replies(replies, is_train=True, validate=not secure)
+        secure, private = self.config.secure_aggregation, self.config.node_differential_privacy
+        # Secure replies carry no ArrayRecord, node-level private ones no MetricRecord: FedAvg's check wants both.
+        valid, _ = self._check_and_log_replies(replies, is_train=True, validate=not (secure or private))
         if self.config.compression_bits:
             valid = [m for m in valid if self._decodes(m, server_round)]
         self._in_sync = {m.metadata.src_node_id for m in valid}  # they hold this round's θ̂
+        if private:  # a round nobody answered still adds (and spends) its noise
+            return self._private_step(server_round, valid)
         if not valid:
             return None, None
         identities = [read_node_record(m.content) for m in valid]  # (name, partition id)
@@ -176,6 +197,18 @@ class FedCLStrategy(FedAvg):
         if self.on_round is not None:
             self.on_round(server_round, arrays, self.reference, record)
         return ArrayRecord(arrays), MetricRecord({"loss": record["loss"], "nodes": len(valid)})
+
+    def _private_step(self, server_round: int, valid: list[Message]) -> tuple[ArrayRecord, None]:
+        """DP-FedAvg's step over the replies; neither the history nor the returned metrics say who answered."""
+        _check_distinct_nodes([read_node_record(m.content) for m in valid])
+        deltas = [read_delta(m.content, self._sent, self.config.compression_bits) for m in valid]
+        step = self._node_dp.step(self._theta, deltas)
+        record = node_private_record(server_round, self._node_dp.epsilon(server_round))
+        self.reference = None
+        self.history.append(record)
+        if self.on_round is not None:
+            self.on_round(server_round, step.arrays, None, record)
+        return ArrayRecord(step.arrays), None
 
     def _decodes(self, reply: Message, server_round: int) -> bool:
         """Whether a compressed reply holds a well-formed packed update; one that does not is left out of
