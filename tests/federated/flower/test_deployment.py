@@ -5,7 +5,7 @@ enrolled SuperNodes) is shared by the module, because starting it costs ~20 s an
 starts a ClientApp process that imports torch (~3.6 s). The tests run in file order: rejected nodes,
 `fedcl flower run` with another federation's CA, a resume the ServerApp refuses, a 2-round run
 evaluated by its nodes and end to end and listed by `fedcl flower nodes`, a node enrolled while the SuperLink runs,
-then a 3-round run during which one SuperNode is SIGKILLed (the last test, since it removes a node).
+a masked round (secure aggregation) and a node-level private run, then a 3-round run during which one SuperNode is SIGKILLed (the last test, since it removes a node).
 Every process is stopped with its descendants, whatever happens.
 """
 
@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -240,6 +241,47 @@ def test_a_node_enrolled_while_the_superlink_runs_is_registered_at_once(federati
     assert "registered with the SuperLink" in done.stdout
     (new,) = [n for n in json.loads(listed.stdout)["nodes"] if n["name"] == "Client-4"]
     assert new["status"] == "registered" and new["node_id"] == read_registry(federation.registry)[-1].node_id
+
+
+def _submit(federation, out: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FEDCL, "flower", "run", "--superlink", federation.address, "--root-certificates",
+                           str(federation.certs.ca_cert), "--out", str(out), "--min-nodes", "3", "--round-timeout",
+                           "300", "--no-evaluate", "--wait", *flags],
+                          env=base_env(), capture_output=True, text=True, timeout=400)
+
+
+def test_a_masked_round_over_tls_equals_the_in_process_masked_round(federation, fedmse_slice, one_torch_thread):
+    from fedcl.config import FedCLConfig
+    from fedcl.federated import run_federation
+    from fedcl.pipeline import load_splits, scaled_training_rows
+
+    out = federation.root / "run-secure"
+    config = FedCLConfig(rounds=1, seed=5, aggregation="dynamic", secure_aggregation=True)
+
+    submitted = _submit(federation, out, "--rounds", "1", "--seed", "5", "--aggregation", "dynamic",
+                        "--secure-aggregation")
+
+    assert submitted.returncode == 0 and "finished:completed" in submitted.stdout, submitted.stdout + submitted.stderr
+    (record,) = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert list(record["nodes"]) == [f"Client-{i}" for i in NODES]
+    plain = run_federation({s.name: scaled_training_rows(s) for s in load_splits(config.updated(data=str(fedmse_slice)))},
+                           config)
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    for a, b in zip(plain.arrays, saved["arrays"]):  # the masked sums over three SuperNodes unmask to the same θ
+        np.testing.assert_allclose(b.numpy(), a, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(saved["reference"].numpy(), plain.reference, rtol=0, atol=1e-5)
+
+
+def test_a_node_level_private_run_over_tls_records_only_the_epsilon_spent(federation):
+    out = federation.root / "run-node-dp"
+
+    submitted = _submit(federation, out, "--rounds", "2", "--aggregation", "fedavg", "--dp-level", "node",
+                        "--dp-epsilon", "8", "--dp-sample-rate", "0.9")
+
+    assert submitted.returncode == 0 and "finished:completed" in submitted.stdout, submitted.stdout + submitted.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [set(h) for h in history] == [{"round", "epsilon"}] * 2 and 0.99 * 8 <= history[-1]["epsilon"] <= 8
+    assert (out / "model.pt").is_file()
 
 
 def test_a_killed_supernode_does_not_stop_the_run(federation):
