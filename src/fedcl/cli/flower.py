@@ -315,6 +315,11 @@ def supernode_command(
     warm: Annotated[bool, typer.Option(help="Keep a worker process with torch, fedcl and the node's rows loaded, "
                                             "which does each message's work (--no-warm: each ClientApp process "
                                             "does it, ~0.5 GB less while idle, seconds more per round).")] = True,
+    max_epsilon: Annotated[float | None, typer.Option(help="This node's own privacy budget: it trains only under "
+                                                           "record-level DP, reserving each run's ε, until the "
+                                                           "runs add up to this (with --privacy-ledger).")] = None,
+    privacy_ledger: Annotated[Path | None, typer.Option(help="File recording what this node has spent (JSON lines; "
+                                                             "keep it with the node).")] = None,
 ) -> None:
     """Run a SuperNode serving one node's data in the foreground; SIGTERM or Ctrl-C stops it and its ClientApps."""
     import contextlib
@@ -332,6 +337,7 @@ def supernode_command(
     check_address(superlink)
     _existing_file(root_certificates, "CA certificate")
     _existing_file(auth_key, "SuperNode private key")
+    commands.node_config(data, partition_id, max_epsilon=max_epsilon, privacy_ledger=privacy_ledger)  # refusals first
     with _until_signalled(), contextlib.ExitStack() as services:
         socket = None
         if warm:  # a folder only this user can enter (mkdtemp: 0700), removed on the way out
@@ -339,7 +345,8 @@ def supernode_command(
             services.enter_context(Service("fedcl worker", commands.worker_command(socket), base_env(), log_file))
         argv = commands.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
                                           node_name=node_name, root_certificates=root_certificates,
-                                          insecure=insecure, private_key=auth_key, port=port, worker_socket=socket)
+                                          insecure=insecure, private_key=auth_key, port=port, worker_socket=socket,
+                                          max_epsilon=max_epsilon, privacy_ledger=privacy_ledger)
         node = services.enter_context(Service("flower-supernode", argv, base_env(), log_file))
         name = node_name or data.resolve().name  # the node's name unless the folder holds several nodes
         typer.echo(f"SuperNode {name} (partition {partition_id}, data {data}) -> {superlink}; "

@@ -2,7 +2,8 @@
 
 Node settings (``flower-supernode --node-config``): ``data-path`` (this node's data folder, any
 layout fedcl reads; required), ``node-name`` (which node of that folder, when it holds several) and
-``partition-id`` (this node's index in the federation, a distinct integer per node; required). The
+``partition-id`` (this node's index in the federation, a distinct integer per node; required), and
+optionally ``max-epsilon`` with ``privacy-ledger`` (the node's own privacy budget: :mod:`fedcl.privacy.budget`). The
 node's random stream is keyed by its name, as in the in-process runner (:mod:`fedcl.seeding`); the
 reply carries the name, which labels the node in the run history, and the partition id, which fixes
 the order the server aggregates in. Under secure aggregation the train reply holds only the clear
@@ -100,6 +101,9 @@ def train(msg: Message, context: Context) -> Message:
     data_path, node_name, partition = _node_settings(context.node_config)  # before any work
     config, reference = read_config_record(msg.content["config"])
     round_ = int(msg.content["config"]["server-round"])
+    ledger = _ledger(context)
+    if ledger is not None:  # the node's own budget, charged before any work
+        ledger.charge(context.run_id, config, round_)
     name, rows = _training_rows(data_path, node_name, config, _data_stamp(data_path))
     encoder = encoder_for(config, rows.shape[1])
     state = context.state
@@ -125,9 +129,23 @@ def evaluate(msg: Message, context: Context) -> Message:
     from fedcl.federated.flower.fleet import node_evaluation  # detectors and scoring load only to evaluate
 
     data_path, node_name, partition = _node_settings(context.node_config)
+    if _ledger(context) is not None:
+        from fedcl.privacy.budget import BudgetRefused
+
+        raise BudgetRefused("this node has a privacy budget and releases nothing outside DP training: no federated "
+                            "evaluation (evaluate here with fedcl evaluate --data)")
     config, _ = read_config_record(msg.content["config"])
     node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
     return Message(node_evaluation(node, partition, config, msg.content["arrays"].to_numpy_ndarrays()), reply_to=msg)
+
+
+def _ledger(context: Context):
+    """The node's :class:`~fedcl.privacy.budget.PrivacyLedger` when its node config sets a budget, else None."""
+    if "max-epsilon" not in context.node_config:
+        return None
+    from fedcl.privacy.budget import node_ledger  # only nodes with a budget load it
+
+    return node_ledger(context.node_config)
 
 
 def _held_model(msg: Message, state, config: FedCLConfig, n_features: int) -> list:
