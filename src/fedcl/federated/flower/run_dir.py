@@ -6,6 +6,7 @@ submitting, and the ServerApp checks again where ``--out`` really is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,8 +24,8 @@ REFUSED = "fedcl refused the run: "
 
 
 def _changed_settings(saved: FedCLConfig, config: FedCLConfig) -> list[str]:
-    # Under differential privacy the noise was calibrated for the saved rounds: more would overspend ε.
-    resumable = ("data",) if saved.differential_privacy else RESUMABLE_CHANGES
+    # Under differential privacy (either level) the noise was calibrated for the saved rounds: more would overspend ε.
+    resumable = ("data",) if math.isfinite(saved.dp_epsilon) else RESUMABLE_CHANGES
     return [f"{f.name} {getattr(saved, f.name)!r} -> {getattr(config, f.name)!r}" for f in fields(FedCLConfig)
             if f.name not in resumable and getattr(saved, f.name) != getattr(config, f.name)]
 

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,14 +34,21 @@ def _atomic_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(out_dir: Path) -> tuple[int, list[np.ndarray], np.ndarray | None] | None:
-    """(last finished round, θ, g) of an interrupted run (g None under node-level DP), or None."""
+class Checkpoint(NamedTuple):
+    round: int  # the last finished round
+    arrays: list[np.ndarray]  # θ
+    reference: np.ndarray | None  # g; None under node-level DP
+    fleet_size: int | None  # N of node-level DP's fixed denominator, once planned
+
+
+def load_checkpoint(out_dir: Path) -> Checkpoint | None:
+    """What an interrupted run saved after its last finished round, or None."""
     path = out_dir / CHECKPOINT_FILE
     if not path.is_file():
         return None
     saved = torch.load(path, weights_only=True)
     reference = saved["reference"].numpy() if saved["reference"].numel() else None
-    return int(saved["round"]), [t.numpy() for t in saved["arrays"]], reference
+    return Checkpoint(int(saved["round"]), [t.numpy() for t in saved["arrays"]], reference, saved.get("fleet_size"))
 
 
 def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_features: int = 115,
@@ -85,18 +93,20 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
         done, arrays, reference = 0, get_arrays(initial_encoder(config, n_features)), None  # as in-process
         (out / HISTORY_FILE).write_text("")
     else:
-        done, arrays, reference = checkpoint
+        done, arrays, reference = checkpoint.round, checkpoint.arrays, checkpoint.reference
         if done > config.rounds:
             raise ConfigError(f"{out}: the checkpoint is at round {done}, beyond rounds={config.rounds}")
     save_config(config, out / CONFIG_FILE)
 
     def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray | None, record: dict) -> None:
         _atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
-                      "reference": torch.from_numpy(g) if g is not None else torch.empty(0)}, out / CHECKPOINT_FILE)
+                      "reference": torch.from_numpy(g) if g is not None else torch.empty(0),
+                      "fleet_size": strategy.fleet_size}, out / CHECKPOINT_FILE)
         append_history(out, record)
 
     strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
                              timeout=round_timeout, sample_fraction=sample_fraction,
+                             fleet_size=checkpoint.fleet_size if checkpoint is not None else None,
                              min_available_nodes=min_nodes, min_train_nodes=min_nodes)
     result = strategy.start(grid=grid, initial_arrays=ArrayRecord(arrays), num_rounds=config.rounds - done,
                             timeout=round_timeout)

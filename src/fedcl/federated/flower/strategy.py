@@ -59,7 +59,8 @@ class FedCLStrategy(FedAvg):
     (:class:`fedcl.privacy.node_dp.NodeLevelDP`): each round asks a Poisson sample of the connected
     nodes, which reply with θ_i alone, and adds the calibrated noise to the sum of the clipped updates
     over a fixed denominator q·N, N being the fleet when the run starts (the enrolled nodes under a
-    registry); the history holds the ε spent, not who was sampled.
+    registry, else those connected at its first round), kept on resume; the history holds the ε
+    spent, not who was sampled.
 
     Parameters
     ----------
@@ -76,6 +77,8 @@ class FedCLStrategy(FedAvg):
     sample_fraction : float
         Share of the connected nodes asked to train each round (at least ``min_train_nodes``), drawn
         from the run's seed and the round number, so a rerun with the same connected nodes asks the same ones.
+    fleet_size : int, optional
+        N of node-level DP, as planned before a resume; None: from the fleet at the first round.
     **kwargs
         FedAvg's sampling options (``min_available_nodes``, ``min_train_nodes``, ...).
     """
@@ -83,7 +86,7 @@ class FedCLStrategy(FedAvg):
     def __init__(self, config: FedCLConfig, reference: np.ndarray | None = None,
                  on_round: Callable[[int, list[np.ndarray], np.ndarray, dict], None] | None = None,
                  round_offset: int = 0, timeout: float | None = None, sample_fraction: float = 1.0,
-                 **kwargs) -> None:
+                 fleet_size: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.sample_fraction = sample_fraction
         self.config = config
@@ -100,6 +103,7 @@ class FedCLStrategy(FedAvg):
         # Nodes that hold the last θ̂ (they replied to the last round); None: every node, since before the
         # first round of a fresh run each can build the seeded initial encoder the server starts from.
         self._in_sync: set[int] | None = None if round_offset == 0 else set()
+        self.fleet_size = fleet_size  # node-level DP's N
         self._node_dp = None  # NodeLevelDP, planned at the first round, once the fleet is known
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
@@ -134,8 +138,10 @@ class FedCLStrategy(FedAvg):
         if self._node_dp is None:
             from fedcl.privacy.node_dp import NodeLevelDP
 
-            enrolled = getattr(grid, "enrolled", None)  # EnrolledGrid: the registry is the fleet
-            self._node_dp = NodeLevelDP.plan(self.config, len(enrolled) if enrolled is not None else len(messages))
+            if self.fleet_size is None:
+                enrolled = getattr(grid, "enrolled", None)  # EnrolledGrid: the registry is the fleet
+                self.fleet_size = len(enrolled) if enrolled is not None else len(messages)
+            self._node_dp = NodeLevelDP.plan(self.config, self.fleet_size)
         return [m for m, asked in zip(messages, self._node_dp.sampled(len(messages))) if asked]
 
     def _compressed(self, messages: list[Message]) -> list[Message]:
@@ -201,7 +207,7 @@ class FedCLStrategy(FedAvg):
     def _private_step(self, server_round: int, valid: list[Message]) -> tuple[ArrayRecord, None]:
         """DP-FedAvg's step over the replies; neither the history nor the returned metrics say who answered."""
         _check_distinct_nodes([read_node_record(m.content) for m in valid])
-        deltas = [read_delta(m.content, self._sent, self.config.compression_bits) for m in valid]
+        deltas = [d for d in (self._private_delta(m, server_round) for m in valid) if d is not None]
         step = self._node_dp.step(self._theta, deltas)
         record = node_private_record(server_round, self._node_dp.epsilon(server_round))
         self.reference = None
@@ -209,6 +215,17 @@ class FedCLStrategy(FedAvg):
         if self.on_round is not None:
             self.on_round(server_round, step.arrays, None, record)
         return ArrayRecord(step.arrays), None
+
+    def _private_delta(self, reply: Message, server_round: int) -> list[np.ndarray] | None:
+        """Δθ_i of a node-level private reply; None (left out, with a warning) when it does not hold θ's arrays."""
+        try:
+            delta = read_delta(reply.content, self._sent, self.config.compression_bits)
+            if [d.shape for d in delta] != [a.shape for a in self._sent]:
+                raise ValueError("its arrays do not have θ's shapes")
+            return delta
+        except (KeyError, ValueError) as malformed:
+            logging.getLogger("flwr").warning("round %s: a reply was left out: %s", server_round, malformed)
+            return None
 
     def _decodes(self, reply: Message, server_round: int) -> bool:
         """Whether a compressed reply holds a well-formed packed update; one that does not is left out of
