@@ -27,61 +27,80 @@ PRIVATE = FedCLConfig(rounds=2, dp_epsilon=4.0, batch_size=64, hidden=8, embeddi
 def test_a_run_reserves_its_epsilon_once_and_trains_each_planned_round_once(tmp_path):
     ledger = PrivacyLedger(tmp_path / "ledger.jsonl", 6.0)
 
-    ledger.charge(7, PRIVATE, 1)
-    ledger.charge(7, PRIVATE, 2)
+    ledger.charge(7, PRIVATE, 1, 300)
+    ledger.charge(7, PRIVATE, 2, 300)
 
     assert ledger.spent() == 4.0
     with pytest.raises(BudgetRefused, match="round 2 again"):
-        ledger.charge(7, PRIVATE, 2)
+        ledger.charge(7, PRIVATE, 2, 300)
     with pytest.raises(BudgetRefused, match="round 3 of a plan of 2 rounds"):
-        ledger.charge(7, PRIVATE, 3)
+        ledger.charge(7, PRIVATE, 3, 300)
     with pytest.raises(BudgetRefused, match="changed its DP settings mid-run \\(batch_size, dp_epsilon\\)"):
-        ledger.charge(7, PRIVATE.updated(dp_epsilon=1.0, batch_size=8), 2)
+        ledger.charge(7, PRIVATE.updated(dp_epsilon=1.0, batch_size=8), 2, 300)
+    # other split settings or another seed give the node another number of rows, so another sampling rate
+    with pytest.raises(BudgetRefused, match="changed its DP settings mid-run \\(n_rows\\)"):
+        ledger.charge(7, PRIVATE.updated(val_fraction=0.5), 2, 64)
     assert PrivacyLedger(tmp_path / "ledger.jsonl", 6.0).spent() == 4.0  # read back from the file
 
 
 def test_a_run_that_would_overspend_is_refused_and_charged_nothing(tmp_path):
     ledger = PrivacyLedger(tmp_path / "ledger.jsonl", 6.0)
-    ledger.charge(1, PRIVATE, 1)
+    ledger.charge(1, PRIVATE, 1, 300)
     lines = (tmp_path / "ledger.jsonl").read_text()
 
-    with pytest.raises(BudgetRefused, match="asks for ε = 4, but this node has 2 of its 6 left"):
-        ledger.charge(2, PRIVATE, 1)
-    ledger.charge(3, PRIVATE.updated(dp_epsilon=2.0), 1)  # what is left still fits
+    with pytest.raises(BudgetRefused, match="asks for ε = 4, more than this node's budget has left") as refused:
+        ledger.charge(2, PRIVATE, 1, 300)
+    ledger.charge(3, PRIVATE.updated(dp_epsilon=2.0), 1, 300)  # what is left still fits
 
     assert (tmp_path / "ledger.jsonl").read_text().startswith(lines) and ledger.spent() == 6.0
+    # the refusal goes back to the server: why, not what the node has left or where it keeps its ledger
+    assert str(refused.value) == "run 2 asks for ε = 4, more than this node's budget has left"
 
 
 @pytest.mark.parametrize(("config", "message"), [
     (PRIVATE.updated(dp_epsilon=math.inf), "asks for no differential privacy"),
     (PRIVATE.updated(dp_level="node", aggregation="fedavg"), "asks for node-level DP"),
+    (PRIVATE.updated(dp_delta=0.9), "asks for δ = 0.9; this node accepts at most 1e-05"),
 ])
-def test_runs_without_record_level_dp_are_refused(tmp_path, config, message):
+def test_runs_without_record_level_dp_or_with_a_large_delta_are_refused(tmp_path, config, message):
     ledger = PrivacyLedger(tmp_path / "ledger.jsonl", 6.0)
 
     with pytest.raises(BudgetRefused, match=message):
-        ledger.charge(1, config, 1)
+        ledger.charge(1, config, 1, 300)
     assert ledger.spent() == 0.0
 
 
-def test_bad_budgets_and_ledgers_are_one_line_input_errors(tmp_path):
-    (tmp_path / "bad.jsonl").write_text('{"run": 1, "plan": {"dp_epsilon": 1.0}}\nnot json\n')
+@pytest.mark.parametrize("line", ["not json", "[]", "1", '{"run": 1, "plan": {}}', '{"round": 2}'])
+def test_a_ledger_line_that_is_not_an_entry_stops_the_node_in_one_line(tmp_path, line):
+    (tmp_path / "bad.jsonl").write_text('{"run": 1, "plan": {"dp_epsilon": 1.0}}\n' + line + "\n")
 
-    with pytest.raises(InputError, match="line 2"):
-        PrivacyLedger(tmp_path / "bad.jsonl", 6.0).charge(2, PRIVATE, 1)
+    with pytest.raises(InputError, match="not a privacy ledger \\(line 2\\)"):
+        PrivacyLedger(tmp_path / "bad.jsonl", 6.0).charge(2, PRIVATE, 1, 300)
+
+
+def test_bad_budgets_are_one_line_input_errors(tmp_path):
     with pytest.raises(InputError, match="positive and finite"):
         PrivacyLedger(tmp_path / "l.jsonl", math.inf)
     with pytest.raises(InputError, match="no privacy-ledger"):
         node_ledger({"max-epsilon": 4.0})
-    with pytest.raises(InputError, match="is not a number"):
+    with pytest.raises(InputError, match="no max-epsilon"):  # half a budget is not silently none
+        node_ledger({"privacy-ledger": str(tmp_path / "l.jsonl"), "max-delta": 1e-6})
+    with pytest.raises(InputError, match="must be numbers"):
         node_ledger({"max-epsilon": "lots", "privacy-ledger": str(tmp_path / "l.jsonl")})
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(InputError, match="cannot keep the privacy ledger"):
+        PrivacyLedger(tmp_path / "a-folder", 4.0).spent()
     assert node_ledger({"data-path": "x"}) is None
+    assert node_ledger({"max-epsilon": 4, "max-delta": 1e-7, "privacy-ledger": "l"}).max_delta == 1e-7
 
 
-def test_node_config_carries_the_budget_and_wants_both_halves(tmp_path):
-    text = node_config(tmp_path, 3, max_epsilon=4, privacy_ledger=tmp_path / "l.jsonl")
+def test_node_config_carries_the_budget_as_flower_parses_it_and_wants_both_halves(tmp_path):
+    from flwr.common.config import parse_config_args
 
-    assert f"max-epsilon=4.0 privacy-ledger='{tmp_path / 'l.jsonl'}'" in text
+    text = node_config(tmp_path, 3, max_epsilon=4, privacy_ledger=tmp_path / "l.jsonl", max_delta=1e-6)
+
+    ledger = node_ledger(parse_config_args([text]))
+    assert (ledger.max_epsilon, ledger.max_delta, ledger.path) == (4.0, 1e-6, tmp_path / "l.jsonl")
     with pytest.raises(ConfigError, match="--max-epsilon with --privacy-ledger"):
         node_config(tmp_path, 3, max_epsilon=4)
     with pytest.raises(ConfigError, match="positive, finite"):
@@ -129,3 +148,10 @@ def test_a_flower_server_cannot_make_a_node_spend_past_its_budget(fedmse_slice, 
     with pytest.raises(BudgetRefused, match="no federated evaluation"):  # its metrics would be outside ε
         evaluate(Message(RecordDict({"config": config_record(PRIVATE, None)}), 1, "evaluate"),
                  Context(run_id=11, node_id=1, node_config=nodes[0], state=RecordDict(), run_config={}))
+
+
+def test_a_node_config_key_with_a_typo_is_refused_not_ignored():
+    from fedcl.federated.flower.client_app import _node_settings
+
+    with pytest.raises(InputError, match="unknown key\\(s\\) max_epsilon, privacy_ledger"):
+        _node_settings({"data-path": "x", "partition-id": 1, "max_epsilon": 4.0, "privacy_ledger": "l"})

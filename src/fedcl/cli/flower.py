@@ -320,6 +320,8 @@ def supernode_command(
                                                            "runs add up to this (with --privacy-ledger).")] = None,
     privacy_ledger: Annotated[Path | None, typer.Option(help="File recording what this node has spent (JSON lines; "
                                                              "keep it with the node).")] = None,
+    max_delta: Annotated[float | None, typer.Option(help="With --max-epsilon: the largest δ a run may ask "
+                                                         "(default 1e-5).")] = None,
 ) -> None:
     """Run a SuperNode serving one node's data in the foreground; SIGTERM or Ctrl-C stops it and its ClientApps."""
     import contextlib
@@ -337,7 +339,13 @@ def supernode_command(
     check_address(superlink)
     _existing_file(root_certificates, "CA certificate")
     _existing_file(auth_key, "SuperNode private key")
-    commands.node_config(data, partition_id, max_epsilon=max_epsilon, privacy_ledger=privacy_ledger)  # refusals first
+    commands.node_config(data, partition_id, max_epsilon=max_epsilon, privacy_ledger=privacy_ledger,
+                         max_delta=max_delta)  # refusals first
+    if max_epsilon is not None:  # a ledger the node cannot keep fails now, not at its first round
+        from fedcl.privacy.budget import PrivacyLedger
+
+        spent = PrivacyLedger(privacy_ledger, max_epsilon).spent()
+        typer.echo(f"privacy budget: ε {spent:g} of {max_epsilon:g} reserved so far (ledger {privacy_ledger})", err=True)
     with _until_signalled(), contextlib.ExitStack() as services:
         socket = None
         if warm:  # a folder only this user can enter (mkdtemp: 0700), removed on the way out
@@ -346,7 +354,7 @@ def supernode_command(
         argv = commands.supernode_command(superlink=superlink, data_path=data.resolve(), partition_id=partition_id,
                                           node_name=node_name, root_certificates=root_certificates,
                                           insecure=insecure, private_key=auth_key, port=port, worker_socket=socket,
-                                          max_epsilon=max_epsilon, privacy_ledger=privacy_ledger)
+                                          max_epsilon=max_epsilon, privacy_ledger=privacy_ledger, max_delta=max_delta)
         node = services.enter_context(Service("flower-supernode", argv, base_env(), log_file))
         name = node_name or data.resolve().name  # the node's name unless the folder holds several nodes
         typer.echo(f"SuperNode {name} (partition {partition_id}, data {data}) -> {superlink}; "

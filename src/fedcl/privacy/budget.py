@@ -2,16 +2,20 @@
 
 Without a budget a node takes ε, the rounds and the batch size from the server, so a careless or curious
 server decides what the node's rows are worth. A node started with ``max-epsilon`` and ``privacy-ledger``
-in its node config (``fedcl flower supernode --max-epsilon E --privacy-ledger FILE``) trains only when:
+(and optionally ``max-delta``, default 1e-5) in its node config (``fedcl flower supernode --max-epsilon E
+--privacy-ledger FILE``) trains only when:
 
 - the run is record-level DP (a finite ``dp_epsilon``, ``dp_level`` "record"): node-level DP adds its noise
   on the server, which then sees the node's update in the clear;
+- the run's δ is at most ``max-delta`` (a large δ would make any ε meaningless);
 - on the run's first message, the ε the run is calibrated for fits in what the ledger has left: the
   node reserves all of it then (a run's noise is calibrated for all its rounds), so runs add up by basic
   composition (Σ ε, Σ δ), a resumed or repeated run being charged again;
-- on later messages, the run's DP settings (ε, δ, clip, rounds, batch size, local epochs and steps) are
-  those reserved, and the round is one of the plan's rounds that this node has not trained yet: a server
-  that asks for more releases than it planned, or the same round twice, is refused.
+- on later messages, the run's DP plan is the one reserved — its settings (ε, δ, clip, rounds, batch
+  size, local epochs and steps) and the node's training row count, which sets the sampling rate and
+  which the server moves through the split settings and seed — and the round is one of the plan's
+  rounds that this node has not trained yet: a server that asks for more releases than it planned, or
+  the same round twice, is refused.
 
 It also refuses federated evaluation, whose metrics no ε counts. The ledger is JSON lines, appended
 and fsync'ed under a lock before the node trains, so a crash never loses a charge.
@@ -36,20 +40,31 @@ class BudgetRefused(InputError):
     """The node declines the server's request: it would spend outside the node's budget."""
 
 
-class PrivacyLedger:
-    """The record of what one node has reserved and released, against its budget ``max_epsilon``."""
+#: A node's δ bound unless it sets ``max-delta``: the default δ of a run.
+DEFAULT_MAX_DELTA = 1e-5
 
-    def __init__(self, path: str | Path, max_epsilon: float) -> None:
+
+class PrivacyLedger:
+    """The record of what one node has reserved and released, against its budget ``max_epsilon``
+    (and its bound ``max_delta`` on each run's δ)."""
+
+    def __init__(self, path: str | Path, max_epsilon: float, max_delta: float = DEFAULT_MAX_DELTA) -> None:
         if not (max_epsilon > 0 and math.isfinite(max_epsilon)):
             raise InputError(f"max-epsilon must be positive and finite, got {max_epsilon}")
-        self.path, self.max_epsilon = Path(path), float(max_epsilon)
+        if not 0 < max_delta < 1:
+            raise InputError(f"max-delta must be in (0, 1), got {max_delta}")
+        self.path, self.max_epsilon, self.max_delta = Path(path), float(max_epsilon), float(max_delta)
 
-    def charge(self, run_id: int, config: FedCLConfig, round_: int) -> None:
-        """Record that this node trains ``round_`` of run ``run_id``; :class:`BudgetRefused` if it may not."""
+    def charge(self, run_id: int, config: FedCLConfig, round_: int, n_rows: int) -> None:
+        """Record that this node trains ``round_`` of run ``run_id`` on ``n_rows`` rows; :class:`BudgetRefused`
+        if it may not. The refusals go back to the server: they say why, not what the node has left."""
         if not config.differential_privacy:
             raise BudgetRefused(f"run {run_id} asks for {self._mode(config)}; this node trains only under "
-                                f"record-level differential privacy within its budget (max-epsilon {self.max_epsilon:g})")
-        plan = {key: getattr(config, key) for key in PLAN_KEYS}
+                                "record-level differential privacy within its own budget")
+        if config.dp_delta > self.max_delta:
+            raise BudgetRefused(f"run {run_id} asks for δ = {config.dp_delta:g}; this node accepts at most "
+                                f"{self.max_delta:g}")
+        plan = {**{key: getattr(config, key) for key in PLAN_KEYS}, "n_rows": int(n_rows)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8") as ledger:
             fcntl.flock(ledger, fcntl.LOCK_EX)  # ClientApp processes of one node may overlap
@@ -62,12 +77,11 @@ class PrivacyLedger:
             if run_id not in runs:
                 spent = sum(e["plan"]["dp_epsilon"] for e in runs.values())
                 if spent + config.dp_epsilon > self.max_epsilon * (1 + 1e-9):
-                    raise BudgetRefused(f"run {run_id} asks for ε = {config.dp_epsilon:g}, but this node has "
-                                        f"{max(self.max_epsilon - spent, 0):g} of its {self.max_epsilon:g} left "
-                                        f"({self.path})")
+                    raise BudgetRefused(f"run {run_id} asks for ε = {config.dp_epsilon:g}, more than this node's "
+                                        "budget has left")
                 self._append(ledger, {"run": run_id, "plan": plan})
             elif runs[run_id]["plan"] != plan:
-                changed = sorted(k for k in PLAN_KEYS if runs[run_id]["plan"][k] != plan[k])
+                changed = sorted(k for k in plan if runs[run_id]["plan"].get(k) != plan[k])
                 raise BudgetRefused(f"run {run_id} changed its DP settings mid-run ({', '.join(changed)}): refused")
             if (run_id, round_) in trained:
                 raise BudgetRefused(f"run {run_id} asks for round {round_} again: this node trained it already")
@@ -84,33 +98,54 @@ class PrivacyLedger:
         os.fsync(ledger.fileno())
 
     def spent(self) -> float:
-        """The ε reserved so far, over every run (basic composition)."""
-        if not self.path.is_file():
-            return 0.0
-        entries = _entries(self.path.read_text(encoding="utf-8"), self.path)
+        """The ε reserved so far, over every run (basic composition). Creates the ledger if it is missing:
+        InputError (OSError) when it cannot be written or read as one."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a+", encoding="utf-8") as ledger:
+                fcntl.flock(ledger, fcntl.LOCK_SH)
+                ledger.seek(0)
+                entries = _entries(ledger.read(), self.path)
+        except OSError as unusable:
+            raise InputError(f"{self.path}: cannot keep the privacy ledger there ({unusable.strerror})") from None
         return sum(e["plan"]["dp_epsilon"] for e in entries if "plan" in e)
 
 
 def _entries(text: str, path: Path) -> list[dict]:
+    """The ledger's entries; InputError (the node trains no more) for a line that is not one."""
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
         try:
-            entries += [json.loads(line)] if line.strip() else []
-        except json.JSONDecodeError as bad:
-            raise InputError(f"{path}: not a privacy ledger (line {number}: {bad.msg}); the node trains no more "
-                             "until it is mended or moved aside") from None
+            entry = json.loads(line)
+            valid = isinstance(entry, dict) and isinstance(entry.get("run"), int) and (
+                isinstance(entry.get("round"), int) or isinstance(entry.get("plan", {}).get("dp_epsilon"), float))
+        except (json.JSONDecodeError, AttributeError):
+            valid = False
+        if not valid:
+            raise InputError(f"{path}: not a privacy ledger (line {number}); the node trains no more until it is "
+                             "mended or moved aside")
+        entries.append(entry)
     return entries
 
 
+#: The node-config keys of a budget: all of them absent (no budget), or max-epsilon and privacy-ledger given.
+BUDGET_KEYS = ("max-epsilon", "max-delta", "privacy-ledger")
+
+
 def node_ledger(node_config: dict) -> PrivacyLedger | None:
-    """The node's ledger from its node config (``max-epsilon``, ``privacy-ledger``), or None without a budget."""
-    if "max-epsilon" not in node_config:
+    """The node's ledger from its node config (:data:`BUDGET_KEYS`), or None when it sets none of them."""
+    given = [key for key in BUDGET_KEYS if key in node_config]
+    if not given:
         return None
-    if not node_config.get("privacy-ledger"):
-        raise InputError("node config has max-epsilon but no privacy-ledger: give the file that records what the "
-                         "node spends (fedcl flower supernode --privacy-ledger FILE)")
+    missing = [key for key in ("max-epsilon", "privacy-ledger") if not node_config.get(key)]
+    if missing:  # half a budget must not silently mean none
+        raise InputError(f"node config has {', '.join(given)} but no {' or '.join(missing)}: a budget needs "
+                         "max-epsilon and the privacy-ledger file that records it")
     try:
-        limit = float(node_config["max-epsilon"])
+        limits = [float(node_config[key]) for key in ("max-epsilon", "max-delta") if key in node_config]
     except ValueError:
-        raise InputError(f"node config max-epsilon={node_config['max-epsilon']!r} is not a number") from None
-    return PrivacyLedger(str(node_config["privacy-ledger"]), limit)
+        raise InputError(f"node config max-epsilon / max-delta must be numbers, got "
+                         f"{[node_config.get(k) for k in ('max-epsilon', 'max-delta')]}") from None
+    return PrivacyLedger(str(node_config["privacy-ledger"]), *limits)

@@ -47,8 +47,18 @@ from fedcl.model import encoder_for, initial_encoder
 app = ClientApp()
 
 
+#: The node-config keys a node reads; any other is a typo, refused rather than ignored. The budget's are
+#: those of :data:`fedcl.privacy.budget.BUDGET_KEYS` (not imported: most nodes never load that module).
+BUDGET_KEYS = ("max-epsilon", "max-delta", "privacy-ledger")
+NODE_CONFIG_KEYS = ("data-path", "partition-id", "node-name", "worker-socket", *BUDGET_KEYS)
+
+
 def _node_settings(node_config: dict) -> tuple[str, str, int]:
-    """(data path, node name or "", partition id) from the node config; InputError when one is missing."""
+    """(data path, node name or "", partition id) from the node config; InputError when one is missing or
+    a key is unknown."""
+    unknown = sorted(set(node_config) - set(NODE_CONFIG_KEYS))
+    if unknown:
+        raise InputError(f"node config has unknown key(s) {', '.join(unknown)}; known: {', '.join(NODE_CONFIG_KEYS)}")
     missing = [key for key in ("data-path", "partition-id") if key not in node_config]
     if missing:
         raise InputError(f"node config has no {' or '.join(missing)}: start the SuperNode with --node-config "
@@ -101,10 +111,10 @@ def train(msg: Message, context: Context) -> Message:
     data_path, node_name, partition = _node_settings(context.node_config)  # before any work
     config, reference = read_config_record(msg.content["config"])
     round_ = int(msg.content["config"]["server-round"])
-    ledger = _ledger(context)
-    if ledger is not None:  # the node's own budget, charged before any work
-        ledger.charge(context.run_id, config, round_)
     name, rows = _training_rows(data_path, node_name, config, _data_stamp(data_path))
+    ledger = _ledger(context)
+    if ledger is not None:  # the node's own budget, charged before any training
+        ledger.charge(context.run_id, config, round_, len(rows))
     encoder = encoder_for(config, rows.shape[1])
     state = context.state
     model = _held_model(msg, state, config, rows.shape[1]) if config.compression_bits else \
@@ -141,7 +151,7 @@ def evaluate(msg: Message, context: Context) -> Message:
 
 def _ledger(context: Context):
     """The node's :class:`~fedcl.privacy.budget.PrivacyLedger` when its node config sets a budget, else None."""
-    if "max-epsilon" not in context.node_config:
+    if not any(key in context.node_config for key in BUDGET_KEYS):
         return None
     from fedcl.privacy.budget import node_ledger  # only nodes with a budget load it
 

@@ -86,7 +86,7 @@ def _toml_literal(key: str, value: str) -> str:
 
 def node_config(data_path: str | Path, partition_id: int, node_name: str | None = None,
                 worker_socket: str | Path | None = None, max_epsilon: float | None = None,
-                privacy_ledger: str | Path | None = None) -> str:
+                privacy_ledger: str | Path | None = None, max_delta: float | None = None) -> str:
     """The ``--node-config`` string the fedcl ClientApp reads.
 
     Parameters
@@ -104,9 +104,10 @@ def node_config(data_path: str | Path, partition_id: int, node_name: str | None 
         run history.
     worker_socket : str or Path, optional
         The socket of this node's warm worker (:mod:`.warm`), which then does the ClientApp's work.
-    max_epsilon, privacy_ledger : float, str or Path, optional
-        The node's own privacy budget and the file recording what it spends (both or neither;
-        :mod:`fedcl.privacy.budget`): the node then trains only under record-level DP within it.
+    max_epsilon, privacy_ledger, max_delta : float, str or Path, float, optional
+        The node's own privacy budget and the file recording what it spends (both or neither), and the
+        largest δ it accepts (default 1e-5; :mod:`fedcl.privacy.budget`): the node then trains only
+        under record-level DP within them.
 
     Returns
     -------
@@ -118,14 +119,18 @@ def node_config(data_path: str | Path, partition_id: int, node_name: str | None 
         parts.append(f"node-name={_toml_literal('node-name', node_name)}")
     if worker_socket:
         parts.append(f"worker-socket={_toml_literal('worker-socket', str(worker_socket))}")
-    if (max_epsilon is None) != (privacy_ledger is None):
+    if (max_epsilon is None) != (privacy_ledger is None) or (max_delta is not None and max_epsilon is None):
         raise ConfigError("give a node's privacy budget with the file that records it: --max-epsilon with "
-                          "--privacy-ledger")
+                          "--privacy-ledger (and --max-delta only with them)")
     if max_epsilon is not None:
         if not (max_epsilon > 0 and math.isfinite(max_epsilon)):
             raise ConfigError(f"--max-epsilon {max_epsilon:g}: give a positive, finite ε")
         ledger = str(Path(privacy_ledger).expanduser().resolve())
         parts += [f"max-epsilon={float(max_epsilon)!r}", f"privacy-ledger={_toml_literal('privacy-ledger', ledger)}"]
+    if max_delta is not None:
+        if not 0 < max_delta < 1:
+            raise ConfigError(f"--max-delta {max_delta:g}: give a δ in (0, 1)")
+        parts.append(f"max-delta={float(max_delta)!r}")
     return " ".join(parts)
 
 
@@ -133,14 +138,15 @@ def supernode_command(*, superlink: str, data_path: str | Path, partition_id: in
                       root_certificates: str | Path | None = None, insecure: bool = False,
                       private_key: str | Path | None = None, host: str = "127.0.0.1", port: int = 9094,
                       max_retries: int | None = None, worker_socket: str | Path | None = None,
-                      max_epsilon: float | None = None, privacy_ledger: str | Path | None = None) -> list[str]:
+                      max_epsilon: float | None = None, privacy_ledger: str | Path | None = None,
+                      max_delta: float | None = None) -> list[str]:
     """argv of ``flower-supernode`` for one fedcl node.
 
     Parameters
     ----------
     superlink : str
         ``HOST:PORT`` of the SuperLink; HOST must be in its certificate.
-    data_path, partition_id, node_name, worker_socket, max_epsilon, privacy_ledger
+    data_path, partition_id, node_name, worker_socket, max_epsilon, privacy_ledger, max_delta
         See :func:`node_config`.
     root_certificates : str or Path, optional
         The federation's ``ca.crt``; required unless ``insecure`` (without it the node would
@@ -161,7 +167,8 @@ def supernode_command(*, superlink: str, data_path: str | Path, partition_id: in
     list of str
     """
     cmd = [flower_binary("flower-supernode"), "--superlink", superlink, "--host", host, "--port", str(port),
-           "--node-config", node_config(data_path, partition_id, node_name, worker_socket, max_epsilon, privacy_ledger)]
+           "--node-config", node_config(data_path, partition_id, node_name, worker_socket, max_epsilon, privacy_ledger,
+                                            max_delta)]
     if insecure:
         if private_key is not None:
             raise ConfigError("SuperNode authentication needs TLS (give root_certificates, not insecure=True)")
