@@ -3,7 +3,8 @@
 Node settings (``flower-supernode --node-config``): ``data-path`` (this node's data folder, any
 layout fedcl reads; required), ``node-name`` (which node of that folder, when it holds several) and
 ``partition-id`` (this node's index in the federation, a distinct integer per node; required), and
-optionally ``max-epsilon`` with ``privacy-ledger`` (the node's own privacy budget: :mod:`fedcl.privacy.budget`). The
+optionally ``max-epsilon`` with ``privacy-ledger`` and ``max-delta`` (the node's own privacy budget:
+:mod:`fedcl.privacy.budget`). The
 node's random stream is keyed by its name, as in the in-process runner (:mod:`fedcl.seeding`); the
 reply carries the name, which labels the node in the run history, and the partition id, which fixes
 the order the server aggregates in. Under secure aggregation the train reply holds only the clear
@@ -142,8 +143,8 @@ def evaluate(msg: Message, context: Context) -> Message:
     if _ledger(context) is not None:
         from fedcl.privacy.budget import BudgetRefused
 
-        raise BudgetRefused("this node has a privacy budget and releases nothing outside DP training: no federated "
-                            "evaluation (evaluate here with fedcl evaluate --data)")
+        raise BudgetRefused("this node has a privacy budget: no federated evaluation, whose metrics no ε counts "
+                            "(evaluate on the node with fedcl evaluate --data)")
     config, _ = read_config_record(msg.content["config"])
     node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
     return Message(node_evaluation(node, partition, config, msg.content["arrays"].to_numpy_ndarrays()), reply_to=msg)

@@ -81,7 +81,7 @@ class PacedGrid:
         messages = list(messages)
         if not messages:  # e.g. a round node-level DP sampled nobody for
             return []
-        kind = messages[0].metadata.message_type if messages else ""
+        kind = messages[0].metadata.message_type
         deadline = self.timeout if kind == "train" else (math.inf if timeout is None else timeout)
         started = time.monotonic()
         waiting = set(self._grid.push_messages(messages))
