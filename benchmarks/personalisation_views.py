@@ -39,7 +39,8 @@ VARIANTS = [(("shared",), "mean"), (("own",), "mean"), (("fine-tuned",), "mean")
             (("shared", "own"), "mean"), (("shared", "fine-tuned"), "mean"), (("shared", "own", "fine-tuned"), "mean"),
             (("shared", "own"), "max"), (("shared", "own", "fine-tuned"), "max"),
             (("shared", "own"), "tail"), (("shared", "own", "fine-tuned"), "tail"),
-            (("shared", "own"), "probe"), (("shared", "own", "fine-tuned"), "probe")]
+            (("shared", "own"), "probe"), (("shared", "own", "fine-tuned"), "probe"),
+            (("shared", "own"), "floor")]
 DEFAULT = (("shared", "own"), "tail")  # personalisation "weighted"
 DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1", "home clusters, 500 train rows",
                  "natural, 250 train rows", "Dirichlet α=0.1, 500 train rows", "home clusters, 250 train rows",
@@ -85,15 +86,18 @@ def view_weight(scores: dict[str, np.ndarray], how: str) -> float:
 
 def metrics(nodes: dict, views: tuple[str, ...], how: str) -> tuple[float, float, float]:
     """Pooled AUROC, FPR@TPR0.99 and worst node AUROC of one combination of views: their mean, max
-    or a mean weighted per node (:func:`view_weight`)."""
+    or a mean weighted per node (:func:`view_weight`); *floor*: the tail-weighted mean, never below the
+    own view (whose alarms a poisoned shared model then cannot lower, as under max)."""
     labels, scores, node_auroc = [], [], []
     for node in nodes.values():
         unit = {v: np.quantile(node["shared"]["val"], SCALE_QUANTILE) / max(np.quantile(node[v]["val"], SCALE_QUANTILE),
                                                                           1e-12) for v in views}
-        weight = np.array([view_weight(node[v], how) for v in views])[:, None]
+        weight = np.array([view_weight(node[v], "tail" if how == "floor" else how) for v in views])[:, None]
         combined = {p: np.max([node[v][p] * unit[v] for v in views], axis=0) if how == "max" else
                     np.sum(weight * [node[v][p] * unit[v] for v in views], axis=0) / weight.sum()
                     for p in ("benign", "attack")}
+        if how == "floor":
+            combined = {p: np.maximum(c, node["own"][p] * unit["own"]) for p, c in combined.items()}
         y = np.r_[np.zeros(len(combined["benign"])), np.ones(len(combined["attack"]))]
         s = np.r_[combined["benign"], combined["attack"]]
         labels.append(y)
