@@ -98,7 +98,7 @@ def train_command(
     dp_update_clip: DpUpdateClip = None,
     node_normalisation: Annotated[bool | None, typer.Option("--node-normalisation/--no-node-normalisation", help="Per-node embedding normalisation.")] = None,
     missing_mask: Annotated[bool | None, typer.Option("--missing-mask/--no-missing-mask", help="The encoder reads which cells are missing (else: imputed to the node mean only).")] = None,
-    personalisation: Annotated[str | None, typer.Option(help="weighted (default) | floored | mean | max: each node also trains an encoder on its rows alone and combines both views' scores (weighted: a mean weighted per node by how light each view's benign tail is; floored: that mean, never below the own view, so a poisoned federation cannot lower the node's own alarms) | off: the federation's encoder only.")] = None,
+    personalisation: Annotated[str | None, typer.Option(help="weighted (default) | mean | max: each node also trains an encoder on its rows alone and combines both views' scores (weighted: a mean weighted per node by how light each view's benign tail is) | off: the federation's encoder only.")] = None,
     trim_fraction: Annotated[float | None, typer.Option(help="Leave dense far groups of training rows (at most this share; an infected training window) out of training and references; 0: off (default; docs/results.md).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
 ) -> Path:

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from fedcl.data import NodeScaler
 from fedcl.edge._format import ARRAY_NAMES, ARRAYS_FILE, ENCODERS_FILE, content_hash, read_manifest
 from fedcl.errors import InputError
-from fedcl.model._combine import COMBINE, WEIGHTED  # numpy only: fedcl.model loads torch lazily
+from fedcl.model._combine import COMBINE  # numpy only: fedcl.model loads torch lazily
 
 # Rows per ONNX Runtime call: bounds the (rows, references) distance block as the torch path does.
 _CHUNK = 2048
@@ -151,8 +151,8 @@ def load_bundle(bundle: str | Path) -> BundleDetector:
     if len(manifest["views"]) > 1 and manifest.get("combine") not in COMBINE:
         raise InputError(f"{bundle}: unknown combine rule {manifest.get('combine')!r}")
     weight = manifest.get("shared_weight", 0.5)
-    if manifest.get("combine") in WEIGHTED and not (isinstance(weight, float) and 0 <= weight <= 1):
-        raise InputError(f"{bundle}: the {manifest['combine']} combine needs a shared_weight in [0, 1], not {weight!r}")
+    if manifest.get("combine") == "weighted" and not (isinstance(weight, float) and 0 <= weight <= 1):
+        raise InputError(f"{bundle}: the weighted combine needs a shared_weight in [0, 1], not {weight!r}")
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings are not the operator's business
     session = onnxruntime.InferenceSession(str(bundle / ENCODERS_FILE), options, providers=["CPUExecutionProvider"])

@@ -7,12 +7,7 @@ COMBINE = {
     "weighted": lambda a, b, w: w * a + (1 - w) * b,  # w fitted per node: shared_weight
     "mean": lambda a, b, w: (a + b) / 2,
     "max": lambda a, b, w: np.maximum(a, b),  # an alarm from either view counts
-    # the weighted mean, never below the own view: a poisoned shared model cannot lower the own view's alarms
-    "floored": lambda a, b, w: np.maximum(w * a + (1 - w) * b, b),
 }
-
-#: The rules that weigh the views per node (:func:`shared_weight`).
-WEIGHTED = ("weighted", "floored")
 
 
 def tail_weight(scores: np.ndarray) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedcl.model._combine import COMBINE, WEIGHTED, shared_weight
+from fedcl.model._combine import COMBINE, shared_weight
 from fedcl.model._detector import FedCLDetector
 from fedcl.model._threshold import threshold_at_fpr
 
@@ -21,8 +21,8 @@ class PersonalDetector:
     traffic finely where a federation of different devices blurs it (device-skewed deals). The own
     view's scores are mapped into the shared view's units by matching the 90th percentiles of the
     two views' benign validation scores, then combined: ``weighted`` (a mean weighted per node by
-    how light each view's benign tail is, :func:`fedcl.model._combine.shared_weight`), ``floored`` (that
-    mean, never below the own view's score), ``mean`` or ``max``; the threshold is set again on the combined validation scores. Everything is chosen
+    how light each view's benign tail is, :func:`fedcl.model._combine.shared_weight`), ``mean`` or
+    ``max``; the threshold is set again on the combined validation scores. Everything is chosen
     from benign rows only, and
     scores stay in the shared frame's units, which pool across nodes as the federation's did
     (dividing by each node's threshold instead pooled worse on the simulated network and
@@ -50,7 +50,7 @@ class PersonalDetector:
         shared_val, own_val = (view.decision_function(calibration) for view in (self.shared, self.own))
         shared_q, own_q = (np.quantile(scores, SCALE_QUANTILE) for scores in (shared_val, own_val))
         self.own_scale_ = float(shared_q / max(own_q, 1e-12))
-        self.shared_weight_ = shared_weight(shared_val, own_val) if self.combine in WEIGHTED else 0.5
+        self.shared_weight_ = shared_weight(shared_val, own_val) if self.combine == "weighted" else 0.5
         self.threshold_ = threshold_at_fpr(self.decision_function(calibration), self.fpr_target)
         return self
 
