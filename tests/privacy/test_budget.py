@@ -43,6 +43,16 @@ def test_a_run_reserves_its_epsilon_once_and_trains_each_planned_round_once(tmp_
     assert PrivacyLedger(tmp_path / "ledger.jsonl", 6.0).spent() == 4.0  # read back from the file
 
 
+def test_runs_of_tiny_epsilon_cannot_pile_up_delta(tmp_path):
+    ledger = PrivacyLedger(tmp_path / "ledger.jsonl", 6.0, max_delta=2e-5)
+    tiny = PRIVATE.updated(dp_epsilon=0.01)  # 1e-5 each
+    ledger.charge(1, tiny, 1, 300)
+    ledger.charge(2, tiny, 1, 300)
+
+    with pytest.raises(BudgetRefused, match="asks for δ = 1e-05, more than this node's budget has left"):
+        ledger.charge(3, tiny, 1, 300)
+
+
 def test_a_run_that_would_overspend_is_refused_and_charged_nothing(tmp_path):
     ledger = PrivacyLedger(tmp_path / "ledger.jsonl", 6.0)
     ledger.charge(1, PRIVATE, 1, 300)
@@ -60,7 +70,7 @@ def test_a_run_that_would_overspend_is_refused_and_charged_nothing(tmp_path):
 @pytest.mark.parametrize(("config", "message"), [
     (PRIVATE.updated(dp_epsilon=math.inf), "asks for no differential privacy"),
     (PRIVATE.updated(dp_level="node", aggregation="fedavg"), "asks for node-level DP"),
-    (PRIVATE.updated(dp_delta=0.9), "asks for δ = 0.9; this node accepts at most 1e-05"),
+    (PRIVATE.updated(dp_delta=0.9), "asks for δ = 0.9, more than this node's budget has left"),
 ])
 def test_runs_without_record_level_dp_or_with_a_large_delta_are_refused(tmp_path, config, message):
     ledger = PrivacyLedger(tmp_path / "ledger.jsonl", 6.0)

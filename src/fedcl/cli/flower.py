@@ -320,8 +320,8 @@ def supernode_command(
                                                            "runs add up to this (with --privacy-ledger).")] = None,
     privacy_ledger: Annotated[Path | None, typer.Option(help="File recording what this node has spent (JSON lines; "
                                                              "keep it with the node).")] = None,
-    max_delta: Annotated[float | None, typer.Option(help="With --max-epsilon: the largest δ a run may ask "
-                                                         "(default 1e-5).")] = None,
+    max_delta: Annotated[float | None, typer.Option(help="With --max-epsilon: the δ all runs together may "
+                                                         "spend (default 1e-4: ten runs at δ = 1e-5).")] = None,
 ) -> None:
     """Run a SuperNode serving one node's data in the foreground; SIGTERM or Ctrl-C stops it and its ClientApps."""
     import contextlib

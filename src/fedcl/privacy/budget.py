@@ -2,15 +2,15 @@
 
 Without a budget a node takes ε, the rounds and the batch size from the server, so a careless or curious
 server decides what the node's rows are worth. A node started with ``max-epsilon`` and ``privacy-ledger``
-(and optionally ``max-delta``, default 1e-5) in its node config (``fedcl flower supernode --max-epsilon E
+(and optionally ``max-delta``, default 1e-4) in its node config (``fedcl flower supernode --max-epsilon E
 --privacy-ledger FILE``) trains only when:
 
 - the run is record-level DP (a finite ``dp_epsilon``, ``dp_level`` "record"): node-level DP adds its noise
   on the server, which then sees the node's update in the clear;
-- the run's δ is at most ``max-delta`` (a large δ would make any ε meaningless);
-- on the run's first message, the ε the run is calibrated for fits in what the ledger has left: the
-  node reserves all of it then (a run's noise is calibrated for all its rounds), so runs add up by basic
-  composition (Σ ε, Σ δ), a resumed or repeated run being charged again;
+- on the run's first message, the ε and δ the run is calibrated for fit in what the ledger has left of
+  ``max-epsilon`` and ``max-delta``: the node reserves all of them then (a run's noise is calibrated for
+  all its rounds), so runs add up by basic composition (Σ ε ≤ max-epsilon, Σ δ ≤ max-delta; without the
+  δ budget, many runs of tiny ε would pile up δ), a resumed or repeated run being charged again;
 - on later messages, the run's DP plan is the one reserved — its settings (ε, δ, clip, rounds, batch
   size, local epochs and steps) and the node's training row count, which sets the sampling rate and
   which the server moves through the split settings and seed — and the round is one of the plan's
@@ -40,13 +40,13 @@ class BudgetRefused(InputError):
     """The node declines the server's request: it would spend outside the node's budget."""
 
 
-#: A node's δ bound unless it sets ``max-delta``: the default δ of a run.
-DEFAULT_MAX_DELTA = 1e-5
+#: A node's δ budget unless it sets ``max-delta``: ten runs at the default δ of 1e-5.
+DEFAULT_MAX_DELTA = 1e-4
 
 
 class PrivacyLedger:
     """The record of what one node has reserved and released, against its budget ``max_epsilon``
-    (and its bound ``max_delta`` on each run's δ)."""
+    and ``max_delta``."""
 
     def __init__(self, path: str | Path, max_epsilon: float, max_delta: float = DEFAULT_MAX_DELTA) -> None:
         if not (max_epsilon > 0 and math.isfinite(max_epsilon)):
@@ -61,9 +61,6 @@ class PrivacyLedger:
         if not config.differential_privacy:
             raise BudgetRefused(f"run {run_id} asks for {self._mode(config)}; this node trains only under "
                                 "record-level differential privacy within its own budget")
-        if config.dp_delta > self.max_delta:
-            raise BudgetRefused(f"run {run_id} asks for δ = {config.dp_delta:g}; this node accepts at most "
-                                f"{self.max_delta:g}")
         plan = {**{key: getattr(config, key) for key in PLAN_KEYS}, "n_rows": int(n_rows)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8") as ledger:
@@ -75,10 +72,10 @@ class PrivacyLedger:
             if not 1 <= round_ <= config.rounds:
                 raise BudgetRefused(f"run {run_id} asks for round {round_} of a plan of {config.rounds} rounds")
             if run_id not in runs:
-                spent = sum(e["plan"]["dp_epsilon"] for e in runs.values())
-                if spent + config.dp_epsilon > self.max_epsilon * (1 + 1e-9):
-                    raise BudgetRefused(f"run {run_id} asks for ε = {config.dp_epsilon:g}, more than this node's "
-                                        "budget has left")
+                for key, limit in (("dp_epsilon", self.max_epsilon), ("dp_delta", self.max_delta)):
+                    if sum(e["plan"][key] for e in runs.values()) + plan[key] > limit * (1 + 1e-9):
+                        raise BudgetRefused(f"run {run_id} asks for {'ε' if key == 'dp_epsilon' else 'δ'} = "
+                                            f"{plan[key]:g}, more than this node's budget has left")
                 self._append(ledger, {"run": run_id, "plan": plan})
             elif runs[run_id]["plan"] != plan:
                 changed = sorted(k for k in plan if runs[run_id]["plan"].get(k) != plan[k])

@@ -105,9 +105,9 @@ def node_config(data_path: str | Path, partition_id: int, node_name: str | None 
     worker_socket : str or Path, optional
         The socket of this node's warm worker (:mod:`.warm`), which then does the ClientApp's work.
     max_epsilon, privacy_ledger, max_delta : float, str or Path, float, optional
-        The node's own privacy budget and the file recording what it spends (both or neither), and the
-        largest δ it accepts (default 1e-5; :mod:`fedcl.privacy.budget`): the node then trains only
-        under record-level DP within them.
+        The node's own privacy budget and the file recording what it spends (both or neither), and its
+        δ budget (default 1e-4; :mod:`fedcl.privacy.budget`): the node then trains only under
+        record-level DP within them.
 
     Returns
     -------
