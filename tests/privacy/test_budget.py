@@ -165,3 +165,10 @@ def test_a_node_config_key_with_a_typo_is_refused_not_ignored():
 
     with pytest.raises(InputError, match="unknown key\\(s\\) max_epsilon, privacy_ledger"):
         _node_settings({"data-path": "x", "partition-id": 1, "max_epsilon": 4.0, "privacy_ledger": "l"})
+
+
+def test_the_client_app_knows_the_budget_keys_the_ledger_reads():
+    from fedcl.federated.flower import client_app
+    from fedcl.privacy import budget
+
+    assert client_app.BUDGET_KEYS == budget.BUDGET_KEYS  # written twice so most nodes never import the budget
