@@ -38,6 +38,9 @@ class FedCLConfig:
     rounds: int = 20
     local_epochs: int = 1
     local_steps: int = 0  # at most this many optimiser steps per node and round (0: no bound)
+    # A node with few rows runs more epochs, so that it passes over at least this many rows a round
+    # (0: local_epochs for all); record-level DP keeps its plan's local_epochs.
+    min_rows_per_round: int = 1000
     batch_size: int = 256
     lr: float = 1e-3
     temperature: float = 0.1
@@ -127,6 +130,7 @@ class FedCLConfig:
             (self.seed >= 0, "seed must be >= 0"),
             (self.local_epochs >= 1, "local_epochs must be >= 1"),
             (self.local_steps >= 0, "local_steps must be >= 0 (0: no bound)"),
+            (self.min_rows_per_round >= 0, "min_rows_per_round must be >= 0 (0: local_epochs for all)"),
             (self.batch_size >= 2, "batch_size must be >= 2 (InfoNCE needs negatives)"),
             (self.lr > 0, "lr must be positive"),
             (self.temperature > 0, "temperature must be positive"),

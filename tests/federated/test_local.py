@@ -14,7 +14,7 @@ from fedcl.model import build_encoder
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 DIM = 4
-CONFIG = FedCLConfig(local_epochs=2, batch_size=16, embedding_dim=DIM, hidden=16, lr=1e-2)
+CONFIG = FedCLConfig(local_epochs=2, min_rows_per_round=0, batch_size=16, embedding_dim=DIM, hidden=16, lr=1e-2)
 
 
 def rows(n=64, seed=0):
@@ -116,6 +116,20 @@ def test_local_steps_bound_the_optimiser_steps_of_a_round(monkeypatch, bound, ex
     run(dataclasses.replace(CONFIG, local_steps=bound))
 
     # Assert
+    assert len(steps) == expected
+
+
+@pytest.mark.parametrize("min_rows, expected", [(0, 8), (64, 8), (256, 16), (300, 20)])
+def test_a_small_node_runs_more_epochs_to_pass_over_min_rows_per_round(monkeypatch, min_rows, expected):
+    # Prepare: 64 rows in batches of 16 are 4 steps an epoch; local_epochs 2 is the floor
+    steps = []
+    original = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+
+    # Execute
+    run(dataclasses.replace(CONFIG, min_rows_per_round=min_rows))
+
+    # Assert: ⌈min_rows / 64⌉ epochs when that is more than 2
     assert len(steps) == expected
 
 

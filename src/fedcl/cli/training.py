@@ -82,6 +82,7 @@ def train_command(
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     local_epochs: Annotated[int | None, typer.Option(help="Local epochs per round.")] = None,
     local_steps: Annotated[int | None, typer.Option(help="At most this many local steps per round (0: no bound).")] = None,
+    min_rows_per_round: Annotated[int | None, typer.Option(help="A small node runs more local epochs, to pass over at least this many rows a round (0: --local-epochs for all).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Rows per batch (InfoNCE negatives = batch − 1).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", "--tau", help="InfoNCE temperature τ.")] = None,
@@ -107,7 +108,8 @@ def train_command(
     cfg = base.updated(
         data=data, layout=layout, schema=schema,
         leakage_guard=_guard(leakage_guard, no_leakage_guard, schema or base.schema),
-        rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, batch_size=batch_size, lr=lr, temperature=temperature,
+        rounds=rounds, local_epochs=local_epochs, local_steps=local_steps, min_rows_per_round=min_rows_per_round,
+        batch_size=batch_size, lr=lr, temperature=temperature,
         consistency_weight=consistency_weight, embedding_dim=embedding_dim, aggregation=aggregation,
         secure_aggregation=secure_aggregation, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip,
         dp_level=dp_level, dp_sample_rate=dp_sample_rate, dp_update_clip=dp_update_clip, compression_bits=compression_bits,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,12 @@ def without_islands(encoder: nn.Module, x: Tensor, trim_fraction: float) -> Tens
     return x[torch.from_numpy(~island_rows(z_norm.numpy(), trim_fraction))]
 
 
+def local_epochs(n_rows: int, config: FedCLConfig) -> int:
+    """Epochs of one node's round: ``local_epochs``, or more for a node too small to pass over
+    ``min_rows_per_round`` rows in them (a few hundred rows are otherwise a step or two a round)."""
+    return max(config.local_epochs, math.ceil(config.min_rows_per_round / max(n_rows, 1)))
+
+
 def local_train(
     encoder: nn.Module,
     global_arrays: list[np.ndarray],
@@ -124,7 +131,7 @@ def local_train(
     encoder.train()
     batch = min(config.batch_size, len(x))
     steps = 0
-    for _ in range(config.local_epochs):
+    for _ in range(local_epochs(len(x), config)):
         order = torch.randperm(len(x), generator=generator)
         losses, contrastive_losses = [], []
         # Drop a last batch of half a batch or less: too few negatives for a stable InfoNCE
