@@ -109,8 +109,9 @@ def test_a_nodes_own_encoder_depends_only_on_its_rows_and_the_recipe(fedmse_slic
     node = load_splits(config)[0]
     first = get_arrays(own_encoder(node, config))
 
-    training._OWN_ARRAYS.clear()  # retrained: one node, so the server rule does not matter; the encoder
-    retrained = get_arrays(own_encoder(node, config.updated(aggregation="krum", dp_epsilon=3.0)))  # never leaves it
+    training._OWN_ARRAYS.clear()  # retrained: one node, so the server rule does not matter; the encoder never
+    # leaves it (no DP); one epoch a round, whatever min_rows_per_round asks of federated training
+    retrained = get_arrays(own_encoder(node, config.updated(aggregation="krum", dp_epsilon=3.0, min_rows_per_round=5000)))
     cached = get_arrays(own_encoder(node, config))
     assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(first, retrained, cached))
     fewer_rows = get_arrays(own_encoder(replace(node, train=node.train[:-20]), config))
