@@ -82,7 +82,7 @@ def train_command(
     rounds: Annotated[int | None, typer.Option(help="Federated rounds.")] = None,
     local_epochs: Annotated[int | None, typer.Option(help="Local epochs per round.")] = None,
     local_steps: Annotated[int | None, typer.Option(help="At most this many local steps per round (0: no bound).")] = None,
-    min_rows_per_round: Annotated[int | None, typer.Option(help="A small node runs more local epochs, to pass over at least this many rows a round (0: --local-epochs for all).")] = None,
+    min_rows_per_round: Annotated[int | None, typer.Option(help="In federated training a small node runs more local epochs, to pass over at least this many rows a round (0: --local-epochs for all).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Rows per batch (InfoNCE negatives = batch − 1).")] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     temperature: Annotated[float | None, typer.Option("--temperature", "--tau", help="InfoNCE temperature τ.")] = None,

@@ -31,12 +31,18 @@ def _privacy_line(privacy: dict | None) -> str:
             f"{privacy['target_epsilon']:g}), δ = {privacy['delta']:g}, {privacy['accountant']} (docs/privacy.md).")
 
 
+def _small_node_epochs(config: FedCLConfig) -> str:
+    if not config.min_rows_per_round or config.differential_privacy:
+        return ""
+    return f" (more for a node under {config.min_rows_per_round:,} training rows, to pass over that many a round)"
+
+
 def _run_lines(config: FedCLConfig, summary: dict) -> str:
     """What was run: the nodes and row counts of ``summary``, the settings of ``config``, the privacy spent."""
     counts = summary["counts"]
     return f"""({len(summary['nodes'])} nodes; held-out test rows: {counts['benign_test']:,} benign,
 {counts['attack']:,} attack). Leakage guard: **{config.leakage_guard}**. Aggregation: **{config.aggregation}**,
-{config.rounds} rounds × {config.local_epochs} local epoch(s), τ = {config.temperature},
+{config.rounds} rounds × {config.local_epochs} local epoch(s){_small_node_epochs(config)}, τ = {config.temperature},
 λ = {config.consistency_weight}, embedding size {config.embedding_dim}, node normalisation
 {'on' if config.node_normalisation else 'off'}, seed {config.seed}.
 {_privacy_line(summary.get("privacy"))}"""
