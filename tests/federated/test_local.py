@@ -105,32 +105,25 @@ def test_consistency_weight_pulls_embeddings_toward_reference(seed):
 
 
 
-@pytest.mark.parametrize("bound, expected", [(0, 8), (3, 3), (100, 8)])
-def test_local_steps_bound_the_optimiser_steps_of_a_round(monkeypatch, bound, expected):
-    # Prepare: 64 rows in batches of 16 over 2 epochs are 8 steps unbounded
+def optimiser_steps(monkeypatch, config) -> int:
+    """How many Adam steps one round of ``run(config)`` takes."""
     steps = []
     original = torch.optim.Adam.step
     monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+    run(config)
+    return len(steps)
 
-    # Execute
-    run(dataclasses.replace(CONFIG, local_steps=bound))
 
-    # Assert
-    assert len(steps) == expected
+@pytest.mark.parametrize("bound, expected", [(0, 8), (3, 3), (100, 8)])
+def test_local_steps_bound_the_optimiser_steps_of_a_round(monkeypatch, bound, expected):
+    # 64 rows in batches of 16 over 2 epochs are 8 steps unbounded
+    assert optimiser_steps(monkeypatch, dataclasses.replace(CONFIG, local_steps=bound)) == expected
 
 
 @pytest.mark.parametrize("min_rows, expected", [(0, 8), (64, 8), (256, 16), (300, 20)])
 def test_a_small_node_runs_more_epochs_to_pass_over_min_rows_per_round(monkeypatch, min_rows, expected):
-    # Prepare: 64 rows in batches of 16 are 4 steps an epoch; local_epochs 2 is the floor
-    steps = []
-    original = torch.optim.Adam.step
-    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
-
-    # Execute
-    run(dataclasses.replace(CONFIG, min_rows_per_round=min_rows))
-
-    # Assert: ⌈min_rows / 64⌉ epochs when that is more than 2
-    assert len(steps) == expected
+    # 64 rows in batches of 16 are 4 steps an epoch; ⌈min_rows / 64⌉ epochs when that is more than local_epochs 2
+    assert optimiser_steps(monkeypatch, dataclasses.replace(CONFIG, min_rows_per_round=min_rows)) == expected
 
 
 def test_rows_in_an_island_sit_the_round_out():
