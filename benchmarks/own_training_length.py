@@ -54,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = FedCLConfig(data=args.data, seed=0)
-    cell = next(c for c in cells(args.data, False) if c.name == args.cell)
+    cell = next((c for c in cells(args.data, False) if c.name == args.cell), None)
+    if cell is None:
+        parser.error(f"no cell {args.cell!r}; cells: {', '.join(c.name for c in cells(args.data, False))}")
     recipe = config.updated(data="", aggregation="fedavg", personalisation="off", rounds=args.rounds,
                             local_epochs=args.epochs, min_rows_per_round=0)
     at_best_loss, first, best = [], [], []

@@ -38,9 +38,9 @@ class FedCLConfig:
     rounds: int = 20
     local_epochs: int = 1
     local_steps: int = 0  # at most this many optimiser steps per node and round (0: no bound)
-    # In federated training, a node with few rows runs more epochs, so that it passes over at least this
-    # many rows a round (0: local_epochs for all); record-level DP keeps its plan's local_epochs, and a
-    # node's own encoder (personalisation) one epoch a round.
+    # In federated training, a node of n rows runs ⌈min_rows_per_round / n⌉ epochs a round if that is more
+    # than local_epochs (0: off): a few hundred rows are otherwise a step or two a round. Record-level DP
+    # keeps local_epochs (its plan), and a node's own encoder (personalisation) one epoch a round.
     min_rows_per_round: int = 1000
     batch_size: int = 256
     lr: float = 1e-3

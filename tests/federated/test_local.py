@@ -126,6 +126,15 @@ def test_a_small_node_runs_more_epochs_to_pass_over_min_rows_per_round(monkeypat
     assert optimiser_steps(monkeypatch, dataclasses.replace(CONFIG, min_rows_per_round=min_rows)) == expected
 
 
+def test_a_step_bound_reached_at_an_epochs_end_keeps_the_losses_of_the_epochs_that_ran(monkeypatch):
+    # 64 rows with min_rows_per_round 256 are 4 epochs of 4 steps; the bound of 8 ends the second epoch
+    config = dataclasses.replace(CONFIG, min_rows_per_round=256, local_steps=8)
+
+    assert optimiser_steps(monkeypatch, config) == 8
+    update, _, _ = run(config)
+    assert np.isfinite(update.loss) and np.isfinite(update.contrastive)
+
+
 def test_rows_in_an_island_sit_the_round_out():
     # Prepare: 200 rows and, after them, 8 near-copies of one far row (a flood in the training window)
     benign = rows(200)

@@ -34,7 +34,7 @@ def _privacy_line(privacy: dict | None) -> str:
 def _small_node_epochs(config: FedCLConfig) -> str:
     if not config.min_rows_per_round or config.differential_privacy:
         return ""
-    return f" (more for a node under {config.min_rows_per_round:,} training rows, to pass over that many a round)"
+    return f" (or ⌈{config.min_rows_per_round:,} / n⌉ for a node of n training rows, if more)"
 
 
 def _run_lines(config: FedCLConfig, summary: dict) -> str:

@@ -84,8 +84,8 @@ def without_islands(encoder: nn.Module, x: Tensor, trim_fraction: float) -> Tens
 
 
 def local_epochs(n_rows: int, config: FedCLConfig) -> int:
-    """Epochs of one node's round: ``local_epochs``, or more for a node too small to pass over
-    ``min_rows_per_round`` rows in them (a few hundred rows are otherwise a step or two a round)."""
+    """Epochs of one node's round: ``local_epochs``, or ⌈``min_rows_per_round`` / n⌉ for a node of n rows
+    if that is more (a few hundred rows are otherwise a step or two a round)."""
     return max(config.local_epochs, math.ceil(config.min_rows_per_round / max(n_rows, 1)))
 
 
@@ -132,6 +132,8 @@ def local_train(
     batch = min(config.batch_size, len(x))
     steps = 0
     for _ in range(local_epochs(len(x), config)):
+        if config.local_steps and steps == config.local_steps:
+            break  # the bound came at an epoch's end: the losses reported stay the last epoch's
         order = torch.randperm(len(x), generator=generator)
         losses, contrastive_losses = [], []
         # Drop a last batch of half a batch or less: too few negatives for a stable InfoNCE

@@ -50,6 +50,18 @@ def test_resume_accepts_the_same_settings_with_more_rounds_or_other_node_paths(t
     check_run_dir(out, FedCLConfig(rounds=5, data=""), resume=True)
 
 
+def test_a_checkpoint_from_before_min_rows_per_round_resumes_only_with_it_off(tmp_path):
+    # Prepare: a config.toml written before the key existed
+    out = _earlier_run(tmp_path / "run", FedCLConfig(rounds=2))
+    saved = (out / CONFIG_FILE).read_text()
+    (out / CONFIG_FILE).write_text("\n".join(line for line in saved.splitlines() if "min_rows_per_round" not in line))
+
+    # Execute / Assert: its small nodes trained one epoch a round, so the new default would change the run
+    with pytest.raises(ConfigError, match="min_rows_per_round 0 -> 1000"):
+        check_run_dir(out, FedCLConfig(rounds=2), resume=True)
+    check_run_dir(out, FedCLConfig(rounds=2, min_rows_per_round=0), resume=True)
+
+
 def test_resume_under_differential_privacy_keeps_the_rounds_the_noise_was_calibrated_for(tmp_path):
     out = _earlier_run(tmp_path / "run", FedCLConfig(rounds=2, dp_epsilon=3.0))
     with pytest.raises(ConfigError, match="rounds 2 -> 5"):

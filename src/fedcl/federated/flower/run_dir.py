@@ -52,7 +52,8 @@ def check_run_dir(out_dir: str | Path, config: FedCLConfig, resume: bool) -> Non
     if not (out / CONFIG_FILE).is_file():
         raise ConfigError(f"{out}: {CHECKPOINT_FILE} without the {CONFIG_FILE} it was written with: cannot "
                           "check the settings; start a new run in another --out")
-    changed = _changed_settings(load_config(out / CONFIG_FILE), config)
+    # A checkpoint from before min_rows_per_round trained its small nodes local_epochs a round.
+    changed = _changed_settings(load_config(out / CONFIG_FILE, base=FedCLConfig(min_rows_per_round=0)), config)
     if changed:
         raise ConfigError(f"{out}: --resume with other settings than the checkpointed run ({'; '.join(changed)}): "
                           "resume with the same settings, or start a new run in another --out")

@@ -1,0 +1,23 @@
+"""A trained run directory read back: the settings it was trained with, also when older than a key."""
+
+from fedcl.config import FedCLConfig, save_config
+from fedcl.rundir import CONFIG_FILE, MODEL_FILE, load_run_config
+
+
+def _saved(run, config, drop=()):
+    # What `fedcl train` leaves for `fedcl evaluate` to read (the model's content is not read here)
+    run.mkdir()
+    save_config(config, run / CONFIG_FILE)
+    lines = (run / CONFIG_FILE).read_text().splitlines()
+    (run / CONFIG_FILE).write_text("\n".join(line for line in lines if not line.startswith(drop)))
+    (run / MODEL_FILE).write_bytes(b"")
+    return run
+
+
+def test_a_run_saved_before_a_key_existed_reads_back_as_it_trained(tmp_path):
+    old = _saved(tmp_path / "old", FedCLConfig(rounds=3), drop=("personalisation", "min_rows_per_round"))
+
+    # no personal views, one epoch a round for small nodes; the other settings as saved
+    config = load_run_config(old)
+    assert (config.personalisation, config.min_rows_per_round, config.rounds) == ("off", 0, 3)
+    assert load_run_config(_saved(tmp_path / "new", FedCLConfig())) == FedCLConfig()
