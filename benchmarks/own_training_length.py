@@ -22,7 +22,8 @@ from fedcl.config import FedCLConfig
 from fedcl.data import training_scaler
 from fedcl.experiments._benchmark import cells
 from fedcl.federated import run_federation
-from fedcl.model import EmbeddingNormaliser, InfoNCELoss, augment
+from fedcl.federated.local import batch_starts, normalised_views
+from fedcl.model import EmbeddingNormaliser, InfoNCELoss
 from fedcl.pipeline import make_detector, trained_encoder
 
 
@@ -36,12 +37,9 @@ def validation_loss(encoder: torch.nn.Module, x: torch.Tensor, config: FedCLConf
     with torch.no_grad():
         for _ in range(repeats):
             order = torch.randperm(len(x), generator=generator)
-            for start in range(0, max(len(x) - batch // 2, 1), batch):
-                rows = x[order[start:start + batch]]
-                z_a = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
-                z_b = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
-                normaliser.fit(torch.cat([z_a, z_b]))
-                losses.append(loss(normaliser(z_a), normaliser(z_b)).item())
+            for start in batch_starts(len(x), batch):
+                views = normalised_views(encoder, x[order[start:start + batch]], normaliser, config, generator)
+                losses.append(loss(*views).item())
     return float(np.mean(losses))
 
 

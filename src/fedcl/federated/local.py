@@ -89,6 +89,22 @@ def local_epochs(n_rows: int, config: FedCLConfig) -> int:
     return max(config.local_epochs, math.ceil(config.min_rows_per_round / max(n_rows, 1)))
 
 
+def batch_starts(n_rows: int, batch: int) -> range:
+    """Where an epoch's batches start. A last batch of half a batch or less is dropped: too few negatives
+    for a stable InfoNCE (the order is reshuffled each epoch, so no row is left out for good)."""
+    return range(0, max(n_rows - batch // 2, 1), batch)
+
+
+def normalised_views(encoder: nn.Module, rows: Tensor, normaliser: EmbeddingNormaliser, config: FedCLConfig,
+                     generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two augmented views of ``rows`` embedded and normalised with μ_i, σ_i of this batch (both views,
+    detached: ``normaliser`` holds them afterwards)."""
+    z_a = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
+    z_b = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
+    normaliser.fit(torch.cat([z_a, z_b]))
+    return normaliser(z_a), normaliser(z_b)
+
+
 def local_train(
     encoder: nn.Module,
     global_arrays: list[np.ndarray],
@@ -136,19 +152,14 @@ def local_train(
             break  # the bound came at an epoch's end: the losses reported stay the last epoch's
         order = torch.randperm(len(x), generator=generator)
         losses, contrastive_losses = [], []
-        # Drop a last batch of half a batch or less: too few negatives for a stable InfoNCE
-        # (the order is reshuffled each epoch, so no row is left out for good).
-        for start in range(0, max(len(x) - batch // 2, 1), batch):
+        for start in batch_starts(len(x), batch):
             if config.local_steps and steps == config.local_steps:
                 break  # bounded work per round: a large node drifts no further than a small one
             rows = x[order[start : start + batch]]
             if len(rows) < 2:
                 continue
             steps += 1
-            z_a = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
-            z_b = encoder(augment(rows, config.mask_prob, config.noise_std, generator))
-            normaliser.fit(torch.cat([z_a, z_b]))  # μ_i, σ_i of this batch (both views), detached
-            zn_a, zn_b = normaliser(z_a), normaliser(z_b)
+            zn_a, zn_b = normalised_views(encoder, rows, normaliser, config, generator)
             loss = contrastive(zn_a, zn_b)
             contrastive_losses.append(loss.item())
             if config.consistency_weight > 0 and g is not None:
