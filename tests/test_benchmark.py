@@ -62,6 +62,20 @@ def test_only_the_cells_asked_for_run(fedmse_slice, tmp_path):
     assert list(pd.read_csv(tmp_path / "results.csv")["cell"]) == ["natural", "home clusters"]
 
 
+def test_only_the_methods_asked_for_run_and_an_unknown_one_exits_2(fedmse_slice, tmp_path):
+    # Execute: one cheap method of one cell; then a name the benchmark has not
+    args = ["experiment", "benchmark", "--data", str(fedmse_slice), "--out", str(tmp_path), "--seeds", "1",
+            "--quick", "--cell", "natural"]
+    ran = runner.invoke(app, [*args, "--method", "k-NN per node"])
+    unknown = runner.invoke(app, [*args, "--method", "k-NN"])
+
+    # Assert
+    assert ran.exit_code == 0, ran.output
+    assert list(pd.read_csv(tmp_path / "results.csv")["method"]) == ["k-NN per node"]
+    assert unknown.exit_code == 2 and "no method named k-NN; methods: fedcl (ours)" in unknown.output
+    assert "Traceback" not in unknown.output
+
+
 def test_home_cluster_cell_gives_nodes_different_mixes_and_small_cells_cut_training_rows(fedmse_slice):
     cell_names = {c.name: c for c in cells(str(fedmse_slice), quick=True)}
     config = FedCLConfig(seed=0)

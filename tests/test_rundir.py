@@ -15,9 +15,10 @@ def _saved(run, config, drop=()):
 
 
 def test_a_run_saved_before_a_key_existed_reads_back_as_it_trained(tmp_path):
-    old = _saved(tmp_path / "old", FedCLConfig(rounds=3), drop=("personalisation", "min_rows_per_round"))
+    old = _saved(tmp_path / "old", FedCLConfig(rounds=3), drop=("personalisation", "min_rows_per_round",
+                                                                       "rows_per_reference"))
 
-    # no personal views, one epoch a round for small nodes; the other settings as saved
+    # no personal views, one epoch a round and the rows themselves as references for small nodes; the rest as saved
     config = load_run_config(old)
-    assert (config.personalisation, config.min_rows_per_round, config.rounds) == ("off", 0, 3)
+    assert (config.personalisation, config.min_rows_per_round, config.rows_per_reference, config.rounds) == ("off", 0, 1, 3)
     assert load_run_config(_saved(tmp_path / "new", FedCLConfig())) == FedCLConfig()

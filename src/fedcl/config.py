@@ -71,7 +71,8 @@ class FedCLConfig:
     mask_prob: float = 0.2
     noise_std: float = 0.1
     n_neighbors: int = 5
-    n_references: int = 256  # k-means centroids of a node's benign training embeddings
+    n_references: int = 256  # k-means centroids of a node's benign training embeddings, at most
+    rows_per_reference: int = 2  # and at most one per this many rows (1: a small node's rows themselves)
     # At most this share of a node's training rows is left out of each round's local training and of its
     # references: dense groups of embeddings far from the rest (attack rows in the training window,
     # fedcl.model.island_rows); 0: off, the default: it costs on the simulated network (docs/results.md).
@@ -139,6 +140,7 @@ class FedCLConfig:
             (self.embedding_dim >= 1 and self.hidden >= 1, "embedding_dim and hidden must be >= 1"),
             (0 <= self.mask_prob < 1, "mask_prob must be in [0, 1)"),
             (self.noise_std >= 0, "noise_std must be >= 0"),
+            (self.rows_per_reference >= 1, f"rows_per_reference must be >= 1, got {self.rows_per_reference}"),
             (1 <= self.n_neighbors <= self.n_references,
              f"n_neighbors must be in [1, n_references = {self.n_references}], got {self.n_neighbors}"),
             (0 < self.fpr_target < 1, "fpr_target must be in (0, 1)"),

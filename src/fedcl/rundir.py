@@ -51,9 +51,10 @@ def load_run_config(run_dir: str | Path) -> FedCLConfig:
     run = Path(run_dir)
     if not (run / MODEL_FILE).is_file() or not (run / CONFIG_FILE).is_file():
         raise ConfigError(f"{run}: not a trained run directory (no {MODEL_FILE} or {CONFIG_FILE}); run `fedcl train` first")
-    # A run saved before a key existed trained without it: its detectors are not personal, and its small
-    # nodes ran local_epochs a round.
-    return load_config(run / CONFIG_FILE, base=FedCLConfig(personalisation="off", min_rows_per_round=0))
+    # A run saved before a key existed trained without it: its detectors are not personal, its small
+    # nodes ran local_epochs a round and used their rows themselves as references.
+    return load_config(run / CONFIG_FILE, base=FedCLConfig(personalisation="off", min_rows_per_round=0,
+                                                           rows_per_reference=1))
 
 
 def load_model(run_dir: str | Path) -> dict:

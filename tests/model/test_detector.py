@@ -31,7 +31,7 @@ def attacks(n, seed=1):
 @pytest.fixture(scope="module")
 def fitted():
     X = benign(120)
-    return FedCLDetector(make_encoder(), n_neighbors=3).fit(X), X
+    return FedCLDetector(make_encoder(), n_neighbors=3, rows_per_reference=1).fit(X), X  # references: the rows
 
 
 def test_fit_returns_self_and_sets_fitted_attributes(fitted):
@@ -121,7 +121,7 @@ def test_not_fitted_error(method):
 
 @pytest.mark.parametrize("params", [{"fpr_target": 0.0}, {"fpr_target": 1.0},
                                     {"n_neighbors": 0}, {"n_neighbors": 10, "n_references": 5},
-                                    {"trim_fraction": -0.1}, {"trim_fraction": 0.5}])
+                                    {"rows_per_reference": 0}, {"trim_fraction": -0.1}, {"trim_fraction": 0.5}])
 def test_fit_rejects_bad_parameters(params):
     detector = FedCLDetector(make_encoder(), **params)
 
@@ -181,10 +181,17 @@ def test_n_references_caps_references_with_kmeans_centroids():
         torch.testing.assert_close(z[nearest == c].mean(dim=0), refs[c], atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("n_rows, n_references, expected", [(30, 256, 15), (31, 256, 16), (80, 20, 20), (4, 256, 3)])
+def test_a_small_node_gets_a_centroid_per_two_rows_at_most(n_rows, n_references, expected):
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=n_references).fit(benign(n_rows))
+
+    assert len(detector.references_) == expected
+
+
 def test_few_rows_use_the_rows_themselves():
     X = benign(30)
 
-    detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=30).fit(X)
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=30, rows_per_reference=1).fit(X)
 
     torch.testing.assert_close(detector.references_.double(), normalised_embeddings(detector, X),
                                atol=1e-5, rtol=0)
@@ -213,7 +220,7 @@ def test_encoder_is_not_modified():
 def test_normalise_false_keeps_raw_embeddings():
     X = benign(40)
 
-    detector = FedCLDetector(make_encoder(), n_neighbors=3, normalise=False).fit(X)
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, rows_per_reference=1, normalise=False).fit(X)
 
     assert torch.equal(detector.mean_, torch.zeros(8)) and torch.equal(detector.std_, torch.ones(8))
     with torch.no_grad():
@@ -238,7 +245,7 @@ def test_training_scores_are_leave_one_out_when_references_are_the_rows():
     # Prepare: fewer rows than n_references, so the references are the training rows themselves
     torch.manual_seed(0)
     x = np.random.default_rng(0).normal(size=(100, 115))
-    detector = FedCLDetector(build_encoder("mlp", 115, 16, 8), n_references=256).fit(x)
+    detector = FedCLDetector(build_encoder("mlp", 115, 16, 8), n_references=256, rows_per_reference=1).fit(x)
 
     # Assert: no training row scores 0 against itself
     assert detector.decision_scores_.min() > 0
@@ -250,13 +257,13 @@ def repetitive_attacks(n, seed=2):
     return attacks(1, seed) * rng.lognormal(0.0, 0.01, size=(n, N_FEATURES))
 
 
-@pytest.mark.parametrize("n_references", [64, 512])  # k-means centroids, or the rows themselves
-def test_trimming_leaves_planted_attack_rows_out_of_the_references(n_references):
+@pytest.mark.parametrize("rows_per_reference", [2, 1])  # k-means centroids, or the rows themselves
+def test_trimming_leaves_planted_attack_rows_out_of_the_references(rows_per_reference):
     X = np.vstack([benign(380), repetitive_attacks(20)])
     planted = np.r_[np.zeros(380, bool), np.ones(20, bool)]
 
-    kept = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.0).fit(X)
-    trimmed = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.1).fit(X)
+    kept = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.0).fit(X)
+    trimmed = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.1).fit(X)
 
     z = normalised_embeddings(trimmed, X[planted]).float()
     assert trimmed.n_trimmed_ == 20 and kept.n_trimmed_ == 0
@@ -264,16 +271,16 @@ def test_trimming_leaves_planted_attack_rows_out_of_the_references(n_references)
     assert torch.cdist(z, trimmed.references_).min() > 1.0
     assert trimmed.decision_function(X[planted]).min() > np.quantile(trimmed.decision_function(X[~planted]), 0.99)
     # training scores: a kept row leaves itself out when the references are the rows; a trimmed row is not one
-    scored = planted if n_references >= len(X) else slice(None)
+    scored = planted if rows_per_reference == 1 else slice(None)
     np.testing.assert_allclose(trimmed.decision_scores_[scored], trimmed.decision_function(X[scored]), rtol=1e-5)
 
 
-@pytest.mark.parametrize("n_references", [64, 512])  # k-means centroids, or the rows themselves
-def test_trimming_leaves_clean_references_unchanged(n_references):
+@pytest.mark.parametrize("rows_per_reference", [2, 1])  # k-means centroids, or the rows themselves
+def test_trimming_leaves_clean_references_unchanged(rows_per_reference):
     X = benign(400)
 
-    plain = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.0).fit(X)
-    trimmed = FedCLDetector(make_encoder(), n_references=n_references, trim_fraction=0.1).fit(X)
+    plain = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.0).fit(X)
+    trimmed = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.1).fit(X)
 
     assert trimmed.n_trimmed_ == 0
     assert torch.equal(plain.references_, trimmed.references_)

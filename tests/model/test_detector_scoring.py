@@ -49,10 +49,10 @@ def rows(request):
 
 
 @pytest.mark.parametrize("kind", ["mlp", "mlp-missing-mask", "other"])
-@pytest.mark.parametrize("n_references", [256, 1000])  # k-means centroids, or the training rows themselves
-def test_scores_match_former_path(rows, kind, n_references, one_torch_thread):
+@pytest.mark.parametrize("rows_per_reference", [2, 1])  # k-means centroids, or the training rows themselves
+def test_scores_match_former_path(rows, kind, rows_per_reference, one_torch_thread):
     train, scored = rows
-    detector = FedCLDetector(make_encoder(kind), n_references=n_references).fit(train)
+    detector = FedCLDetector(make_encoder(kind), n_references=1000, rows_per_reference=rows_per_reference).fit(train)
 
     scores = detector.decision_function(scored)
 
@@ -61,12 +61,13 @@ def test_scores_match_former_path(rows, kind, n_references, one_torch_thread):
     np.testing.assert_allclose(scores, expected, rtol=RTOL, atol=0)
 
 
-@pytest.mark.parametrize("n_references", [256, 1000])
-def test_training_scores_match_former_knn(rows, n_references, one_torch_thread):
+@pytest.mark.parametrize("rows_per_reference", [2, 1])
+def test_training_scores_match_former_knn(rows, rows_per_reference, one_torch_thread):
     train, _ = rows
     # trim_fraction=0: every row a reference (trimmed rows are scored without the skip: test_detector.py)
-    detector = FedCLDetector(make_encoder("mlp"), n_references=n_references, trim_fraction=0.0).fit(train)
-    skip = int(n_references >= len(train))  # references = the rows: leave each row out
+    detector = FedCLDetector(make_encoder("mlp"), n_references=1000, rows_per_reference=rows_per_reference,
+                             trim_fraction=0.0).fit(train)
+    skip = int(rows_per_reference == 1)  # references = the rows: leave each row out
 
     with torch.inference_mode():
         z = detector.encoder(torch.from_numpy(reference_transform(detector.scaler_, train)))

@@ -180,16 +180,19 @@ def benchmark_command(
     seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
     cell: Annotated[list[str] | None, typer.Option(help="Only this cell (repeat for several), e.g. 'natural' or "
                                                     "'natural, 250 train rows'.")] = None,
+    method: Annotated[list[str] | None, typer.Option(help="Only this method (repeat for several), e.g. "
+                                                      "'fedcl (ours)'.")] = None,
 ) -> None:
     """fedcl against the baselines that keep rows on their node, on natural, device-like and Dirichlet deals,
     small nodes and unseen devices; no-regret table, federation-wide benign FPR (CSV, PNG, Markdown)."""
-    from fedcl.experiments import benchmark
+    from fedcl.experiments import benchmark, named_methods
 
     if not data:
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    _done(benchmark(_config("", config, schema), data, range(seeds), quick, out, progress=typer.echo, only=cell))
+    _done(benchmark(_config("", config, schema), data, range(seeds), quick, out, progress=typer.echo,
+                    only=cell, methods=named_methods(method or ())))
 
 
 @experiment_app.command("privacy")

@@ -65,8 +65,9 @@ Data: `{config.data}` {_run_lines(config, summary)}
 
 Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores
 (no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the
-{config.n_neighbors} nearest of {config.n_references} k-means centroids of the node's benign training
-embeddings (to its nearest training embeddings when the node has no more rows than centroids).
+{config.n_neighbors} nearest of at most {config.n_references} k-means centroids of the node's benign training
+embeddings, one per {config.rows_per_reference} training rows or more on a small node (to its nearest training
+embeddings when the node has no more rows than centroids).
 
 ## Pooled
 

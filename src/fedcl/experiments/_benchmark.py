@@ -109,6 +109,16 @@ def report_seed_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return report, f"report seeds {seeds} (seed {DEV_SEED} is the development seed)"
 
 
+def named_methods(names: Sequence[str]) -> list[Method]:
+    """The benchmark's methods called ``names`` (all when empty), in run order; ConfigError for an unknown name.
+    After a change to one method, its rows alone can be run again (their old rows taken out of results.csv)."""
+    every = benchmark_methods()
+    unknown = set(names) - {m.name for m in every}
+    if unknown:
+        raise ConfigError(f"no method named {', '.join(sorted(unknown))}; methods: {', '.join(m.name for m in every)}")
+    return [m for m in every if not names or m.name in names]
+
+
 def named_cells(datas: Sequence[str], quick: bool, names: Sequence[str]) -> list[Cell]:
     """The cells of ``datas`` called ``names``, in run order; ConfigError for a name no folder has."""
     every = [c for data in datas for c in cells(data, quick)]

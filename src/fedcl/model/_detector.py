@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
@@ -39,7 +40,13 @@ class FedCLDetector(BaseEstimator):
     n_neighbors : int, default=5
         k of the k-NN score.
     n_references : int, default=256
-        Number of k-means centroids; a node with fewer training rows uses the rows themselves.
+        Most k-means centroids.
+    rows_per_reference : int, default=2
+        A node of n training rows gets min(``n_references``, ⌈n / rows_per_reference⌉) centroids
+        (at least ``n_neighbors``; a node with no more rows uses the rows themselves), so a small
+        node's references each average a few rows: scored against the rows themselves (1, the former
+        rule for nodes under ``n_references`` rows), a node of a few hundred rows let any odd
+        training row vouch for its neighbourhood (docs/benchmark.md).
     fpr_target : float, default=0.01
         The threshold is the (1 − fpr_target) quantile of benign validation scores.
     clip : float, default=10.0
@@ -71,13 +78,14 @@ class FedCLDetector(BaseEstimator):
     """
 
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
-                 n_references: int = 256,
+                 n_references: int = 256, rows_per_reference: int = 2,
                  fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0,
                  trim_fraction: float = 0.0, public: str | None = None) -> None:
         self.encoder = encoder
         self.normalise = normalise
         self.n_neighbors = n_neighbors
         self.n_references = n_references
+        self.rows_per_reference = rows_per_reference
         self.fpr_target = fpr_target
         self.clip = clip
         self.random_state = random_state
@@ -93,6 +101,8 @@ class FedCLDetector(BaseEstimator):
         check_fraction("fpr_target", self.fpr_target)  # before the work, not after
         if not 1 <= self.n_neighbors <= self.n_references:
             raise ValueError(f"need 1 <= n_neighbors <= n_references, got {self.n_neighbors}, {self.n_references}")
+        if not self.rows_per_reference >= 1:
+            raise ValueError(f"rows_per_reference must be >= 1, got {self.rows_per_reference!r}")
         if not 0 <= self.trim_fraction < 0.5:
             raise ValueError(f"trim_fraction must be in [0, 0.5), got {self.trim_fraction!r}")
         self.scaler_ = NodeScaler(clip=self.clip, keep_missing=True, public=self.public).fit(X)  # NaN: read by the encoder
@@ -103,8 +113,9 @@ class FedCLDetector(BaseEstimator):
         trimmed = island_rows(z_norm.numpy(), self.trim_fraction, self.random_state)
         self.n_trimmed_ = int(trimmed.sum())
         kept = z_norm[torch.from_numpy(~trimmed)]
-        if len(kept) > self.n_references:
-            km = KMeans(self.n_references, n_init=1, random_state=self.random_state).fit(kept.numpy())
+        n_references = min(self.n_references, max(self.n_neighbors, math.ceil(len(kept) / self.rows_per_reference)))
+        if len(kept) > n_references:
+            km = KMeans(n_references, n_init=1, random_state=self.random_state).fit(kept.numpy())
             self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
             self.decision_scores_ = self._score(z_norm)
         else:
