@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_array
 from fedcl.config import FedCLConfig
 from fedcl.model import FedCLDetector, encoder_for
 from fedcl.model._detector import _CHUNK, _ChunkScorer, _knn_scores
-from fedcl.pipeline import load_splits, train
+from fedcl.pipeline import load_splits, make_detector, train
 from fedcl.rundir import load_model
 from scoring_reference import reference_scores
 
@@ -54,9 +54,7 @@ def trained_detector(config: FedCLConfig, split) -> FedCLDetector:
         saved = load_model(tmp)
     encoder = encoder_for(config, saved["n_features"])
     encoder.load_state_dict(saved["encoder"])
-    return FedCLDetector(encoder, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
-                         n_references=config.n_references, fpr_target=config.fpr_target,
-                         random_state=config.seed).fit(split.train, X_val=split.val)
+    return make_detector(encoder, config.updated(personalisation="off")).fit(split.train, X_val=split.val)
 
 
 def stage_inputs(det: FedCLDetector, x: np.ndarray) -> tuple[list, list]:

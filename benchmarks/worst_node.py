@@ -14,11 +14,11 @@ import argparse
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from fedcl.config import FedCLConfig
 from fedcl.experiments._benchmark import named_cells
 from fedcl.pipeline import fit_detectors
+from fedcl.pipeline.scoring import score_nodes, summarise
 
 
 def main() -> None:
@@ -32,10 +32,8 @@ def main() -> None:
     config = FedCLConfig(data=args.data, seed=args.seed)
     splits = named_cells([args.data], False, [args.cell])[0].make_splits(config)
     detectors, _ = fit_detectors(splits, config)
-    auroc = {}
+    auroc = {name: m["auroc"] for name, m in summarise(score_nodes(detectors, splits))["nodes"].items()}
     for s in splits:
-        benign, attack = detectors[s.name].decision_function(s.test_benign), detectors[s.name].decision_function(s.attack)
-        auroc[s.name] = roc_auc_score(np.r_[np.zeros(len(benign)), np.ones(len(attack))], np.r_[benign, attack])
         print(f"{s.name}: {len(s.train)} training, {len(s.val)} validation, {len(s.test_benign)} benign test rows; "
               f"AUROC {auroc[s.name]:.4f}")
     worst = min(auroc, key=auroc.get)

@@ -181,7 +181,8 @@ def test_n_references_caps_references_with_kmeans_centroids():
         torch.testing.assert_close(z[nearest == c].mean(dim=0), refs[c], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("n_rows, n_references, expected", [(30, 256, 15), (31, 256, 16), (80, 20, 20), (4, 256, 3)])
+@pytest.mark.parametrize("n_rows, n_references, expected",
+                         [(30, 256, 15), (31, 256, 16), (80, 20, 20), (4, 256, 3), (510, 256, 255), (511, 256, 256)])
 def test_a_small_node_gets_a_centroid_per_two_rows_at_most(n_rows, n_references, expected):
     detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=n_references).fit(benign(n_rows))
 
@@ -228,13 +229,14 @@ def test_normalise_false_keeps_raw_embeddings():
     torch.testing.assert_close(detector.references_, z)
 
 
-@pytest.mark.parametrize("seed, n_references", [(0, 256), (1, 256), (0, 32)])
-def test_roc_auc_floor_with_random_encoder(seed, n_references):
+@pytest.mark.parametrize("seed, n_references, rows_per_reference", [(0, 256, 2), (1, 256, 2), (0, 32, 2), (0, 256, 1)])
+def test_roc_auc_floor_with_random_encoder(seed, n_references, rows_per_reference):
     X_train, X_val = benign(200, seed=seed), benign(50, seed=seed + 10)
     X_test = np.vstack([benign(100, seed=seed + 20), attacks(100, seed=seed + 30)])
     y_test = np.r_[np.zeros(100), np.ones(100)]
 
-    detector = FedCLDetector(make_encoder(seed), n_neighbors=5, n_references=n_references).fit(X_train, X_val=X_val)
+    detector = FedCLDetector(make_encoder(seed), n_neighbors=5, n_references=n_references,
+                             rows_per_reference=rows_per_reference).fit(X_train, X_val=X_val)
     scores = detector.decision_function(X_test)
 
     assert roc_auc_score(y_test, scores) > 0.9

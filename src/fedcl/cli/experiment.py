@@ -187,12 +187,13 @@ def benchmark_command(
     small nodes and unseen devices; no-regret table, federation-wide benign FPR (CSV, PNG, Markdown)."""
     from fedcl.experiments import benchmark, named_methods
 
+    methods = named_methods(method or ())  # a mistyped name fails before the default data is simulated
     if not data:
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
     _done(benchmark(_config("", config, schema), data, range(seeds), quick, out, progress=typer.echo,
-                    only=cell, methods=named_methods(method or ())))
+                    only=cell, methods=methods))
 
 
 @experiment_app.command("privacy")

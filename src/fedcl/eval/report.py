@@ -37,6 +37,12 @@ def _small_node_epochs(config: FedCLConfig) -> str:
     return f" (or ⌈{config.min_rows_per_round:,} / n⌉ for a node of n training rows, if more)"
 
 
+def _centroid_rows(config: FedCLConfig) -> str:
+    if config.rows_per_reference == 1:
+        return ""
+    return f", and at most one per {config.rows_per_reference} training rows"
+
+
 def _run_lines(config: FedCLConfig, summary: dict) -> str:
     """What was run: the nodes and row counts of ``summary``, the settings of ``config``, the privacy spent."""
     counts = summary["counts"]
@@ -66,8 +72,8 @@ Data: `{config.data}` {_run_lines(config, summary)}
 Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's benign validation scores
 (no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the
 {config.n_neighbors} nearest of at most {config.n_references} k-means centroids of the node's benign training
-embeddings, one per {config.rows_per_reference} training rows or more on a small node (to its nearest training
-embeddings when the node has no more rows than centroids).
+embeddings{_centroid_rows(config)} (to its nearest training embeddings when the node has no more rows than
+centroids).
 
 ## Pooled
 

@@ -109,24 +109,24 @@ def report_seed_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return report, f"report seeds {seeds} (seed {DEV_SEED} is the development seed)"
 
 
-def named_methods(names: Sequence[str]) -> list[Method]:
-    """The benchmark's methods called ``names`` (all when empty), in run order; ConfigError for an unknown name.
-    After a change to one method, its rows alone can be run again (their old rows taken out of results.csv)."""
-    every = benchmark_methods()
-    unknown = set(names) - {m.name for m in every}
+def _named(every: Sequence, names: Sequence[str], what: str) -> list:
+    """The items of ``every`` called ``names`` (all when empty), in order; ConfigError for a name none has."""
+    unknown = set(names) - {item.name for item in every}
     if unknown:
-        raise ConfigError(f"no method named {', '.join(sorted(unknown))}; methods: {', '.join(m.name for m in every)}")
-    return [m for m in every if not names or m.name in names]
+        raise ConfigError(f"no {what} named {', '.join(sorted(unknown))}; {what}s: "
+                          f"{', '.join(dict.fromkeys(item.name for item in every))}")
+    return [item for item in every if not names or item.name in names]
+
+
+def named_methods(names: Sequence[str]) -> list[Method]:
+    """The benchmark's methods called ``names`` (all when empty). After a change to one method, its rows
+    alone can be run again (their old rows taken out of results.csv)."""
+    return _named(benchmark_methods(), names, "method")
 
 
 def named_cells(datas: Sequence[str], quick: bool, names: Sequence[str]) -> list[Cell]:
-    """The cells of ``datas`` called ``names``, in run order; ConfigError for a name no folder has."""
-    every = [c for data in datas for c in cells(data, quick)]
-    unknown = set(names) - {c.name for c in every}
-    if unknown:
-        raise ConfigError(f"no cell named {', '.join(sorted(unknown))}; cells: "
-                          f"{', '.join(dict.fromkeys(c.name for c in every))}")
-    return [c for c in every if c.name in names]
+    """The cells of ``datas`` called ``names`` (all when empty), in run order."""
+    return _named([c for data in datas for c in cells(data, quick)], names, "cell")
 
 
 def _dirichlet(nodes: list[NodeData], seed: int, alpha: float) -> list[NodeData]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
@@ -42,11 +43,11 @@ class FedCLDetector(BaseEstimator):
     n_references : int, default=256
         Most k-means centroids.
     rows_per_reference : int, default=2
-        A node of n training rows gets min(``n_references``, ⌈n / rows_per_reference⌉) centroids
-        (at least ``n_neighbors``; a node with no more rows uses the rows themselves), so a small
-        node's references each average a few rows: scored against the rows themselves (1, the former
-        rule for nodes under ``n_references`` rows), a node of a few hundred rows let any odd
-        training row vouch for its neighbourhood (docs/benchmark.md).
+        A node of n training rows (after trimming) gets min(``n_references``, ⌈n / rows_per_reference⌉)
+        centroids (at least ``n_neighbors``; a node with no more rows uses the rows themselves), so a
+        small node's references each average a few rows: scored against the rows themselves (1, the
+        former rule for nodes of at most ``n_references`` rows), a node of a few hundred rows let any
+        odd training row vouch for its neighbourhood (docs/benchmark.md).
     fpr_target : float, default=0.01
         The threshold is the (1 − fpr_target) quantile of benign validation scores.
     clip : float, default=10.0
@@ -68,7 +69,7 @@ class FedCLDetector(BaseEstimator):
         Fitted on the node's benign training rows.
     mean_, std_ : Tensor of shape (dim,)
         The node's embedding statistics μ_i, σ_i.
-    references_ : Tensor of shape (n_references, dim)
+    references_ : Tensor of shape (m, dim), m ≤ n_references
         Benign reference points in z̃ space.
     n_trimmed_ : int
         Training rows left out of the references (islands); not part of :meth:`state_dict`.
