@@ -6,10 +6,11 @@ Per benchmark cell with a node under 1,024 training rows (unseen-device cells le
 detectors are those of the trained-in cells), trains one federation and each node's own encoder, then
 fits every node's detectors with ``rows_per_reference`` r = 1 (a node of at most 256 rows scored against
 its rows themselves, the former rule), 2 (the default), 4 and 8: at most one k-means centroid per r
-training rows, and 256 at most. r = 8 also changes nodes of 1,024 to 2,040 rows, which the cells run here
-leave out (the near-IID split and the simulated network at full size). Prints pooled AUROC, FPR@TPR0.99 and the worst node's AUROC of the default
-detector (personalised), the federation's encoder alone (*shared*) and our encoder trained on the node
-alone (*local*), then the means over the cells; the last line compares r = 2 with r = 1.
+training rows, and 256 at most. r = 8 also changes nodes of 1,024 to 2,040 rows, which the cells run
+here leave out (the near-IID split and the simulated network at full size). Prints pooled AUROC,
+FPR@TPR0.99 and the worst node's AUROC of the default detector (personalised), the federation's encoder
+alone (*shared*) and our encoder trained on the node alone (*local*), then the means over the cells; the
+last line compares r = 2 with r = 1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from fedcl.pipeline import make_detector, own_encoder, scaled_training_rows, tra
 from fedcl.pipeline.scoring import score_nodes, summarise
 
 RATIOS = (1, 2, 4, 8)
-DETECTORS = ("personalised", "shared", "local")
 
 
 def figures(detectors: dict, splits: list) -> tuple[float, float, float]:

@@ -13,5 +13,5 @@ from fedcl.experiments._privacy import check_epsilons, privacy
 
 __all__ = ["ATTACK_SCENARIOS", "Method", "ablation", "ablation_methods", "attacks_report", "audit",
            "benchmark", "check_attack_grid", "check_epsilons", "check_node_counts", "compare", "corruption",
-           "corruption_plan", "heterogeneity", "named_methods", "node_privacy", "privacy", "shrink", "sweep_parameter",
-           "unsupervised_methods"]
+           "corruption_plan", "heterogeneity", "named_methods", "node_privacy", "privacy", "shrink",
+           "sweep_parameter", "unsupervised_methods"]

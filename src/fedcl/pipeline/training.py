@@ -113,8 +113,8 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
     def view(enc: torch.nn.Module, public: str | None = None) -> FedCLDetector:
         return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
                              n_references=config.n_references, rows_per_reference=config.rows_per_reference,
-                             fpr_target=config.fpr_target,
-                             trim_fraction=config.trim_fraction, random_state=config.seed, public=public)
+                             fpr_target=config.fpr_target, trim_fraction=config.trim_fraction,
+                             random_state=config.seed, public=public)
 
     shared = view(encoder, training_scaler(config.differential_privacy, config.schema).public)  # as it trained
     if config.personalisation == "off":
