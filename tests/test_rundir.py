@@ -20,5 +20,6 @@ def test_a_run_saved_before_a_key_existed_reads_back_as_it_trained(tmp_path):
 
     # no personal views, one epoch a round and the rows themselves as references for small nodes; the rest as saved
     config = load_run_config(old)
-    assert (config.personalisation, config.min_rows_per_round, config.rows_per_reference, config.rounds) == ("off", 0, 1, 3)
+    settings = (config.personalisation, config.min_rows_per_round, config.rows_per_reference, config.rounds)
+    assert settings == ("off", 0, 1, 3)
     assert load_run_config(_saved(tmp_path / "new", FedCLConfig())) == FedCLConfig()

@@ -259,13 +259,19 @@ def repetitive_attacks(n, seed=2):
     return attacks(1, seed) * rng.lognormal(0.0, 0.01, size=(n, N_FEATURES))
 
 
+def fit_trimmed(X, rows_per_reference, trim_fraction):
+    """A detector of up to 512 references: centroids (2 rows per reference) or the rows themselves (1)."""
+    return FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference,
+                         trim_fraction=trim_fraction).fit(X)
+
+
 @pytest.mark.parametrize("rows_per_reference", [2, 1])  # k-means centroids, or the rows themselves
 def test_trimming_leaves_planted_attack_rows_out_of_the_references(rows_per_reference):
     X = np.vstack([benign(380), repetitive_attacks(20)])
     planted = np.r_[np.zeros(380, bool), np.ones(20, bool)]
 
-    kept = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.0).fit(X)
-    trimmed = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.1).fit(X)
+    kept = fit_trimmed(X, rows_per_reference, 0.0)
+    trimmed = fit_trimmed(X, rows_per_reference, 0.1)
 
     z = normalised_embeddings(trimmed, X[planted]).float()
     assert trimmed.n_trimmed_ == 20 and kept.n_trimmed_ == 0
@@ -281,8 +287,8 @@ def test_trimming_leaves_planted_attack_rows_out_of_the_references(rows_per_refe
 def test_trimming_leaves_clean_references_unchanged(rows_per_reference):
     X = benign(400)
 
-    plain = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.0).fit(X)
-    trimmed = FedCLDetector(make_encoder(), n_references=512, rows_per_reference=rows_per_reference, trim_fraction=0.1).fit(X)
+    plain = fit_trimmed(X, rows_per_reference, 0.0)
+    trimmed = fit_trimmed(X, rows_per_reference, 0.1)
 
     assert trimmed.n_trimmed_ == 0
     assert torch.equal(plain.references_, trimmed.references_)
