@@ -31,14 +31,22 @@ def reference_transform(scaler, X: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def reference_knn(z_norm: torch.Tensor, references: torch.Tensor, k: int, skip: int = 0) -> np.ndarray:
-    """Mean distance of each row to its ``k`` nearest references but the ``skip`` nearest, with ``torch.topk``."""
+def reference_knn(z_norm: torch.Tensor, references: torch.Tensor, k: int, skip: int = 0,
+                  spacing: tuple[torch.Tensor, float] | None = None) -> np.ndarray:
+    """Mean distance of each row to its ``k`` nearest references but the ``skip`` nearest, with ``torch.topk``;
+    with ``spacing`` (radii, median), divided by median + LOCAL_WEIGHT × those references' mean radius."""
+    from fedcl.model._detector import LOCAL_WEIGHT
+
     ref_sq = (references * references).sum(dim=1)
     out = []
     for chunk in z_norm.split(REFERENCE_CHUNK):
         partial = torch.addmm(ref_sq, chunk, references.T, alpha=-2)  # ‖a‖² + ‖r‖² − 2 a·r, less ‖a‖²
-        nearest = partial.topk(k, dim=1, largest=False).values + (chunk * chunk).sum(dim=1, keepdim=True)
-        out.append(nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1))
+        nearest = partial.topk(k, dim=1, largest=False)
+        distance = (nearest.values + (chunk * chunk).sum(dim=1, keepdim=True))[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
+        if spacing is not None:
+            radii, median = spacing
+            distance = distance / (median + LOCAL_WEIGHT * radii[nearest.indices[:, skip:]].mean(dim=1))
+        out.append(distance)
     return torch.cat(out).numpy().astype(np.float64)
 
 
@@ -52,5 +60,5 @@ def reference_scores(detector, X: np.ndarray) -> np.ndarray:
     for lo in range(0, len(X), REFERENCE_CHUNK):
         scaled = torch.from_numpy(reference_transform(detector.scaler_, X[lo : lo + REFERENCE_CHUNK]))
         z_norm = (detector.encoder(scaled) - detector.mean_) / detector.std_
-        chunks.append(reference_knn(z_norm, detector.references_, k))
+        chunks.append(reference_knn(z_norm, detector.references_, k, spacing=detector._spacing))
     return np.concatenate(chunks) if chunks else np.empty(0)

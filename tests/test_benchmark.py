@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
@@ -10,7 +12,7 @@ from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.data import read_dataset
 from fedcl.experiments._benchmark import (SHARED_ONLY, Cell, benchmark, benchmark_methods, cells,
-                                          federation_benign_fpr, no_regret)
+                                          federation_benign_fpr, foreign_cells, named_cells, no_regret)
 from fedcl.experiments._methods import Method, per_node_method
 from fedcl.baselines import KNNDetector
 
@@ -129,3 +131,26 @@ def test_no_regret_needs_both_auroc_and_fpr_at_least_as_good():
 
     assert not table.loc["c1", "no regret"] and table.loc["c2", "no regret"]
     assert table.loc["c1", "by"] == "LOF"
+
+
+def test_a_node_from_another_network_joins_each_folder(fedmse_slice, tmp_path):
+    # Prepare: a second network of two nodes
+    other = tmp_path / "other-net"
+    for source, name in (("Client-2", "Site-A"), ("Client-3", "Site-B")):
+        shutil.copytree(fedmse_slice / source, other / name)
+    datas = [str(fedmse_slice), str(other)]
+    knn = Method("k-NN per node", "unsupervised", per_node_method(lambda c: KNNDetector()))
+
+    # Execute
+    joined = named_cells(datas, True, ["natural, a node from other-net"])[0]
+    names = {seed: [s.name for s in joined.make_splits(FedCLConfig(seed=seed))] for seed in (0, 1)}
+    benchmark(FedCLConfig(), datas, [0], True, tmp_path, progress=lambda _: None, methods=[knn],
+              only=["natural, a node from other-net"])
+
+    # Assert: the folder's nodes and one of the other's, picked by the seed; both directions are cells
+    assert names[0] == ["Client-1", "Client-2", "Client-3", "other-net/Site-A"]
+    assert names[1][-1] == "other-net/Site-B"
+    assert {c.name for c in foreign_cells(datas)} == {"natural, a node from other-net",
+                                                       f"natural, a node from {fedmse_slice.name}"}
+    rows = pd.read_csv(tmp_path / "results.csv")
+    assert len(rows) == 1 and rows["nodes"].item() == 3  # --quick: two of the folder's nodes and the joining one

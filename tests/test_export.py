@@ -46,6 +46,7 @@ def exact_scores(detector, rows: np.ndarray) -> np.ndarray:
     import torch
 
     from fedcl.model import COMBINE, PersonalDetector
+    from fedcl.model._detector import LOCAL_WEIGHT
 
     if isinstance(detector, PersonalDetector):
         own = exact_scores(detector.own, rows) * detector.own_scale_
@@ -56,7 +57,12 @@ def exact_scores(detector, rows: np.ndarray) -> np.ndarray:
     refs = detector.references_.numpy().astype(np.float64)  # (references, dim)
     distances = np.sqrt(((z[:, None, :] - refs[None, :, :]) ** 2).sum(axis=2))  # (rows, references)
     k = min(detector.n_neighbors, len(refs))
-    return np.sort(distances, axis=1)[:, :k].mean(axis=1)
+    nearest = np.argsort(distances, axis=1)[:, :k]
+    score = np.take_along_axis(distances, nearest, axis=1).mean(axis=1)
+    if not detector.relative:
+        return score
+    radii = detector.radii_.numpy().astype(np.float64)
+    return score / (detector.spacing_ + LOCAL_WEIGHT * radii[nearest].mean(axis=1))
 
 
 def node_rows(config: FedCLConfig) -> dict[str, np.ndarray]:
@@ -117,6 +123,7 @@ def test_bundle_holds_what_one_node_needs(runs):
     assert len(manifest["feature_names"]) == 115 and manifest["feature_names"][0] == "MI_dir_L5_weight"
     assert manifest["model_sha256"] == detect.from_run(run, NODE).model and manifest["own_scale"] > 0
     assert {"fedcl_version", "created", "threshold", "window"} <= set(manifest)
+    assert manifest["local_weight"] == 0.5 and {"shared.radii", "own.spacing"} <= set(np.load(bundle / "arrays.npz"))
     assert again.content_hash == detect.from_bundle(bundle).model  # the hash the alerts carry
 
 
@@ -226,6 +233,19 @@ def test_a_weighted_bundle_needs_its_shared_weight(runs, tmp_path, weight):
     (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, "shared_weight": weight}))
 
     with pytest.raises(InputError, match="needs a shared_weight in"):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize("weight", [None, "0.5", -1.0])
+def test_a_relative_bundle_needs_its_local_weight(runs, tmp_path, weight):
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(runs["off"][2], bundle)
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, "local_weight": weight}))
+
+    with pytest.raises(InputError, match="relative scores need a local_weight"):
         load_bundle(bundle)
 
 

@@ -16,10 +16,12 @@ def _saved(run, config, drop=()):
 
 def test_a_run_saved_before_a_key_existed_reads_back_as_it_trained(tmp_path):
     old = _saved(tmp_path / "old", FedCLConfig(rounds=3), drop=("personalisation", "min_rows_per_round",
-                                                                       "rows_per_reference"))
+                                                                       "rows_per_reference", "relative_distance"))
 
-    # no personal views, one epoch a round and the rows themselves as references for small nodes; the rest as saved
+    # no personal views, one epoch a round, the rows themselves as references for small nodes and distances
+    # for scores; the rest as saved
     config = load_run_config(old)
-    settings = (config.personalisation, config.min_rows_per_round, config.rows_per_reference, config.rounds)
-    assert settings == ("off", 0, 1, 3)
+    settings = (config.personalisation, config.min_rows_per_round, config.rows_per_reference,
+                config.relative_distance, config.rounds)
+    assert settings == ("off", 0, 1, False, 3)
     assert load_run_config(_saved(tmp_path / "new", FedCLConfig())) == FedCLConfig()

@@ -52,9 +52,9 @@ def load_run_config(run_dir: str | Path) -> FedCLConfig:
     if not (run / MODEL_FILE).is_file() or not (run / CONFIG_FILE).is_file():
         raise ConfigError(f"{run}: not a trained run directory (no {MODEL_FILE} or {CONFIG_FILE}); run `fedcl train` first")
     # A run saved before a key existed trained without it: its detectors are not personal, its small
-    # nodes ran local_epochs a round and used their rows themselves as references.
+    # nodes ran local_epochs a round and used their rows themselves as references, its scores were distances.
     return load_config(run / CONFIG_FILE, base=FedCLConfig(personalisation="off", min_rows_per_round=0,
-                                                           rows_per_reference=1))
+                                                           rows_per_reference=1, relative_distance=False))
 
 
 def load_model(run_dir: str | Path) -> dict:

@@ -64,8 +64,14 @@ def test_references_are_normalised_training_embeddings(fitted):
     torch.testing.assert_close(refs.std(dim=0, correction=0), torch.ones(8), atol=1e-3, rtol=0)
 
 
-def test_decision_function_is_mean_distance_to_k_nearest_references(fitted):
-    detector, _ = fitted
+def distances(a, b):
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_decision_function_is_mean_distance_to_k_nearest_references_over_their_spacing(fitted, relative):
+    _, X = fitted
+    detector = FedCLDetector(make_encoder(), n_neighbors=3, n_references=40, relative=relative).fit(X)
     X_new = np.vstack([benign(10, seed=5), attacks(5)])
 
     scores = detector.decision_function(X_new)
@@ -74,8 +80,13 @@ def test_decision_function_is_mean_distance_to_k_nearest_references(fitted):
         z = detector.encoder(torch.from_numpy(detector.scaler_.transform(X_new)))
     z_norm = ((z - detector.mean_) / detector.std_).double().numpy()
     refs = detector.references_.double().numpy()
-    dist = np.sqrt(((z_norm[:, None, :] - refs[None, :, :]) ** 2).sum(axis=2))
-    expected = np.sort(dist, axis=1)[:, :3].mean(axis=1)
+    dist = distances(z_norm, refs)
+    nearest = np.argsort(dist, axis=1)[:, :3]
+    expected = np.take_along_axis(dist, nearest, axis=1).mean(axis=1)
+    if relative:  # over the median spacing plus half the spacing of those references
+        apart = distances(refs, refs) + np.diag(np.full(len(refs), np.inf))
+        radii = np.sort(apart, axis=1)[:, :3].mean(axis=1)
+        expected /= np.median(radii) + 0.5 * radii[nearest].mean(axis=1)
     assert scores.shape == (15,) and scores.dtype == np.float64
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
 
@@ -305,3 +316,22 @@ def test_without_validation_rows_the_trimmed_rows_do_not_set_the_threshold():
     kept_scores = detector.decision_scores_[~planted]
     assert detector.threshold_ == pytest.approx(np.quantile(kept_scores, 1 - detector.fpr_target), rel=1e-6)
     assert detector.threshold_ < np.quantile(detector.decision_scores_, 1 - detector.fpr_target)
+
+
+@pytest.mark.parametrize("relative, most", [(True, 1.5), (False, None)])
+def test_a_node_of_tight_modes_and_a_spread_node_score_on_one_scale(relative, most):
+    # Prepare: one node's benign rows in four tight modes far apart (a device's few repeated patterns),
+    # another's in one spread cloud; both thresholds from held-out benign rows
+    rng = np.random.default_rng(0)
+    modes = rng.lognormal(2.0, 1.0, size=(4, N_FEATURES))
+    tight = modes[rng.integers(0, 4, 1500)] * rng.lognormal(0.0, 0.01, size=(1500, N_FEATURES))
+    spread = benign(1500)
+
+    # Execute
+    nodes = [FedCLDetector(make_encoder(), relative=relative).fit(x[:1000], X_val=x[1000:]) for x in (tight, spread)]
+
+    # Assert: relative scores put both alarm lines within 1.5x of each other (the distances themselves
+    # 30x apart), and both nodes still flag every far-away row
+    ratio = max(n.threshold_ for n in nodes) / min(n.threshold_ for n in nodes)
+    assert ratio <= most if relative else ratio > 30
+    assert all(n.predict(attacks(20)).all() for n in nodes)

@@ -72,7 +72,7 @@ def test_training_scores_match_former_knn(rows, rows_per_reference, one_torch_th
     with torch.inference_mode():
         z = detector.encoder(torch.from_numpy(reference_transform(detector.scaler_, train)))
     expected = reference_knn((z - detector.mean_) / detector.std_, detector.references_,
-                             detector.n_neighbors + skip, skip)
+                             detector.n_neighbors + skip, skip, detector._spacing)
 
     np.testing.assert_allclose(detector.decision_scores_, expected, rtol=RTOL, atol=0)
 

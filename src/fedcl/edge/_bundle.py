@@ -8,7 +8,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fedcl.data import NodeScaler
-from fedcl.edge._format import ARRAY_NAMES, ARRAYS_FILE, ENCODERS_FILE, content_hash, read_manifest
+from fedcl.edge._format import ARRAY_NAMES, ARRAYS_FILE, ENCODERS_FILE, SPACING_NAMES, content_hash, read_manifest
 from fedcl.errors import InputError
 from fedcl.model._combine import COMBINE  # numpy only: fedcl.model loads torch lazily
 
@@ -23,7 +23,8 @@ class BundleDetector:
     :class:`fedcl.model.FedCLDetector` does: scale the row with the node's
     :class:`~fedcl.data.NodeScaler` (NaN kept), embed it with the ONNX encoder (which reads NaN as the
     node's mean), normalise z̃ = (z − μ)/σ (float32 up to here, as torch), and score it by the mean
-    distance to its ``n_neighbors`` nearest references (float64). A personal detector maps the own
+    distance to its ``n_neighbors`` nearest references (float64), over their spacing when the view has
+    ``radii`` and ``spacing`` (relative scores, format version 3). A personal detector maps the own
     view's scores by ``own_scale`` and combines the two, the shared view weighing ``shared_weight``
     (:class:`fedcl.model.PersonalDetector`).
     Build it with :func:`load_bundle`.
@@ -65,6 +66,9 @@ class BundleDetector:
         self._refs = {v: arrays[f"{v}.references"].astype(np.float64) for v in self.views}
         self._ref_sq = {v: (r * r).sum(axis=1) for v, r in self._refs.items()}  # (references,)
         self._k = {v: min(int(manifest["n_neighbors"]), len(r)) for v, r in self._refs.items()}
+        self._spacing = {v: (arrays[f"{v}.radii"].astype(np.float64), float(arrays[f"{v}.spacing"]))
+                         if f"{v}.radii" in arrays else None for v in self.views}
+        self._local_weight = manifest.get("local_weight")
 
     @property
     def n_features(self) -> int:
@@ -114,9 +118,14 @@ class BundleDetector:
         partial = z @ refs.T  # ‖z − r‖² without ‖z‖² (constant per row): (rows, references)
         partial *= -2
         partial += self._ref_sq[view]
-        nearest = np.partition(partial, k - 1, axis=1)[:, :k]  # the k smallest
+        which = np.argpartition(partial, k - 1, axis=1)[:, :k]  # the k smallest
+        nearest = np.take_along_axis(partial, which, axis=1)
         nearest += (z * z).sum(axis=1, keepdims=True)
-        return np.sqrt(np.maximum(nearest, 0)).mean(axis=1)
+        distance = np.sqrt(np.maximum(nearest, 0)).mean(axis=1)
+        if self._spacing[view] is None:
+            return distance
+        radii, median = self._spacing[view]
+        return distance / (median + self._local_weight * radii[which].mean(axis=1))
 
 
 def _same_scaler(a: NodeScaler, b: NodeScaler) -> bool:
@@ -146,8 +155,13 @@ def load_bundle(bundle: str | Path) -> BundleDetector:
     with np.load(bundle / ARRAYS_FILE, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     missing = [f"{v}.{a}" for v in manifest["views"] for a in ARRAY_NAMES if f"{v}.{a}" not in arrays]
+    missing += [f"{v}.{a}" for v in manifest["views"] for a in SPACING_NAMES  # both or neither
+                if f"{v}.{a}" not in arrays and any(f"{v}.{b}" in arrays for b in SPACING_NAMES)]
     if missing:
         raise InputError(f"{bundle / ARRAYS_FILE}: missing array(s) {', '.join(missing)}")
+    relative = any(f"{v}.radii" in arrays for v in manifest["views"])
+    if relative and not (isinstance(manifest.get("local_weight"), float) and manifest["local_weight"] >= 0):
+        raise InputError(f"{bundle}: relative scores need a local_weight >= 0, not {manifest.get('local_weight')!r}")
     if len(manifest["views"]) > 1 and manifest.get("combine") not in COMBINE:
         raise InputError(f"{bundle}: unknown combine rule {manifest.get('combine')!r}")
     weight = manifest.get("shared_weight", 0.5)

@@ -9,11 +9,12 @@ from pathlib import Path
 from fedcl.errors import InputError
 
 FORMAT = "fedcl-bundle"
-FORMAT_VERSION = 2  # 2: personal bundles may combine their views weighted (shared_weight)
+FORMAT_VERSION = 3  # 2: personal bundles may combine their views weighted (shared_weight); 3: relative scores
 MANIFEST_FILE = "bundle.json"  # metadata, the scoring constants, and a SHA-256 of every other file
 ENCODERS_FILE = "encoders.onnx"  # one graph: an input and an output per view (x_shared -> z_shared, ...)
-ARRAYS_FILE = "arrays.npz"  # per view: scaler mean/scale, embedding mean/std, references
+ARRAYS_FILE = "arrays.npz"  # per view: scaler mean/scale, embedding mean/std, references (and their spacing)
 ARRAY_NAMES = ("scaler_mean", "scaler_scale", "mean", "std", "references")
+SPACING_NAMES = ("radii", "spacing")  # a view that scores relative distances (version 3) has these too
 # Keys bundle.json must have for scoring; the rest (created, fedcl_version, ...) is information.
 REQUIRED_KEYS = ("format", "version", "node", "views", "threshold", "window", "n_neighbors", "clip",
                  "leakage_guard", "feature_names", "files")

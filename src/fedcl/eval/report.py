@@ -37,6 +37,12 @@ def _small_node_epochs(config: FedCLConfig) -> str:
     return f" (or ⌈{config.min_rows_per_round:,} / n⌉ for a node of n training rows, if more)"
 
 
+def _relative(config: FedCLConfig) -> str:
+    if not config.relative_distance:
+        return ""
+    return ", in units of how far apart those centroids sit (the node's median spacing plus half the local one)"
+
+
 def _centroid_rows(config: FedCLConfig) -> str:
     if config.rows_per_reference == 1:
         return ""
@@ -73,7 +79,7 @@ Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's be
 (no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the
 {config.n_neighbors} nearest of at most {config.n_references} k-means centroids of the node's benign training
 embeddings{_centroid_rows(config)} (to its nearest training embeddings when the node has no more rows than
-centroids).
+centroids){_relative(config)}.
 
 ## Pooled
 

@@ -34,7 +34,10 @@ CELLS_TEXT = """Each cell runs every method on the same splits, in the same run.
   and test rows unchanged);
 - *unseen device*: each node in turn left out of federated training; it joins afterwards with the
   federation's model and fits its own scaler, references and threshold. Only its rows are scored
-  (methods that train on one node alone are unaffected).
+  (methods that train on one node alone are unaffected);
+- *a node from another network* (when two or more data folders are given): each folder as it is, plus
+  one node of another folder (node number seed mod its node count), as a site whose traffic comes from
+  another network joining the federation.
 
 *fedcl (ours)* is the default detector: personalised, each node scoring through the federation's
 encoder and one trained on its rows alone; *fedcl, federation's encoder only* is the same run with
@@ -71,10 +74,15 @@ class Cell:
     deal: Callable[[list[NodeData], int], list[NodeData]] | None = field(default=None, repr=False)
     train_rows: int | None = None
     unseen: bool = False
+    foreign: str | None = None  # another data folder, one node of which joins
 
     def make_splits(self, config: FedCLConfig) -> list[NodeSplit]:
         nodes = read_dataset(self.data, config.layout, config.schema)
         splits = split_nodes(nodes if self.deal is None else self.deal(nodes, config.seed), config)
+        if self.foreign is not None:
+            others = split_nodes(read_dataset(self.foreign, config.layout, config.schema), config.updated(data=self.foreign))
+            joining = others[config.seed % len(others)]
+            splits.append(replace(joining, name=f"{Path(self.foreign).name}/{joining.name}"))
         if self.train_rows is None:
             return splits
         return [replace(s, train=s.train[np.sort(node_rng(config.seed, s.name, self.train_rows)
@@ -97,6 +105,17 @@ def cells(data: str, quick: bool) -> list[Cell]:
                 for rows in (QUICK_SMALL_TRAIN_ROWS if quick else SMALL_TRAIN_ROWS)]
         out.append(Cell(data, f"{name}, unseen device", deal, unseen=True))
     return out
+
+
+def foreign_cells(datas: Sequence[str]) -> list[Cell]:
+    """For each data folder and each other one, the folder as it is plus one node of the other."""
+    return [Cell(data, f"natural, a node from {Path(other).name}", foreign=other)
+            for data in datas for other in datas if other != data]
+
+
+def all_cells(datas: Sequence[str], quick: bool) -> list[Cell]:
+    """The cells of every data folder, then those with a node from another folder, in run order."""
+    return [c for data in datas for c in cells(data, quick)] + foreign_cells(datas)
 
 
 def report_seed_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -126,7 +145,7 @@ def named_methods(names: Sequence[str]) -> list[Method]:
 
 def named_cells(datas: Sequence[str], quick: bool, names: Sequence[str]) -> list[Cell]:
     """The cells of ``datas`` called ``names`` (all when empty), in run order."""
-    return _named([c for data in datas for c in cells(data, quick)], names, "cell")
+    return _named(all_cells(datas, quick), names, "cell")
 
 
 def _dirichlet(nodes: list[NodeData], seed: int, alpha: float) -> list[NodeData]:
@@ -159,7 +178,11 @@ def _fit(method: Method, splits: list[NodeSplit], config: FedCLConfig, unseen: b
 def cell_splits(cell: Cell, config: FedCLConfig, quick: bool) -> list[NodeSplit]:
     """The splits every method of one cell and seed runs on."""
     splits = cell.make_splits(config)
-    return shrink(splits, config.seed) if quick else splits
+    if not quick:
+        return splits
+    if cell.foreign is None:
+        return shrink(splits, config.seed)
+    return shrink(splits[:2], config.seed) + shrink(splits[-1:], config.seed)  # the joining node stays
 
 
 def run_cell(cell: Cell, method: Method, config: FedCLConfig, splits: list[NodeSplit]) -> dict:
@@ -198,26 +221,22 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     only : sequence of str, optional
         Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
-    named_cells(datas, quick, only or ())  # an unknown name fails before any run
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
     done = set()
     if results.is_file():
         done = set(map(tuple, pd.read_csv(results, usecols=KEY).astype(str).to_numpy()))
     methods = benchmark_methods() if methods is None else methods
-    for data in datas:
-        for cell in cells(data, quick):
-            if only and cell.name not in only:
-                continue
-            for seed in seeds:
-                cfg = config.updated(data=data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
-                todo = [m for m in methods if (data, cell.name, m.name, str(seed)) not in done]
-                splits = cell_splits(cell, cfg, quick) if todo else []  # read and dealt once per cell and seed
-                for method in todo:
-                    row = run_cell(cell, method, cfg, splits)
-                    pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
-                    progress(f"{Path(data).name} | {cell.name} | seed {seed} | {method.name}: "
-                             f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
+    for cell in named_cells(datas, quick, only or ()):
+        for seed in seeds:
+            cfg = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
+            todo = [m for m in methods if (cell.data, cell.name, m.name, str(seed)) not in done]
+            splits = cell_splits(cell, cfg, quick) if todo else []  # read and dealt once per cell and seed
+            for method in todo:
+                row = run_cell(cell, method, cfg, splits)
+                pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
+                progress(f"{Path(cell.data).name} | {cell.name} | seed {seed} | {method.name}: "
+                         f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
     return write_benchmark_report(out, config, seeds, quick)
 
 

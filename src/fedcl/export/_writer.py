@@ -16,6 +16,7 @@ from fedcl.edge import ARRAYS_FILE, ENCODERS_FILE, FORMAT, FORMAT_VERSION, MANIF
 from fedcl.errors import ConfigError
 from fedcl.export._onnx import encoders_to_onnx
 from fedcl.model import FedCLDetector, PersonalDetector
+from fedcl.model._detector import LOCAL_WEIGHT
 from fedcl.rundir import MODEL_FILE, load_model, load_run_config
 
 
@@ -80,6 +81,7 @@ def write_bundle(detector: FedCLDetector | PersonalDetector, out: str | Path, *,
             "threshold": float(detector.threshold_),
             "window": int(window),
             "n_neighbors": int(views["shared"].n_neighbors),
+            **({"local_weight": LOCAL_WEIGHT} if views["shared"].relative else {}),
             "clip": float(views["shared"].clip),
             "leakage_guard": leakage_guard,
             "feature_names": list(COLUMNS),
@@ -120,4 +122,5 @@ def _arrays(view: FedCLDetector) -> dict[str, np.ndarray]:
         "mean": view.mean_.numpy().astype(np.float32),
         "std": view.std_.numpy().astype(np.float32),
         "references": view.references_.numpy().astype(np.float32),
-    }
+    } | ({"radii": view.radii_.numpy().astype(np.float32), "spacing": np.float64(view.spacing_)}
+         if view.relative else {})

@@ -20,6 +20,9 @@ from fedcl.model._threshold import threshold_at_fpr
 # Rows per pass: enough to amortise each call's overhead, few enough that a chunk's buffers (hidden
 # layers, distances: ~4 MB at 2,048 rows) mostly stay in cache. Measured best of 512 to 8,192.
 _CHUNK = 2048
+# How much a row's nearest references' own spacing counts against the node's median spacing in a relative
+# score (0: the node's median alone); chosen on the development seed among 0, 0.5, 1, 2 (docs/benchmark.md).
+LOCAL_WEIGHT = 0.5
 
 
 class FedCLDetector(BaseEstimator):
@@ -27,7 +30,8 @@ class FedCLDetector(BaseEstimator):
 
     The score of a row is its mean Euclidean distance, in the node's normalised embedding space z̃,
     to its ``n_neighbors`` nearest benign references: k-means centroids of the node's benign
-    training embeddings. Benign traffic is compact there; attacks fall outside. Centroids bound
+    training embeddings, in units of how far apart those references sit (``relative``). Benign
+    traffic is compact there; attacks fall outside. Centroids bound
     the cost of a score whatever the node's size (and scored as well as all training rows on
     fedmse-iid); k > 1 matters because trivial rows (e.g. ``1,60,0,...``) occur verbatim in benign
     and attack files, and a 1-NN score would tie them all at 0.
@@ -42,6 +46,14 @@ class FedCLDetector(BaseEstimator):
         k of the k-NN score.
     n_references : int, default=256
         Most k-means centroids.
+    relative : bool, default=True
+        Divide the distance by s + ½ ρ(x): a reference's spacing is its mean distance to its
+        ``n_neighbors`` nearest other references, s is the median spacing of the node's references
+        and ρ(x) the mean spacing of the row's nearest ones (a ratio, as LOF's). A node whose benign
+        traffic sits in tight modes and one whose traffic is spread then score on one scale, so their
+        scores pool: with absolute distances, a node from another network in an N-BaIoT federation
+        put its attacks below the other nodes' benign rows (docs/benchmark.md). False: the distance
+        itself (runs saved before the key).
     rows_per_reference : int, default=2
         A node of n training rows (after trimming) gets min(``n_references``, ⌈n / rows_per_reference⌉)
         centroids (at least ``n_neighbors``; a node with no more rows uses the rows themselves), so a
@@ -71,6 +83,10 @@ class FedCLDetector(BaseEstimator):
         The node's embedding statistics μ_i, σ_i.
     references_ : Tensor of shape (m, dim), m ≤ n_references
         Benign reference points in z̃ space.
+    radii_ : Tensor of shape (m,)
+        Each reference's spacing (``relative`` only).
+    spacing_ : float
+        The median of the positive spacings, 1 if none is (``relative`` only).
     n_trimmed_ : int
         Training rows left out of the references (islands); not part of :meth:`state_dict`.
     decision_scores_ : ndarray of shape (n_samples,)
@@ -79,13 +95,14 @@ class FedCLDetector(BaseEstimator):
     """
 
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
-                 n_references: int = 256, rows_per_reference: int = 2,
+                 n_references: int = 256, relative: bool = True, rows_per_reference: int = 2,
                  fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0,
                  trim_fraction: float = 0.0, public: str | None = None) -> None:
         self.encoder = encoder
         self.normalise = normalise
         self.n_neighbors = n_neighbors
         self.n_references = n_references
+        self.relative = relative
         self.rows_per_reference = rows_per_reference
         self.fpr_target = fpr_target
         self.clip = clip
@@ -118,9 +135,11 @@ class FedCLDetector(BaseEstimator):
         if len(kept) > n_references:
             km = KMeans(n_references, n_init=1, random_state=self.random_state).fit(kept.numpy())
             self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
+            self._fit_spacing()
             self.decision_scores_ = self._score(z_norm)
         else:
             self.references_ = kept.clone()
+            self._fit_spacing()
             # The references are the kept rows, each its own nearest reference (distance 0): score
             # them leave-one-out so a threshold fitted on them is not too low.
             self.decision_scores_ = np.empty(len(z_norm))
@@ -162,7 +181,7 @@ class FedCLDetector(BaseEstimator):
             "std": self.std_,
             "references": self.references_,
             "threshold": torch.tensor(self.threshold_, dtype=torch.float64),
-        }
+        } | ({"radii": self.radii_, "spacing": torch.tensor(self.spacing_, dtype=torch.float64)} if self.relative else {})
 
     def load_state_dict(self, state: dict[str, Tensor]) -> "FedCLDetector":
         """Restore a fitted detector from :meth:`state_dict` (the encoder is given at construction)."""
@@ -173,8 +192,29 @@ class FedCLDetector(BaseEstimator):
         self.scaler_ = scaler
         self.mean_, self.std_ = state["mean"], state["std"]
         self.references_ = state["references"]
+        if self.relative:
+            self.radii_, self.spacing_ = state["radii"], float(state["spacing"])
         self.threshold_ = float(state["threshold"])
         return self
+
+    def _fit_spacing(self) -> None:
+        """``radii_`` and ``spacing_`` from the references (``relative`` only)."""
+        if not self.relative:
+            return
+        refs = self.references_
+        k = min(self.n_neighbors, len(refs) - 1)
+        if k < 1:
+            self.radii_, self.spacing_ = torch.zeros(len(refs)), 1.0
+            return
+        apart = torch.cdist(refs, refs).fill_diagonal_(float("inf"))
+        self.radii_ = apart.topk(k, dim=1, largest=False).values.mean(dim=1)
+        positive = self.radii_[self.radii_ > 0]  # repeated rows make centroids that coincide
+        self.spacing_ = float(positive.quantile(0.5)) if len(positive) else 1.0  # median() takes the lower one
+
+    @property
+    def _spacing(self) -> tuple[Tensor, float] | None:
+        """(radii, median spacing) for a relative score, None for the distance itself."""
+        return (self.radii_, self.spacing_) if self.relative else None
 
     @torch.inference_mode()
     def _embed(self, x_scaled: np.ndarray) -> Tensor:
@@ -187,21 +227,31 @@ class FedCLDetector(BaseEstimator):
         refs = self.references_
         ref_sq = (refs * refs).sum(dim=1)  # (references,)
         dist = torch.empty(min(len(z_norm), _CHUNK), len(refs))  # bounds the (rows, references) block
-        out = [_knn_scores(chunk, refs, ref_sq, k, int(skip_self), dist[: len(chunk)])
+        out = [_knn_scores(chunk, refs, ref_sq, k, int(skip_self), dist[: len(chunk)], self._spacing)
                for chunk in z_norm.split(_CHUNK)]
         return torch.cat(out).numpy().astype(np.float64)
 
 
-def _knn_scores(z: Tensor, refs: Tensor, ref_sq: Tensor, k: int, skip: int, dist: Tensor) -> Tensor:
+def _knn_scores(z: Tensor, refs: Tensor, ref_sq: Tensor, k: int, skip: int, dist: Tensor,
+                spacing: tuple[Tensor, float] | None = None) -> Tensor:
     """Mean distance of each row of ``z`` (rows, dim) to its ``k`` nearest ``refs`` (references, dim) but
-    the ``skip`` nearest, shape (rows,); ``ref_sq`` is ‖r‖² (references,), ``dist`` a (rows, references) buffer."""
+    the ``skip`` nearest, shape (rows,); ``ref_sq`` is ‖r‖² (references,), ``dist`` a (rows, references) buffer.
+    With ``spacing`` (radii, s), divided by s + LOCAL_WEIGHT × the mean radius of those references."""
     # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
     partial = torch.addmm(ref_sq, z, refs.T, alpha=-2, out=dist).numpy()
-    # numpy's vectorised sort gives the values torch.topk(k) gives, in the same order, ~7x faster on 256
-    # columns; the sum of the k nearest then rounds as before.
-    partial.sort(axis=1)
-    nearest = torch.from_numpy(partial[:, :k]) + (z * z).sum(dim=1, keepdim=True)
-    return nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
+    if spacing is None:
+        # numpy's vectorised sort gives the values torch.topk(k) gives, in the same order, ~7x faster on 256
+        # columns; the sum of the k nearest then rounds as before.
+        partial.sort(axis=1)
+        nearest = torch.from_numpy(partial[:, :k]) + (z * z).sum(dim=1, keepdim=True)
+        return nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
+    which = np.argpartition(partial, k - 1, axis=1)[:, :k]  # the k nearest, unordered
+    near = np.take_along_axis(partial, which, axis=1)
+    order = near.argsort(axis=1)[:, skip:]  # nearest first, as topk gives them: the sum rounds alike
+    nearest = torch.from_numpy(np.take_along_axis(near, order, axis=1)) + (z * z).sum(dim=1, keepdim=True)
+    radii, median = spacing
+    local = radii[torch.from_numpy(np.take_along_axis(which, order, axis=1))].mean(dim=1)
+    return nearest.clamp_min_(0).sqrt_().mean(dim=1) / (median + LOCAL_WEIGHT * local)
 
 
 def _plain_mlp(encoder: nn.Module) -> list[nn.Module] | None:
@@ -234,6 +284,7 @@ class _ChunkScorer:
         self.refs = detector.references_
         self.ref_sq = (self.refs * self.refs).sum(dim=1)  # (references,)
         self.k = min(detector.n_neighbors, len(self.refs))
+        self.spacing = detector._spacing
         n_features = detector.scaler_.n_features_in_
         widths = [layer.out_features for layer in self.layers or [] if isinstance(layer, nn.Linear)]
         # The arena holds, one after the other: the scaler's 2 × (rows, features) scratch, the hidden
@@ -250,7 +301,7 @@ class _ChunkScorer:
     def __call__(self, scaled: Tensor) -> Tensor:
         """Scores (rows,) of scaled rows (rows, n_features), float32; may overwrite ``scaled``."""
         z_norm = self.embed(scaled)
-        return _knn_scores(z_norm, self.refs, self.ref_sq, self.k, 0, self.dist[: len(scaled)])
+        return _knn_scores(z_norm, self.refs, self.ref_sq, self.k, 0, self.dist[: len(scaled)], self.spacing)
 
     def embed(self, scaled: Tensor) -> Tensor:
         """Normalised embeddings z̃ = (f_θ(x) − μ)/σ (rows, dim) of scaled rows (NaN = missing); may

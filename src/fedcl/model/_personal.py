@@ -46,7 +46,10 @@ class PersonalDetector:
         """Fit both views on benign rows ``X``; scale and threshold from ``X_val`` (benign) when given."""
         self.shared.fit(X, X_val=X_val)
         self.own.fit(X, X_val=X_val)
-        calibration = X if X_val is None else X_val
+        return self.calibrate(X if X_val is None else X_val)
+
+    def calibrate(self, calibration: np.ndarray) -> "PersonalDetector":
+        """The own view's scale, the views' weights and the threshold from benign rows ``calibration``."""
         shared_val, own_val = (view.decision_function(calibration) for view in (self.shared, self.own))
         shared_q, own_q = (np.quantile(scores, SCALE_QUANTILE) for scores in (shared_val, own_val))
         self.own_scale_ = float(shared_q / max(own_q, 1e-12))

@@ -112,7 +112,8 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
     personalised (:class:`PersonalDetector`) around ``own_encoder`` too, which it then needs."""
     def view(enc: torch.nn.Module, public: str | None = None) -> FedCLDetector:
         return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
-                             n_references=config.n_references, rows_per_reference=config.rows_per_reference,
+                             n_references=config.n_references, relative=config.relative_distance,
+                             rows_per_reference=config.rows_per_reference,
                              fpr_target=config.fpr_target, trim_fraction=config.trim_fraction,
                              random_state=config.seed, public=public)
 
