@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import detection_metrics
-from fedcl.experiments._benchmark import cells
+from fedcl.experiments._benchmark import named_cells
 from fedcl.pipeline import fit_detectors
 
 
@@ -34,13 +34,13 @@ def copies_elsewhere(splits) -> float:
     keep = [i for i, c in enumerate(splits[0].columns) if "_jit_" not in c]
 
     def keys(X):
-        return {row.tobytes() for row in np.round(X[:, keep], 4)}
+        return {row.tobytes() for row in np.round(X[:, keep], 4) + 0.0}  # + 0.0: -0.0 has other bytes
 
     benign = {s.name: keys(np.vstack([s.train, s.val, s.test_benign])) for s in splits}
     copies = total = 0
     for s in splits:
         elsewhere = set().union(*(benign[o.name] for o in splits if o.name != s.name)) - benign[s.name]
-        copies += sum(row.tobytes() in elsewhere for row in np.round(s.attack[:, keep], 4))
+        copies += sum(row.tobytes() in elsewhere for row in np.round(s.attack[:, keep], 4) + 0.0)
         total += len(s.attack)
     return copies / total
 
@@ -55,7 +55,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     config = FedCLConfig(data=args.data, seed=args.seed)
-    cell = next(c for c in cells(args.data, False) if c.name == args.cell)
+    (cell,) = named_cells([args.data], False, [args.cell])
     splits = cell.make_splits(config)
     detectors, _ = fit_detectors(splits, config)
     shared = {name: d.shared for name, d in detectors.items()}

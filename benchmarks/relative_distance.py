@@ -6,7 +6,7 @@ Per benchmark cell (default: every cell of the folders but the unseen-device one
 federation per node; with two folders, also those where a node of the other joins) trains fedcl once
 (the default, personalised) and scores every node's held-out rows with absolute distances
 (``relative_distance = false``, the former score) and with relative ones at local weights 0, 0.5, 1
-and 2 (:data:`fedcl.model._detector.LOCAL_WEIGHT`). The references are the same in every variant;
+and 2 (``local_weight``; the default is 0.5). The references are the same in every variant;
 each node's two views are combined and thresholded again on its benign validation rows. Prints
 pooled AUROC and FPR@TPR0.99 per cell and variant, the means over the cells of one network and over
 those with a node from another; the last line compares the default (relative, 0.5) with absolute
@@ -21,7 +21,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-import fedcl.model._detector as detector_module
 from fedcl.config import FedCLConfig
 from fedcl.experiments._benchmark import named_cells
 from fedcl.pipeline import fit_detectors, score_nodes, summarise
@@ -33,16 +32,15 @@ VARIANTS = {"absolute": None, "relative 0": 0.0, "relative 0.5": 0.5, "relative 
 def scored_as(detectors: dict, local_weight: float | None):
     """Every view scores absolute distances (None) or relative ones at ``local_weight``, inside the block."""
     views = [v for d in detectors.values() for v in (d.shared, d.own)]
-    before = detector_module.LOCAL_WEIGHT
+    before = views[0].local_weight
     for view in views:
         view.relative = local_weight is not None
-    detector_module.LOCAL_WEIGHT = before if local_weight is None else local_weight
+        view.local_weight = before if local_weight is None else local_weight
     try:
         yield
     finally:
-        detector_module.LOCAL_WEIGHT = before
         for view in views:
-            view.relative = True
+            view.relative, view.local_weight = True, before
 
 
 def main() -> None:

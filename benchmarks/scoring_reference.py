@@ -34,9 +34,7 @@ def reference_transform(scaler, X: np.ndarray) -> np.ndarray:
 def reference_knn(z_norm: torch.Tensor, references: torch.Tensor, k: int, skip: int = 0,
                   spacing: tuple[torch.Tensor, float] | None = None) -> np.ndarray:
     """Mean distance of each row to its ``k`` nearest references but the ``skip`` nearest, with ``torch.topk``;
-    with ``spacing`` (radii, median), divided by median + LOCAL_WEIGHT × those references' mean radius."""
-    from fedcl.model._detector import LOCAL_WEIGHT
-
+    with ``spacing`` (radii, median, weight), divided by median + weight × those references' mean radius."""
     ref_sq = (references * references).sum(dim=1)
     out = []
     for chunk in z_norm.split(REFERENCE_CHUNK):
@@ -44,8 +42,8 @@ def reference_knn(z_norm: torch.Tensor, references: torch.Tensor, k: int, skip: 
         nearest = partial.topk(k, dim=1, largest=False)
         distance = (nearest.values + (chunk * chunk).sum(dim=1, keepdim=True))[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
         if spacing is not None:
-            radii, median = spacing
-            distance = distance / (median + LOCAL_WEIGHT * radii[nearest.indices[:, skip:]].mean(dim=1))
+            radii, median, weight = spacing
+            distance = distance / (median + weight * radii[nearest.indices[:, skip:]].mean(dim=1))
         out.append(distance)
     return torch.cat(out).numpy().astype(np.float64)
 

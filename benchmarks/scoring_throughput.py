@@ -125,7 +125,7 @@ def main() -> None:
         return run
 
     def knn(scorer: _ChunkScorer, z: torch.Tensor) -> None:
-        _knn_scores(z, scorer.refs, scorer.ref_sq, scorer.k, 0, scorer.dist[: len(z)])
+        _knn_scores(z, scorer.refs, scorer.ref_sq, scorer.k, 0, scorer.dist[: len(z)], scorer.spacing)
 
     def scaling() -> None:  # into the scorer's buffers, as decision_function does
         scorer = _ChunkScorer(det, rows=_CHUNK)

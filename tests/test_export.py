@@ -26,11 +26,13 @@ NODE = "Client-1"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, one_torch_thread):
-    """A personal and a plain run on the real fedmse-iid rows (tiny training), each with NODE's bundle."""
+    """A personal run with relative scores and a plain one with absolute distances (as before the key), on the
+    real fedmse-iid rows (tiny training), each with NODE's bundle."""
     root = tmp_path_factory.mktemp("export")
     made = {}
     for kind in ("weighted", "off"):
-        config = FedCLConfig(data=str(NBAIOT / "fedmse-iid"), rounds=1, local_steps=3, personalisation=kind)
+        config = FedCLConfig(data=str(NBAIOT / "fedmse-iid"), rounds=1, local_steps=3, personalisation=kind,
+                             relative_distance=kind == "weighted")
         run = train(config, root / f"run-{kind}")
         made[kind] = (run, config)
     exported = runner.invoke(app, ["export", "--model", str(made["weighted"][0]), "--node", NODE,
@@ -46,7 +48,6 @@ def exact_scores(detector, rows: np.ndarray) -> np.ndarray:
     import torch
 
     from fedcl.model import COMBINE, PersonalDetector
-    from fedcl.model._detector import LOCAL_WEIGHT
 
     if isinstance(detector, PersonalDetector):
         own = exact_scores(detector.own, rows) * detector.own_scale_
@@ -62,7 +63,7 @@ def exact_scores(detector, rows: np.ndarray) -> np.ndarray:
     if not detector.relative:
         return score
     radii = detector.radii_.numpy().astype(np.float64)
-    return score / (detector.spacing_ + LOCAL_WEIGHT * radii[nearest].mean(axis=1))
+    return score / (detector.spacing_ + detector.local_weight * radii[nearest].mean(axis=1))
 
 
 def node_rows(config: FedCLConfig) -> dict[str, np.ndarray]:
@@ -236,16 +237,16 @@ def test_a_weighted_bundle_needs_its_shared_weight(runs, tmp_path, weight):
         load_bundle(bundle)
 
 
-@pytest.mark.parametrize("weight", [None, "0.5", -1.0])
+@pytest.mark.parametrize("weight", [None, "0.5", -1.0, True, 1e309])
 def test_a_relative_bundle_needs_its_local_weight(runs, tmp_path, weight):
     import shutil
 
     bundle = tmp_path / "b"
-    shutil.copytree(runs["off"][2], bundle)
+    shutil.copytree(runs["weighted"][2], bundle)
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
     (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, "local_weight": weight}))
 
-    with pytest.raises(InputError, match="relative scores need a local_weight"):
+    with pytest.raises(InputError, match="relative scores need a finite local_weight"):
         load_bundle(bundle)
 
 

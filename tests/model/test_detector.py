@@ -335,3 +335,17 @@ def test_a_node_of_tight_modes_and_a_spread_node_score_on_one_scale(relative, mo
     ratio = max(n.threshold_ for n in nodes) / min(n.threshold_ for n in nodes)
     assert ratio <= most if relative else ratio > 30
     assert all(n.predict(attacks(20)).all() for n in nodes)
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_a_saved_state_scores_alike_and_refuses_a_detector_of_the_other_units(relative):
+    X = benign(300)
+    fitted = FedCLDetector(make_encoder(), n_references=50, relative=relative, local_weight=0.3).fit(X)
+    state = fitted.state_dict()
+
+    loaded = FedCLDetector(make_encoder(), relative=relative).load_state_dict(state)
+
+    np.testing.assert_array_equal(loaded.decision_function(X[:50]), fitted.decision_function(X[:50]))
+    assert loaded.local_weight == (0.3 if relative else 0.5)  # a relative state keeps the weight it was fitted with
+    with pytest.raises(ValueError, match="saved state scores"):
+        FedCLDetector(make_encoder(), relative=not relative).load_state_dict(state)

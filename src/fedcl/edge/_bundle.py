@@ -118,14 +118,15 @@ class BundleDetector:
         partial = z @ refs.T  # ‖z − r‖² without ‖z‖² (constant per row): (rows, references)
         partial *= -2
         partial += self._ref_sq[view]
-        which = np.argpartition(partial, k - 1, axis=1)[:, :k]  # the k smallest
-        nearest = np.take_along_axis(partial, which, axis=1)
-        nearest += (z * z).sum(axis=1, keepdims=True)
+        smallest = np.partition(partial, k - 1, axis=1)
+        nearest = smallest[:, :k] + (z * z).sum(axis=1, keepdims=True)
         distance = np.sqrt(np.maximum(nearest, 0)).mean(axis=1)
         if self._spacing[view] is None:
             return distance
         radii, median = self._spacing[view]
-        return distance / (median + self._local_weight * radii[which].mean(axis=1))
+        chosen = partial <= smallest[:, k - 1 : k]  # those k references (ties: coinciding ones, equal radii)
+        local = (chosen @ radii) / chosen.sum(axis=1)
+        return distance / (median + self._local_weight * local)
 
 
 def _same_scaler(a: NodeScaler, b: NodeScaler) -> bool:
@@ -155,13 +156,18 @@ def load_bundle(bundle: str | Path) -> BundleDetector:
     with np.load(bundle / ARRAYS_FILE, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
     missing = [f"{v}.{a}" for v in manifest["views"] for a in ARRAY_NAMES if f"{v}.{a}" not in arrays]
-    missing += [f"{v}.{a}" for v in manifest["views"] for a in SPACING_NAMES  # both or neither
-                if f"{v}.{a}" not in arrays and any(f"{v}.{b}" in arrays for b in SPACING_NAMES)]
+    for v in manifest["views"]:
+        spacing = [f"{v}.{a}" for a in SPACING_NAMES]
+        if any(name in arrays for name in spacing):  # both or neither
+            missing += [name for name in spacing if name not in arrays]
     if missing:
         raise InputError(f"{bundle / ARRAYS_FILE}: missing array(s) {', '.join(missing)}")
-    relative = any(f"{v}.radii" in arrays for v in manifest["views"])
-    if relative and not (isinstance(manifest.get("local_weight"), float) and manifest["local_weight"] >= 0):
-        raise InputError(f"{bundle}: relative scores need a local_weight >= 0, not {manifest.get('local_weight')!r}")
+    for v in (v for v in manifest["views"] if f"{v}.radii" in arrays):
+        weight, spacing = manifest.get("local_weight"), arrays[f"{v}.spacing"]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < np.inf:
+            raise InputError(f"{bundle}: relative scores need a finite local_weight >= 0, not {weight!r}")
+        if arrays[f"{v}.radii"].shape != arrays[f"{v}.references"].shape[:1] or not 0 < spacing < np.inf:
+            raise InputError(f"{bundle / ARRAYS_FILE}: {v}.radii and {v}.spacing do not fit its references")
     if len(manifest["views"]) > 1 and manifest.get("combine") not in COMBINE:
         raise InputError(f"{bundle}: unknown combine rule {manifest.get('combine')!r}")
     weight = manifest.get("shared_weight", 0.5)

@@ -10,6 +10,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import METRIC_KEYS, histogram_roc
 from fedcl.eval.plots import plot_history, plot_roc, plot_roc_curves
+from fedcl.model._detector import LOCAL_WEIGHT
 from fedcl.rundir import REPORT_FILE, SCORES_FILE, read_history
 
 
@@ -40,7 +41,8 @@ def _small_node_epochs(config: FedCLConfig) -> str:
 def _relative(config: FedCLConfig) -> str:
     if not config.relative_distance:
         return ""
-    return ", in units of how far apart those centroids sit (the node's median spacing plus half the local one)"
+    return (", in units of how far apart those centroids sit (the node's median spacing plus "
+            f"{LOCAL_WEIGHT:g} × the local one)")
 
 
 def _centroid_rows(config: FedCLConfig) -> str:

@@ -80,8 +80,8 @@ class Cell:
         nodes = read_dataset(self.data, config.layout, config.schema)
         splits = split_nodes(nodes if self.deal is None else self.deal(nodes, config.seed), config)
         if self.foreign is not None:
-            others = split_nodes(read_dataset(self.foreign, config.layout, config.schema), config.updated(data=self.foreign))
-            joining = others[config.seed % len(others)]
+            others = read_dataset(self.foreign, config.layout, config.schema)
+            (joining,) = split_nodes([others[config.seed % len(others)]], config.updated(data=self.foreign))
             splits.append(replace(joining, name=f"{Path(self.foreign).name}/{joining.name}"))
         if self.train_rows is None:
             return splits
@@ -182,7 +182,7 @@ def cell_splits(cell: Cell, config: FedCLConfig, quick: bool) -> list[NodeSplit]
         return splits
     if cell.foreign is None:
         return shrink(splits, config.seed)
-    return shrink(splits[:2], config.seed) + shrink(splits[-1:], config.seed)  # the joining node stays
+    return shrink(splits[:2] + splits[-1:], config.seed)  # the joining node stays
 
 
 def run_cell(cell: Cell, method: Method, config: FedCLConfig, splits: list[NodeSplit]) -> dict:
@@ -221,13 +221,14 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     only : sequence of str, optional
         Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
+    chosen = named_cells(datas, quick, only or ())  # an unknown name fails before any run
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
     done = set()
     if results.is_file():
         done = set(map(tuple, pd.read_csv(results, usecols=KEY).astype(str).to_numpy()))
     methods = benchmark_methods() if methods is None else methods
-    for cell in named_cells(datas, quick, only or ()):
+    for cell in chosen:
         for seed in seeds:
             cfg = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None)
             todo = [m for m in methods if (cell.data, cell.name, m.name, str(seed)) not in done]

@@ -16,7 +16,6 @@ from fedcl.edge import ARRAYS_FILE, ENCODERS_FILE, FORMAT, FORMAT_VERSION, MANIF
 from fedcl.errors import ConfigError
 from fedcl.export._onnx import encoders_to_onnx
 from fedcl.model import FedCLDetector, PersonalDetector
-from fedcl.model._detector import LOCAL_WEIGHT
 from fedcl.rundir import MODEL_FILE, load_model, load_run_config
 
 
@@ -81,7 +80,7 @@ def write_bundle(detector: FedCLDetector | PersonalDetector, out: str | Path, *,
             "threshold": float(detector.threshold_),
             "window": int(window),
             "n_neighbors": int(views["shared"].n_neighbors),
-            **({"local_weight": LOCAL_WEIGHT} if views["shared"].relative else {}),
+            **({"local_weight": float(views["shared"].local_weight)} if views["shared"].relative else {}),
             "clip": float(views["shared"].clip),
             "leakage_guard": leakage_guard,
             "feature_names": list(COLUMNS),

@@ -21,7 +21,8 @@ from fedcl.model._threshold import threshold_at_fpr
 # layers, distances: ~4 MB at 2,048 rows) mostly stay in cache. Measured best of 512 to 8,192.
 _CHUNK = 2048
 # How much a row's nearest references' own spacing counts against the node's median spacing in a relative
-# score (0: the node's median alone); chosen on the development seed among 0, 0.5, 1, 2 (docs/benchmark.md).
+# score (0: the node's median alone): the default of ``local_weight``, chosen on the development seed among
+# 0, 0.5, 1 and 2 (docs/benchmark.md, "Design study: relative distances").
 LOCAL_WEIGHT = 0.5
 
 
@@ -47,13 +48,15 @@ class FedCLDetector(BaseEstimator):
     n_references : int, default=256
         Most k-means centroids.
     relative : bool, default=True
-        Divide the distance by s + ½ ρ(x): a reference's spacing is its mean distance to its
-        ``n_neighbors`` nearest other references, s is the median spacing of the node's references
-        and ρ(x) the mean spacing of the row's nearest ones (a ratio, as LOF's). A node whose benign
-        traffic sits in tight modes and one whose traffic is spread then score on one scale, so their
-        scores pool: with absolute distances, a node from another network in an N-BaIoT federation
-        put its attacks below the other nodes' benign rows (docs/benchmark.md). False: the distance
-        itself (runs saved before the key).
+        Divide the distance by s + ``local_weight`` × ρ(x): a reference's spacing is its mean distance
+        to its ``n_neighbors`` nearest other references, s is the median of the positive spacings of
+        the node's references and ρ(x) the mean spacing of the row's nearest ones (a ratio, as LOF's).
+        A node whose benign traffic sits in tight modes and one whose traffic is spread then score on
+        one scale, so their scores pool: with absolute distances, a node from another network in an
+        N-BaIoT federation put its attacks below the other nodes' benign rows (docs/benchmark.md).
+        False: the distance itself (runs saved before the key).
+    local_weight : float, default=LOCAL_WEIGHT (0.5)
+        Weight of the local spacing ρ(x) in a relative score; saved with the fitted state.
     rows_per_reference : int, default=2
         A node of n training rows (after trimming) gets min(``n_references``, ⌈n / rows_per_reference⌉)
         centroids (at least ``n_neighbors``; a node with no more rows uses the rows themselves), so a
@@ -95,7 +98,8 @@ class FedCLDetector(BaseEstimator):
     """
 
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
-                 n_references: int = 256, relative: bool = True, rows_per_reference: int = 2,
+                 n_references: int = 256, relative: bool = True, local_weight: float = LOCAL_WEIGHT,
+                 rows_per_reference: int = 2,
                  fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0,
                  trim_fraction: float = 0.0, public: str | None = None) -> None:
         self.encoder = encoder
@@ -103,6 +107,7 @@ class FedCLDetector(BaseEstimator):
         self.n_neighbors = n_neighbors
         self.n_references = n_references
         self.relative = relative
+        self.local_weight = local_weight
         self.rows_per_reference = rows_per_reference
         self.fpr_target = fpr_target
         self.clip = clip
@@ -181,7 +186,8 @@ class FedCLDetector(BaseEstimator):
             "std": self.std_,
             "references": self.references_,
             "threshold": torch.tensor(self.threshold_, dtype=torch.float64),
-        } | ({"radii": self.radii_, "spacing": torch.tensor(self.spacing_, dtype=torch.float64)} if self.relative else {})
+        } | ({"radii": self.radii_, "spacing": torch.tensor(self.spacing_, dtype=torch.float64),
+              "local_weight": torch.tensor(self.local_weight, dtype=torch.float64)} if self.relative else {})
 
     def load_state_dict(self, state: dict[str, Tensor]) -> "FedCLDetector":
         """Restore a fitted detector from :meth:`state_dict` (the encoder is given at construction)."""
@@ -192,8 +198,12 @@ class FedCLDetector(BaseEstimator):
         self.scaler_ = scaler
         self.mean_, self.std_ = state["mean"], state["std"]
         self.references_ = state["references"]
+        if ("radii" in state) != self.relative:  # its scores and threshold are in the other units
+            raise ValueError(f"the saved state scores {'relative' if 'radii' in state else 'absolute'} distances; "
+                             f"this detector was built with relative={self.relative}")
         if self.relative:
             self.radii_, self.spacing_ = state["radii"], float(state["spacing"])
+            self.local_weight = float(state["local_weight"])
         self.threshold_ = float(state["threshold"])
         return self
 
@@ -206,15 +216,16 @@ class FedCLDetector(BaseEstimator):
         if k < 1:
             self.radii_, self.spacing_ = torch.zeros(len(refs)), 1.0
             return
-        apart = torch.cdist(refs, refs).fill_diagonal_(float("inf"))
-        self.radii_ = apart.topk(k, dim=1, largest=False).values.mean(dim=1)
+        # float64 and no matmul shortcut: coinciding references must come out 0 apart, not ~0.1
+        apart = torch.cdist(refs.double(), refs.double(), compute_mode="donot_use_mm_for_euclid_dist")
+        self.radii_ = apart.fill_diagonal_(float("inf")).topk(k, dim=1, largest=False).values.mean(dim=1).float()
         positive = self.radii_[self.radii_ > 0]  # repeated rows make centroids that coincide
         self.spacing_ = float(positive.quantile(0.5)) if len(positive) else 1.0  # median() takes the lower one
 
     @property
-    def _spacing(self) -> tuple[Tensor, float] | None:
-        """(radii, median spacing) for a relative score, None for the distance itself."""
-        return (self.radii_, self.spacing_) if self.relative else None
+    def _spacing(self) -> tuple[Tensor, float, float] | None:
+        """(radii, median spacing, local weight) for a relative score, None for the distance itself."""
+        return (self.radii_, self.spacing_, self.local_weight) if self.relative else None
 
     @torch.inference_mode()
     def _embed(self, x_scaled: np.ndarray) -> Tensor:
@@ -233,25 +244,32 @@ class FedCLDetector(BaseEstimator):
 
 
 def _knn_scores(z: Tensor, refs: Tensor, ref_sq: Tensor, k: int, skip: int, dist: Tensor,
-                spacing: tuple[Tensor, float] | None = None) -> Tensor:
+                spacing: tuple[Tensor, float, float] | None = None) -> Tensor:
     """Mean distance of each row of ``z`` (rows, dim) to its ``k`` nearest ``refs`` (references, dim) but
     the ``skip`` nearest, shape (rows,); ``ref_sq`` is ‖r‖² (references,), ``dist`` a (rows, references) buffer.
-    With ``spacing`` (radii, s), divided by s + LOCAL_WEIGHT × the mean radius of those references."""
+    With ``spacing`` (radii, s, w), divided by s + w × the mean radius of those references."""
     # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
     partial = torch.addmm(ref_sq, z, refs.T, alpha=-2, out=dist).numpy()
+    # numpy's vectorised sort gives the values torch.topk(k) gives, in the same order, ~7x faster on 256
+    # columns; the sum of the k nearest then rounds as before.
     if spacing is None:
-        # numpy's vectorised sort gives the values torch.topk(k) gives, in the same order, ~7x faster on 256
-        # columns; the sum of the k nearest then rounds as before.
         partial.sort(axis=1)
-        nearest = torch.from_numpy(partial[:, :k]) + (z * z).sum(dim=1, keepdim=True)
-        return nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
-    which = np.argpartition(partial, k - 1, axis=1)[:, :k]  # the k nearest, unordered
-    near = np.take_along_axis(partial, which, axis=1)
-    order = near.argsort(axis=1)[:, skip:]  # nearest first, as topk gives them: the sum rounds alike
-    nearest = torch.from_numpy(np.take_along_axis(near, order, axis=1)) + (z * z).sum(dim=1, keepdim=True)
-    radii, median = spacing
-    local = radii[torch.from_numpy(np.take_along_axis(which, order, axis=1))].mean(dim=1)
-    return nearest.clamp_min_(0).sqrt_().mean(dim=1) / (median + LOCAL_WEIGHT * local)
+        ordered = partial
+    else:
+        ordered = np.sort(partial, axis=1)  # a relative score reads the distances in place too
+    nearest = torch.from_numpy(ordered[:, :k]) + (z * z).sum(dim=1, keepdim=True)
+    distance = nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
+    if spacing is None:
+        return distance
+    # Which references those are, without an argsort: those within the k-th distance (and past the skipped
+    # ones); ties can only be coinciding references, whose radii agree.
+    chosen = partial <= ordered[:, k - 1 : k]
+    if skip:
+        chosen &= partial > ordered[:, skip - 1 : skip]
+    radii, median, weight = spacing
+    chosen_t = torch.from_numpy(chosen).to(radii.dtype)
+    local = (chosen_t @ radii) / chosen_t.sum(dim=1).clamp_min_(1)
+    return distance / (median + weight * local)
 
 
 def _plain_mlp(encoder: nn.Module) -> list[nn.Module] | None:
