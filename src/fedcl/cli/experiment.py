@@ -184,7 +184,8 @@ def benchmark_command(
                                                       "'fedcl (ours)'.")] = None,
 ) -> None:
     """fedcl against the baselines that keep rows on their node, on natural, device-like and Dirichlet deals,
-    small nodes and unseen devices; no-regret table, federation-wide benign FPR (CSV, PNG, Markdown)."""
+    small nodes, unseen devices and (two or more --data) a node of another network joining; no-regret table,
+    federation-wide benign FPR (CSV, PNG, Markdown)."""
     from fedcl.experiments import benchmark, named_methods
 
     methods = named_methods(method or ())  # a mistyped name fails before the default data is simulated
