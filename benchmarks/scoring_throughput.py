@@ -127,6 +127,9 @@ def main() -> None:
     def knn(scorer: _ChunkScorer, z: torch.Tensor) -> None:
         _knn_scores(z, scorer.refs, scorer.ref_sq, scorer.k, 0, scorer.dist[: len(z)], scorer.spacing)
 
+    def knn_absolute(scorer: _ChunkScorer, z: torch.Tensor) -> None:  # relative_distance = false
+        _knn_scores(z, scorer.refs, scorer.ref_sq, scorer.k, 0, scorer.dist[: len(z)])
+
     def scaling() -> None:  # into the scorer's buffers, as decision_function does
         scorer = _ChunkScorer(det, rows=_CHUNK)
         for _ in det.scaler_.iter_transform(x, rows=_CHUNK, out=scorer.scaled.numpy(), work=scorer.scaler_work):
@@ -143,6 +146,7 @@ def main() -> None:
         "  scaling as before (transform per chunk)": previous_scaling,
         "  encoder f_θ and (z − μ)/σ": over_chunks(lambda scorer, s: scorer.embed(torch.from_numpy(s)), scaled),
         f"  k-NN score vs {len(det.references_)} references": over_chunks(knn, z_norm),
+        "  k-NN score, absolute distances": over_chunks(knn_absolute, z_norm),
         "previous path (previous_scores)": lambda: previous_scores(det, x),
         "former path (scoring_reference.py)": lambda: reference_scores(det, x),
     }
