@@ -224,29 +224,19 @@ def test_a_changed_or_foreign_bundle_is_refused(runs, tmp_path):
     assert "version 99" in results["newer"].output
 
 
-@pytest.mark.parametrize("weight", [None, "0.7", 1.5])
-def test_a_weighted_bundle_needs_its_shared_weight(runs, tmp_path, weight):
+@pytest.mark.parametrize("key, value, message", [
+    *(("shared_weight", v, "needs a shared_weight in") for v in (None, "0.7", 1.5)),  # weighted combining
+    *(("local_weight", v, "relative scores need a finite local_weight") for v in (None, "0.5", -1.0, True, 1e309)),
+])
+def test_a_bundle_needs_the_weights_it_scores_with(runs, tmp_path, key, value, message):
     import shutil
 
     bundle = tmp_path / "b"
     shutil.copytree(runs["weighted"][2], bundle)
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
-    (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, "shared_weight": weight}))
+    (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, key: value}))
 
-    with pytest.raises(InputError, match="needs a shared_weight in"):
-        load_bundle(bundle)
-
-
-@pytest.mark.parametrize("weight", [None, "0.5", -1.0, True, 1e309])
-def test_a_relative_bundle_needs_its_local_weight(runs, tmp_path, weight):
-    import shutil
-
-    bundle = tmp_path / "b"
-    shutil.copytree(runs["weighted"][2], bundle)
-    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
-    (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, "local_weight": weight}))
-
-    with pytest.raises(InputError, match="relative scores need a finite local_weight"):
+    with pytest.raises(InputError, match=message):
         load_bundle(bundle)
 
 
