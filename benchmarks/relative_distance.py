@@ -57,13 +57,13 @@ def main() -> None:
         config = FedCLConfig(data=cell.data, seed=args.seed)
         splits = cell.make_splits(config)
         detectors, _ = fit_detectors(splits, config)
+        group = "one network" if cell.foreign is None else "a node from another"
         line = []
         for name, local_weight in VARIANTS.items():
             with scored_as(detectors, local_weight):
                 for s in splits:
                     detectors[s.name].calibrate(s.val)
                 pooled = summarise(score_nodes(detectors, splits))["pooled"]
-            group = "one network" if cell.foreign is None else "a node from another"
             figures[name][group].append((pooled["auroc"], pooled["fpr_at_tpr99"]))
             line.append(f"{name} {pooled['auroc']:.4f} / {pooled['fpr_at_tpr99']:.3f}")
         print(f"{cell.data.rstrip('/').split('/')[-1]} | {cell.name}: " + " | ".join(line), flush=True)
