@@ -238,36 +238,41 @@ class FedCLDetector(BaseEstimator):
         refs = self.references_
         ref_sq = (refs * refs).sum(dim=1)  # (references,)
         dist = torch.empty(min(len(z_norm), _CHUNK), len(refs))  # bounds the (rows, references) block
-        out = [_knn_scores(chunk, refs, ref_sq, k, int(skip_self), dist[: len(chunk)], self._spacing)
-               for chunk in z_norm.split(_CHUNK)]
+        work = np.empty(dist.shape, dtype=np.float32)
+        out = [_knn_scores(chunk, refs, ref_sq, k, int(skip_self), dist[: len(chunk)], self._spacing,
+                           work[: len(chunk)]) for chunk in z_norm.split(_CHUNK)]
         return torch.cat(out).numpy().astype(np.float64)
 
 
 def _knn_scores(z: Tensor, refs: Tensor, ref_sq: Tensor, k: int, skip: int, dist: Tensor,
-                spacing: tuple[Tensor, float, float] | None = None) -> Tensor:
+                spacing: tuple[Tensor, float, float] | None = None, work: np.ndarray | None = None) -> Tensor:
     """Mean distance of each row of ``z`` (rows, dim) to its ``k`` nearest ``refs`` (references, dim) but
     the ``skip`` nearest, shape (rows,); ``ref_sq`` is ‖r‖² (references,), ``dist`` a (rows, references) buffer.
-    With ``spacing`` (radii, s, w), divided by s + w × the mean radius of those references."""
+    With ``spacing`` (radii, s, w), divided by s + w × the mean radius of those references; ``work``, a
+    float32 buffer of ``dist``'s shape, then spares two allocations."""
     # ‖a − r‖² = ‖a‖² + ‖r‖² − 2 a·r: one matmul instead of cdist; (rows, references)
     partial = torch.addmm(ref_sq, z, refs.T, alpha=-2, out=dist).numpy()
     # numpy's vectorised sort gives the values torch.topk(k) gives, in the same order, ~7x faster on 256
-    # columns; the sum of the k nearest then rounds as before.
-    if spacing is None:
-        partial.sort(axis=1)
-        ordered = partial
-    else:
-        ordered = np.sort(partial, axis=1)  # a relative score reads the distances in place too
+    # columns; the sum of the k nearest then rounds as before. A relative score reads the distances in
+    # place afterwards, so it sorts a copy.
+    ordered = partial
+    if spacing is not None:
+        ordered = np.empty_like(partial) if work is None else work
+        np.copyto(ordered, partial)
+    ordered.sort(axis=1)
     nearest = torch.from_numpy(ordered[:, :k]) + (z * z).sum(dim=1, keepdim=True)
     distance = nearest[:, skip:].clamp_min_(0).sqrt_().mean(dim=1)
     if spacing is None:
         return distance
     # Which references those are, without an argsort: those within the k-th distance (and past the skipped
-    # ones); ties can only be coinciding references, whose radii agree.
-    chosen = partial <= ordered[:, k - 1 : k]
+    # ones); ties can only be coinciding references, whose radii agree. The mask (as 0/1) takes the sorted
+    # copy's buffer, read by now.
+    kth, lower = ordered[:, k - 1 : k].copy(), ordered[:, skip - 1 : skip].copy() if skip else None
+    chosen = np.less_equal(partial, kth, out=ordered)
     if skip:
-        chosen &= partial > ordered[:, skip - 1 : skip]
+        chosen *= partial > lower
     radii, median, weight = spacing
-    chosen_t = torch.from_numpy(chosen).to(radii.dtype)
+    chosen_t = torch.from_numpy(chosen)  # torch's matmul keeps to its one thread; numpy's BLAS may not
     local = (chosen_t @ radii) / chosen_t.sum(dim=1).clamp_min_(1)
     return distance / (median + weight * local)
 
@@ -315,11 +320,14 @@ class _ChunkScorer:
                        for start, width in zip(starts, widths[:-1])]
         self.hidden += [torch.empty(rows, width) for width in widths[-1:]]  # z, which the k-NN step reads
         self.dist = arena[: rows * len(self.refs)].view(rows, len(self.refs))
+        self.work = None if self.spacing is None else np.empty((rows, len(self.refs)), dtype=np.float32)
 
     def __call__(self, scaled: Tensor) -> Tensor:
         """Scores (rows,) of scaled rows (rows, n_features), float32; may overwrite ``scaled``."""
         z_norm = self.embed(scaled)
-        return _knn_scores(z_norm, self.refs, self.ref_sq, self.k, 0, self.dist[: len(scaled)], self.spacing)
+        rows = len(scaled)
+        return _knn_scores(z_norm, self.refs, self.ref_sq, self.k, 0, self.dist[:rows], self.spacing,
+                           None if self.work is None else self.work[:rows])
 
     def embed(self, scaled: Tensor) -> Tensor:
         """Normalised embeddings z̃ = (f_θ(x) − μ)/σ (rows, dim) of scaled rows (NaN = missing); may
