@@ -9,7 +9,7 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.eval import METRIC_KEYS
-from fedcl.pipeline import evaluate, load_detectors, train
+from fedcl.pipeline import evaluate, fit_detectors, load_detectors, load_splits, train
 
 
 def test_federated_detector_far_above_chance_on_real_rows(fedmse_slice, tmp_path):
@@ -45,6 +45,35 @@ def test_saved_run_reloads_weights_only_with_identical_scores(fedmse_slice, tmp_
     torch.load(run / "model.pt", weights_only=True)  # raises if anything but tensors/primitives
     np.testing.assert_array_equal(first["Client-2"].decision_function(rows),
                                   second["Client-2"].decision_function(rows))
+
+
+def test_a_run_whose_nodes_accept_each_others_benign_rows_reloads_them_so(fedmse_slice, tmp_path):
+    # Prepare
+    config = FedCLConfig(data=str(fedmse_slice), rounds=2, seed=1, acceptance_margin=1.0)
+    others = np.loadtxt(fedmse_slice / "Client-2" / "test_normal" / "data.csv", delimiter=",")
+
+    # Execute
+    run = train(config, tmp_path / "run")
+    summary = evaluate(run)
+    detectors = load_detectors(run)
+
+    # Assert: each node's peers are the other two nodes' federation views, and a node's scores of another
+    # node's benign rows are its own detector's or lower (accepted), as the report says
+    assert {name: set(d.peers) for name, d in detectors.items()} == {
+        "Client-1": {"Client-2", "Client-3"}, "Client-2": {"Client-1", "Client-3"}, "Client-3": {"Client-1", "Client-2"}}
+    accepted, own = detectors["Client-1"].decision_function(others), detectors["Client-1"].own.decision_function(others)
+    assert (accepted <= own).all() and (accepted < own).any()
+    assert summary["pooled"]["auroc"] > 0.9
+    assert "acceptance_margin" in (run / "report.md").read_text()
+
+
+def test_a_node_joining_later_accepts_what_the_trained_nodes_find_benign(fedmse_slice):
+    config = FedCLConfig(data=str(fedmse_slice), rounds=2, acceptance_margin=0.7)
+
+    detectors, _ = fit_detectors(load_splits(config), config, trainers={"Client-1", "Client-2"})
+
+    assert list(detectors) == ["Client-3"]
+    assert set(detectors["Client-3"].peers) == {"Client-1", "Client-2"}
 
 
 def test_training_is_deterministic_for_a_seed(fedmse_slice, tmp_path):

@@ -170,6 +170,10 @@ def test_export_mistakes_exit_2_in_one_line(runs, tmp_path):
     shutil.copytree(run, flower)
     saved = torch.load(flower / "model.pt", weights_only=True)
     torch.save({**saved, "nodes": {}}, flower / "model.pt")
+    accepting = tmp_path / "accepting"  # nodes that accept the others' benign rows: a bundle holds one node
+    shutil.copytree(run, accepting)
+    config = accepting / "config.toml"
+    config.write_text(config.read_text().replace("acceptance_margin = 0.0", "acceptance_margin = 0.7"))
 
     # Execute
     results = {
@@ -179,6 +183,8 @@ def test_export_mistakes_exit_2_in_one_line(runs, tmp_path):
         "not empty": runner.invoke(app, ["export", "--model", run, "--node", NODE, "--out", str(full)]),
         "a file": runner.invoke(app, ["export", "--model", run, "--node", NODE, "--out", str(a_file)]),
         "flower run": runner.invoke(app, ["export", "--model", str(flower), "--out", str(tmp_path / "o4")]),
+        "accepting": runner.invoke(app, ["export", "--model", str(accepting), "--node", NODE,
+                                         "--out", str(tmp_path / "o5")]),
     }
 
     # Assert
@@ -186,8 +192,8 @@ def test_export_mistakes_exit_2_in_one_line(runs, tmp_path):
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), (case, result.output)
     assert "Nope" in results["unknown node"].output and "Client-2" in results["no node"].output
-    assert "Flower" in results["flower run"].output
-    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3", "o4"))  # nothing half-written
+    assert "Flower" in results["flower run"].output and "acceptance_margin" in results["accepting"].output
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3", "o4", "o5"))  # nothing half-written
 
 
 def test_a_changed_or_foreign_bundle_is_refused(runs, tmp_path):

@@ -83,6 +83,10 @@ class FedCLConfig:
     # the two views' scores (a mean weighted per node from benign rows, a plain mean, or max); "off": the
     # federation's encoder only.
     personalisation: str = "weighted"
+    # > 0: a node accepts a row another node's federation view scores below this × its alarm line (each
+    # node's federation-view detector is released to the others: docs/privacy.md); 0: off, the default:
+    # attacks that look like another node's benign traffic are accepted too (docs/benchmark.md).
+    acceptance_margin: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -129,6 +133,11 @@ class FedCLConfig:
             (not self.differential_privacy or not self.missing_mask, "missing_mask is not supported with dp_epsilon"),
             (self.personalisation in PERSONALISATIONS,
              f"personalisation must be one of {', '.join(PERSONALISATIONS)}"),
+            (0 <= self.acceptance_margin <= 1, f"acceptance_margin must be in [0, 1] (0: off), got {self.acceptance_margin}"),
+            # The peers' views hold references (k-means centroids of a node's embedded rows), which no ε covers.
+            (self.acceptance_margin == 0 or math.isinf(self.dp_epsilon),
+             "acceptance_margin releases each node's references to the others, which dp_epsilon does not cover: "
+             "set one of them off"),
             (self.rounds >= 1, "rounds must be >= 1"),
             (self.seed >= 0, "seed must be >= 0"),
             (self.local_epochs >= 1, "local_epochs must be >= 1"),

@@ -45,6 +45,13 @@ def _relative(config: FedCLConfig) -> str:
             f"{LOCAL_WEIGHT:g} × the local one)")
 
 
+def _acceptance(config: FedCLConfig) -> str:
+    if not config.acceptance_margin:
+        return ""
+    return (f" A node accepts a row that another node's federation view scores below {config.acceptance_margin:g} × "
+            "its threshold (`acceptance_margin`: each node's federation-view detector was released to the others).")
+
+
 def _centroid_rows(config: FedCLConfig) -> str:
     if config.rows_per_reference == 1:
         return ""
@@ -81,7 +88,7 @@ Thresholds: per node, the {1 - config.fpr_target:.2%} quantile of that node's be
 (no attack row is seen before testing). Scores: mean distance, in the node's embedding space, to the
 {config.n_neighbors} nearest of at most {config.n_references} k-means centroids of the node's benign training
 embeddings{_centroid_rows(config)} (to its nearest training embeddings when the node has no more rows than
-centroids){_relative(config)}.
+centroids){_relative(config)}.{_acceptance(config)}
 
 ## Pooled
 

@@ -37,6 +37,9 @@ def export_node(run_dir: str | Path, node: str | None, out: str | Path) -> Path:
     if not saved["nodes"]:
         raise ConfigError(f"{run}: the run holds no per-node detectors (a Flower run); export from a run "
                           "trained with `fedcl train` or `fedcl run`")
+    if config.acceptance_margin:
+        raise ConfigError(f"{run}: its nodes accept what the others' federation views find benign "
+                          "(acceptance_margin), which a gateway bundle cannot hold yet; export a run without it")
     names = list(saved["nodes"])
     if node is None and len(names) != 1:
         raise ConfigError(f"the model has {len(names)} nodes; choose one with --node ({', '.join(names)})")

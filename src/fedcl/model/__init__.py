@@ -7,6 +7,7 @@ detector's scikit-learn.
 from fedcl import _lazy_exports
 
 _EXPORTS = {
+    "._accepting": ["AcceptingDetector", "accepting", "federation_view"],
     "._augment": ["augment"],
     "._consistency": ["ConsistencyLoss", "squared_distance"],
     "._detector": ["FedCLDetector"],
@@ -22,6 +23,7 @@ _EXPORTS = {
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "AcceptingDetector",
     "COMBINE",
     "ENCODERS",
     "ConsistencyLoss",
@@ -30,10 +32,12 @@ __all__ = [
     "InfoNCELoss",
     "MLPEncoder",
     "PersonalDetector",
+    "accepting",
     "augment",
     "build_encoder",
     "choose_window",
     "encoder_for",
+    "federation_view",
     "initial_encoder",
     "island_rows",
     "majority_vote",

@@ -14,7 +14,8 @@ from fedcl.data import NodeSplit
 from fedcl.errors import ConfigError, InputError
 from fedcl.eval.metrics import detection_metrics
 from fedcl.model import encoder_for
-from fedcl.pipeline.training import NodeDetector, fit_node_detectors, iter_splits, load_splits, make_detector
+from fedcl.pipeline.training import (NodeDetector, fit_node_detectors, iter_splits, load_splits, make_detector,
+                                    with_acceptance)
 from fedcl.rundir import METRICS_FILE, SCORES_FILE, check_columns, load_model, load_run_config
 
 
@@ -33,8 +34,8 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
         def own() -> torch.nn.Module | None:  # a personal detector's own encoder, loaded with its state
             return None if config.personalisation == "off" else encoder_for(config, saved["n_features"])
 
-        return {name: make_detector(encoder, config, own()).load_state_dict(state)
-                for name, state in saved["nodes"].items()}
+        return with_acceptance({name: make_detector(encoder, config, own()).load_state_dict(state)
+                                for name, state in saved["nodes"].items()}, config)
     if splits is None:
         raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
     return fit_node_detectors(encoder, splits, config)

@@ -18,7 +18,7 @@ from fedcl.data._readers import iter_dataset  # not (yet) exported by fedcl.data
 from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import set_arrays
-from fedcl.model import ENCODERS, FedCLDetector, PersonalDetector, choose_window, encoder_for
+from fedcl.model import ENCODERS, AcceptingDetector, FedCLDetector, PersonalDetector, accepting, choose_window, encoder_for
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
 
 
@@ -103,7 +103,7 @@ def scaled_training_rows(split: NodeSplit, config: FedCLConfig | None = None) ->
     return torch.from_numpy(training_scaler(config.differential_privacy, config.schema).fit_transform(split.train))
 
 
-NodeDetector = FedCLDetector | PersonalDetector
+NodeDetector = FedCLDetector | PersonalDetector | AcceptingDetector
 
 
 def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
@@ -157,16 +157,30 @@ def own_encoder(split: NodeSplit, config: FedCLConfig) -> torch.nn.Module:
 
 
 def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config: FedCLConfig,
-                       on_node: Callable[[str], None] | None = None) -> dict[str, NodeDetector]:
+                       on_node: Callable[[str], None] | None = None, peers: Collection[NodeSplit] = (),
+                       ) -> dict[str, NodeDetector]:
     """Each node's detector on its own rows (and, personalised, its own encoder trained on them);
-    thresholds from its benign validation rows only. ``on_node(name)`` follows each node's."""
+    thresholds from its benign validation rows only. ``on_node(name)`` follows each node's. With
+    ``acceptance_margin``, each accepts what the others' federation views find benign, and those of
+    ``peers`` (nodes of the federation not fitted here), fitted on their own rows."""
     detectors = {}
     for s in splits:
         own = None if config.personalisation == "off" else own_encoder(s, config)
         detectors[s.name] = make_detector(encoder, config, own).fit(s.train, X_val=s.val)
         if on_node is not None:
             on_node(s.name)
-    return detectors
+    if not config.acceptance_margin:
+        return detectors
+    views = {p.name: make_detector(encoder, config.updated(personalisation="off")).fit(p.train, X_val=p.val)
+             for p in peers}
+    return with_acceptance(detectors, config, views)
+
+
+def with_acceptance(detectors: dict[str, NodeDetector], config: FedCLConfig,
+                    others: dict[str, FedCLDetector] | None = None) -> dict[str, NodeDetector]:
+    """The nodes' detectors, each accepting what the others' federation views (and ``others``) find
+    benign when ``config.acceptance_margin`` is on (:class:`fedcl.model.AcceptingDetector`)."""
+    return accepting(detectors, config.acceptance_margin, others) if config.acceptance_margin else detectors
 
 
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
@@ -182,7 +196,8 @@ def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callab
     joining = splits if trainers is None else [s for s in splits if s.name not in trainers]
     result = run_federation({s.name: scaled_training_rows(s, config) for s in training}, config, on_round=on_round)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
-    return fit_node_detectors(encoder, joining, config, on_node), result
+    joined = {s.name for s in joining}
+    return fit_node_detectors(encoder, joining, config, on_node, [s for s in training if s.name not in joined]), result
 
 
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
