@@ -167,3 +167,34 @@ def test_a_run_under_differential_privacy_sends_no_evaluation(fedmse_slice, tmp_
                    tmp_path / "run", min_nodes=3)
     assert (tmp_path / "run" / "model.pt").is_file() and not (tmp_path / "run" / FLEET_FILE).exists()
     assert "no federated evaluation under differential privacy" in caplog.text
+
+
+def test_nodes_that_accept_each_others_benign_rows_evaluate_as_fedcl_evaluate_does(fedmse_slice, tmp_path,
+                                                                                   one_torch_thread):
+    # Prepare: each node releases its federation view (query.release) before the evaluation
+    config = FedCLConfig(rounds=1, seed=3, acceptance_margin=1.0)
+
+    # Execute
+    run_server(InProcessGrid(app, node_configs(fedmse_slice)), config, tmp_path / "run", min_nodes=3)
+    fleet = json.loads((tmp_path / "run" / FLEET_FILE).read_text())
+    central = evaluate(tmp_path / "run", data=str(fedmse_slice))
+
+    # Assert: every node accepted from the two others, and its metrics are those `fedcl evaluate` computes
+    # with every row on one machine (where acceptance needs no release); acceptance changed them
+    assert fleet["acceptance"] == {"margin": 1.0, "views_released": NAMES}
+    for name in NAMES:
+        for key, value in central["nodes"][name].items():
+            assert fleet["nodes"][name][key] == pytest.approx(value, abs=1e-12), (name, key)
+    plain = evaluate_without_acceptance(tmp_path / "run", fedmse_slice, tmp_path / "plain")
+    assert any(plain["nodes"][n]["fpr"] != central["nodes"][n]["fpr"] or
+               plain["nodes"][n]["auroc"] != central["nodes"][n]["auroc"] for n in NAMES)
+
+
+def evaluate_without_acceptance(run, data, out):
+    """`fedcl evaluate` of a copy of ``run`` whose config turns acceptance off."""
+    import shutil
+
+    shutil.copytree(run, out)
+    config = out / "config.toml"
+    config.write_text(config.read_text().replace("acceptance_margin = 1.0", "acceptance_margin = 0.0"))
+    return evaluate(out, data=str(data))

@@ -116,3 +116,11 @@ def test_a_client_without_the_key_or_gone_mid_request_costs_the_worker_nothing(t
     with pytest.raises(RuntimeError, match="node config has no partition-id"):
         run_server(grid, FedCLConfig(rounds=1), tmp_path / "run", min_nodes=1)
     assert process.poll() is None
+
+
+def test_the_forwarding_clientapp_takes_every_message_the_working_one_answers():
+    from fedcl.federated.flower import client_app, node_app
+
+    # Flower keeps a ClientApp's handlers by message type; a type only the working app knows would fail on a SuperNode
+    assert set(node_app.app._registered_funcs) == set(client_app.app._registered_funcs)
+    assert "query.release" in node_app.app._registered_funcs

@@ -9,7 +9,7 @@ from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedcl.config import FedCLConfig
 from fedcl.federated.compress import Packed, applied, dequantise, fingerprint, unflatten
-from fedcl.federated.flower.node_app import SECURE_ACTIONS  # the ClientApp registers them (flwr only)
+from fedcl.federated.flower.node_app import RELEASE_ACTION, SECURE_ACTIONS  # the ClientApp registers them (flwr only)
 from fedcl.federated.local import LocalUpdate
 
 REFERENCE_KEY = "reference"
@@ -23,6 +23,9 @@ KEPT_UPDATE_KEY, KEPT_SCALARS_KEY = "fedcl-kept-update", "fedcl-kept-scalars"
 #: θ̂ it gives; and where a node keeps θ̂ and its uplink residual between rounds (``context.state``).
 BASE_KEY, TARGET_KEY = "model-base", "model-target"
 HELD_KEY, RESIDUAL_KEY = "fedcl-held-model", "fedcl-residual"
+#: Under acceptance_margin: the message type asking a node for its federation view, the reply's key for it,
+#: and the prefix of the peers' views in an evaluate message (``peer:<node name>``).
+RELEASE, VIEW_KEY, PEER_PREFIX = f"query.{RELEASE_ACTION}", "view", "peer:"
 
 
 def config_record(config: FedCLConfig, reference: np.ndarray | None) -> ConfigRecord:

@@ -32,6 +32,8 @@ from fedcl.errors import InputError
 from fedcl.federated.compress import compressed_update
 from fedcl.federated.flower._records import (
     HELD_KEY,
+    PEER_PREFIX,
+    RELEASE_ACTION,
     RESIDUAL_KEY,
     SECURE_ACTIONS,
     SECURE_KEY,
@@ -147,7 +149,25 @@ def evaluate(msg: Message, context: Context) -> Message:
                             "(evaluate on the node with fedcl evaluate --data)")
     config, _ = read_config_record(msg.content["config"])
     node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
-    return Message(node_evaluation(node, partition, config, msg.content["arrays"].to_numpy_ndarrays()), reply_to=msg)
+    peers = {key.removeprefix(PEER_PREFIX): record.to_torch_state_dict()
+             for key, record in msg.content.array_records.items() if key.startswith(PEER_PREFIX)}
+    return Message(node_evaluation(node, partition, config, msg.content["arrays"].to_numpy_ndarrays(), peers),
+                   reply_to=msg)
+
+
+@app.query(RELEASE_ACTION)
+def release(msg: Message, context: Context) -> Message:
+    """Before the evaluation, under ``acceptance_margin``: this node's federation view, for the other nodes."""
+    from fedcl.federated.flower.fleet import node_view  # detectors load only to evaluate
+
+    data_path, node_name, partition = _node_settings(context.node_config)
+    if _ledger(context) is not None:
+        from fedcl.privacy.budget import BudgetRefused
+
+        raise BudgetRefused("this node has a privacy budget: it releases no detector, which no ε counts")
+    config, _ = read_config_record(msg.content["config"])
+    node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
+    return Message(node_view(node, partition, config, msg.content["arrays"].to_numpy_ndarrays()), reply_to=msg)
 
 
 def _ledger(context: Context):

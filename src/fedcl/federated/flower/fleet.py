@@ -27,9 +27,18 @@ from flwr.serverapp import Grid
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData
 from fedcl.eval.metrics import METRIC_KEYS, count_metrics, detection_metrics, ordered, ranking_metrics
-from fedcl.federated.flower._records import METRICS_KEY, NODE_KEY, config_record, read_node_record
+from fedcl.federated.flower._records import (
+    METRICS_KEY,
+    NODE_KEY,
+    PEER_PREFIX,
+    RELEASE,
+    VIEW_KEY,
+    config_record,
+    read_node_record,
+)
 
-__all__ = ["FLEET_FILE", "SCORE_EDGES", "evaluate_fleet", "node_evaluation", "pooled_metrics"]
+__all__ = ["FLEET_FILE", "SCORE_EDGES", "evaluate_fleet", "node_evaluation", "node_view", "pooled_metrics",
+           "released_views"]
 
 FLEET_FILE = "fleet.json"
 #: Score histogram bins: 100 per decade from 1e-4 to 1e6, and one below and one above.
@@ -42,14 +51,32 @@ def _histogram(scores: np.ndarray) -> list[int]:
     return np.histogram(scores, SCORE_EDGES)[0].astype(int).tolist()
 
 
-def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arrays: list[np.ndarray]) -> RecordDict:
-    """A node's evaluation reply: its detector fitted and scored on its own rows, as ``fedcl evaluate``."""
+def node_view(node: NodeData, partition_id: int, config: FedCLConfig, arrays: list[np.ndarray]) -> RecordDict:
+    """What a node releases to its peers under ``acceptance_margin``: its detector around the federation's
+    encoder alone (scaler, embedding statistics, references, radii, threshold), fitted on its own rows."""
+    from fedcl.pipeline.training import make_detector, split_nodes, trained_encoder
+
+    [split] = split_nodes([node], config)
+    view = make_detector(trained_encoder(config, arrays, split.train.shape[1]),
+                         config.updated(personalisation="off")).fit(split.train, X_val=split.val)
+    return RecordDict({VIEW_KEY: ArrayRecord(torch_state_dict=view.state_dict()),
+                       NODE_KEY: ConfigRecord({"node-name": node.name, "partition-id": partition_id})})
+
+
+def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arrays: list[np.ndarray],
+                    peers: dict | None = None) -> RecordDict:
+    """A node's evaluation reply: its detector fitted and scored on its own rows, as ``fedcl evaluate``;
+    under ``acceptance_margin`` accepting what ``peers`` (name: released view state, :func:`node_view`) find benign."""
     from fedcl.pipeline.scoring import score_nodes  # detectors and scoring: only where a node evaluates
-    from fedcl.pipeline.training import fit_node_detectors, split_nodes, trained_encoder
+    from fedcl.pipeline.training import fit_node_detectors, make_detector, split_nodes, trained_encoder, with_acceptance
 
     [split] = split_nodes([node], config)
     encoder = trained_encoder(config, arrays, split.train.shape[1])
-    scores = score_nodes(fit_node_detectors(encoder, [split], config), [split])
+    plain = config.updated(personalisation="off")
+    views = {name: make_detector(encoder, plain).load_state_dict(state) for name, state in (peers or {}).items()
+             if name != node.name}
+    detectors = with_acceptance(fit_node_detectors(encoder, [split], config.updated(acceptance_margin=0.0)), config, views)
+    scores = score_nodes(detectors, [split])
     label, score, flagged = (scores[k].to_numpy() for k in ("label", "score", "prediction"))
     metrics = detection_metrics(label, score, flagged)
     counts = {"benign-test": int((label == 0).sum()), _ATTACK: int((label == 1).sum()),
@@ -132,6 +159,26 @@ def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]
     }
 
 
+def released_views(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], reference: np.ndarray | None,
+                   timeout: float) -> dict[str, tuple[int, ArrayRecord]]:
+    """Each node's federation view (message type ``query.release``, :func:`node_view`) by node name, with the
+    Flower id of the node it came from: what the server relays to the other nodes under ``acceptance_margin``.
+    A node that fails or does not answer releases none."""
+    messages = [Message(content=RecordDict({"arrays": ArrayRecord(arrays), "config": config_record(config, reference)}),
+                        message_type=RELEASE, dst_node_id=node)
+                for node in grid.get_node_ids()]
+    views = {}
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        try:
+            if reply.has_error():
+                raise ValueError(reply.error.reason)
+            name, _ = read_node_record(reply.content)
+            views.setdefault(name, (reply.metadata.src_node_id, reply.content[VIEW_KEY]))
+        except (KeyError, TypeError, ValueError) as why:
+            logging.getLogger("flwr").warning("node %s released no view: %s", reply.metadata.src_node_id, why)
+    return views
+
+
 def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], reference: np.ndarray | None,
                    out_dir: Path, history: list[dict], timeout: float) -> dict:
     """Ask every node to evaluate θ = ``arrays`` on its rows; write fleet.json, fleet.md and fleet_roc.png.
@@ -139,8 +186,13 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
     A node that does not answer within ``timeout`` seconds, or answers with an error, is listed under
     ``not_evaluated`` (with Flower's reason) and left out of the means and pooled metrics.
     """
-    messages = [Message(content=RecordDict({"arrays": ArrayRecord(arrays), "config": config_record(config, reference)}),
-                        message_type=MessageType.EVALUATE, dst_node_id=node)
+    peers = released_views(grid, config, arrays, reference, timeout) if config.acceptance_margin else {}
+
+    def content(node: int) -> RecordDict:  # each node gets the others' views
+        views = {f"{PEER_PREFIX}{name}": view for name, (source, view) in peers.items() if source != node}
+        return RecordDict({"arrays": ArrayRecord(arrays), "config": config_record(config, reference), **views})
+
+    messages = [Message(content=content(node), message_type=MessageType.EVALUATE, dst_node_id=node)
                 for node in grid.get_node_ids()]
     replies, failures = [], []
     answered = set()
@@ -164,6 +216,8 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
     for failure in failures:
         logging.getLogger("flwr").warning("evaluation: %s", failure)
     summary = _summary(replies, failures, history)
+    if config.acceptance_margin:
+        summary["acceptance"] = {"margin": config.acceptance_margin, "views_released": sorted(peers)}
     (out_dir / FLEET_FILE).write_text(json.dumps(summary, indent=2))
     from fedcl.eval.report import write_fleet_report  # matplotlib only when a report is written
 

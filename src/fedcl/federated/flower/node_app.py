@@ -15,6 +15,8 @@ from flwr.clientapp import ClientApp
 
 #: Message actions of secure aggregation (``query.<action>``, :mod:`.secure`).
 SECURE_ACTIONS = ("secagg_keys", "secagg_share", "secagg_mask", "secagg_unmask", "secagg_distance")
+#: Before the evaluation under ``acceptance_margin``: a node's federation view, for its peers (``query.release``).
+RELEASE_ACTION = "release"
 
 app = ClientApp()
 
@@ -36,5 +38,5 @@ def _work(msg: Message, context: Context) -> Message:
 
 app.train()(_work)
 app.evaluate()(_work)
-for _action in SECURE_ACTIONS:
+for _action in (*SECURE_ACTIONS, RELEASE_ACTION):
     app.query(_action)(_work)
