@@ -3,11 +3,10 @@
     .venv/bin/python benchmarks/federation_acceptance.py DATA [--cell NAME] [--seed 0] [--margins 1.0 0.8 0.6]
 
 Trains fedcl (the default, personalised) on one benchmark cell, then scores each node's test rows
-with its own detector, and again accepting a row when some other node's federation-view detector
-scores it below ``margin`` × that node's threshold (scores in units of the node's threshold, so 1
-is the alarm line). That needs every node's federation-view detector at every node (its scaler,
-embedding statistics, references and threshold: ~35 kB each). Prints, per margin, pooled AUROC,
-FPR@TPR0.99, the worst node's AUROC, own-benign FPR, federation-wide benign FPR (the other nodes'
+with its own detector, and again with ``acceptance_margin`` at each margin (:class:`fedcl.model.AcceptingDetector`:
+a row is accepted when some other node's federation-view detector scores it below ``margin`` × that
+node's threshold; every node's federation view at every node: ~35 kB each). Prints, per margin, pooled
+AUROC, FPR@TPR0.99, the worst node's AUROC, own-benign FPR, federation-wide benign FPR (the other nodes'
 held-out benign rows) and recall at the thresholds, then the attack families whose flagged rows
 acceptance lets through (rows a node flagged alone that another node's view finds benign); the last
 line compares no acceptance with the last margin given.
@@ -24,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import detection_metrics
 from fedcl.experiments._benchmark import named_cells
+from fedcl.model import accepting
 from fedcl.pipeline import fit_detectors
 
 
@@ -58,37 +58,29 @@ def main() -> None:
     (cell,) = named_cells([args.data], False, [args.cell])
     splits = cell.make_splits(config)
     detectors, _ = fit_detectors(splits, config)
-    shared = {name: d.shared for name, d in detectors.items()}
-
-    def relative(detector, X):
-        return detector.decision_function(X) / detector.threshold_
 
     print(f"{args.cell}: attack rows equal to another node's benign row and to none of their node's (jitter columns "
           f"aside): {copies_elsewhere(splits):.3f}")
     families = np.concatenate([s.attack_family for s in splits])
     figures, flagged = {}, {}
     for margin in [None, *args.margins]:
-        labels, scores, own, federation, recall, alarms, nodes = [], [], [], [], [], [], []
+        labels, scores, predictions, own, federation, recall, alarms, nodes = [], [], [], [], [], [], [], []
+        now = detectors if margin is None else accepting(detectors, margin)
         for s in splits:
-            def score(X):
-                mine = relative(detectors[s.name], X)
-                if margin is None:
-                    return mine
-                elsewhere = np.min([relative(shared[o.name], X) for o in splits if o.name != s.name], axis=0)
-                return np.minimum(mine, elsewhere / margin)
-
+            detector = now[s.name]
             others = np.vstack([o.test_benign for o in splits if o.name != s.name])
-            benign, attack = score(s.test_benign), score(s.attack)
+            benign, attack = detector.decision_function(s.test_benign), detector.decision_function(s.attack)
             labels.append(np.r_[np.zeros(len(benign)), np.ones(len(attack))])
             scores.append(np.r_[benign, attack])
-            own.append(np.mean(benign > 1))
-            federation.append(np.mean(score(others) > 1))
-            recall.append(np.mean(attack > 1))
-            alarms.append(attack > 1)
+            predictions.append(scores[-1] > detector.threshold_)
+            own.append(np.mean(benign > detector.threshold_))
+            federation.append(np.mean(detector.predict(others)))
+            alarms.append(attack > detector.threshold_)
+            recall.append(np.mean(alarms[-1]))
             nodes.append(roc_auc_score(labels[-1], scores[-1]))
         flagged[margin] = np.concatenate(alarms)
         y, z = np.concatenate(labels), np.concatenate(scores)
-        pooled = detection_metrics(y, z, (z > 1).astype(int))
+        pooled = detection_metrics(y, z, np.concatenate(predictions).astype(int))
         figures[margin] = (pooled["auroc"], pooled["fpr_at_tpr99"], np.mean(own), np.mean(federation), np.mean(recall))
         print(f"{args.cell}, margin {margin}: AUROC {figures[margin][0]:.4f}, FPR@TPR0.99 {figures[margin][1]:.4f}, "
               f"worst node AUROC {min(nodes):.4f}, "
