@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from typer.testing import CliRunner
 
@@ -70,6 +71,21 @@ def test_unknown_option_and_bad_values_exit_2(tmp_path):
     unknown_key.write_text("roundz = 3\n")
     result = runner.invoke(app, ["train", "--config", str(unknown_key)])
     assert result.exit_code == 2 and "roundz" in result.output
+    for margin in (["--acceptance-margin", "2"], ["--acceptance-margin", "0.7", "--dp-epsilon", "8"]):
+        refused = runner.invoke(app, ["train", "--data", str(tmp_path), *margin])
+        assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
+        assert "acceptance_margin" in refused.output
+
+
+def test_a_node_with_no_other_to_accept_from_exits_2(fedmse_slice, tmp_path):
+    one = tmp_path / "one"
+    shutil.copytree(fedmse_slice / "Client-1", one / "Client-1")
+
+    result = runner.invoke(app, ["train", "--data", str(one), "--rounds", "1", "--acceptance-margin", "0.7",
+                                 "--out", str(tmp_path / "run")])
+
+    assert result.exit_code == 2 and "acceptance_margin needs at least 2 nodes" in result.output, result.output
+    assert not (tmp_path / "run" / "model.pt").exists()  # refused before training
 
 
 def test_evaluate_without_a_trained_run_exits_2(tmp_path):

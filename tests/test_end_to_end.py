@@ -61,7 +61,7 @@ def test_a_run_whose_nodes_accept_each_others_benign_rows_reloads_them_so(fedmse
     # node's benign rows are its own detector's or lower (accepted), as the report says
     assert {name: set(d.peers) for name, d in detectors.items()} == {
         "Client-1": {"Client-2", "Client-3"}, "Client-2": {"Client-1", "Client-3"}, "Client-3": {"Client-1", "Client-2"}}
-    accepted, own = detectors["Client-1"].decision_function(others), detectors["Client-1"].own.decision_function(others)
+    accepted, own = detectors["Client-1"].decision_function(others), detectors["Client-1"].base.decision_function(others)
     assert (accepted <= own).all() and (accepted < own).any()
     assert summary["pooled"]["auroc"] > 0.9
     assert "acceptance_margin" in (run / "report.md").read_text()

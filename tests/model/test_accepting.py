@@ -47,6 +47,13 @@ def test_a_margin_outside_zero_to_one_is_refused(margin):
         AcceptingDetector(Scores([1.0], 1.0), {}, margin)
 
 
+@pytest.mark.parametrize("threshold", [0.0, -1.0, np.nan, np.inf])
+def test_a_peer_without_a_positive_finite_alarm_line_is_refused(threshold):
+    # a NaN or infinite line would accept rows silently (NaN compares false), a zero one divide by zero
+    with pytest.raises(ValueError, match="peer view"):
+        AcceptingDetector(Scores([1.0], 1.0), {"b": Scores([1.0], threshold)}, 0.7)
+
+
 def test_nodes_of_different_devices_accept_each_others_benign_rows_and_still_flag_attacks():
     # Prepare: two nodes of different devices around one shared encoder, each fitted on its own rows
     a, b = rows(1800, 2.0, seed=0), rows(1800, 3.5, seed=1)
@@ -74,12 +81,14 @@ def test_nodes_of_different_devices_accept_each_others_benign_rows_and_still_fla
     assert all(d.predict(attacks).all() for d in accepting(detectors, 1.0).values())
 
 
-def test_a_personal_detector_releases_its_federation_view_only():
+def test_a_node_releases_the_view_around_the_federations_encoder_only():
     shared, own = FedCLDetector(shared_encoder()), FedCLDetector(shared_encoder())
     personal = PersonalDetector(shared, own)
 
+    # a personal detector's own view stays; an accepting detector releases its base's view, not its peers'
     assert federation_view(personal) is shared
     assert federation_view(shared) is shared
+    assert federation_view(AcceptingDetector(personal, {}, 0.7)) is shared
 
 
 def test_each_node_accepts_from_every_other_node_and_from_the_views_given_beside():
@@ -90,4 +99,14 @@ def test_each_node_accepts_from_every_other_node_and_from_the_views_given_beside
 
     assert {name: set(d.peers) for name, d in nodes.items()} == {
         "a": {"b", "c", "late"}, "b": {"a", "c", "late"}, "c": {"a", "b", "late"}}
-    assert nodes["a"].peers["b"] is b and nodes["a"].own is a
+    assert nodes["a"].peers["b"] is b and nodes["a"].base is a
+
+
+def test_a_node_scored_alone_has_no_one_to_accept_from():
+    from fedcl.config import FedCLConfig
+    from fedcl.errors import ConfigError
+    from fedcl.pipeline import with_acceptance
+
+    # e.g. a Flower run's node evaluated on its own rows: no other node's view is there
+    with pytest.raises(ConfigError, match="no other node's federation view"):
+        with_acceptance({"a": Scores([1.0], 1.0)}, FedCLConfig(acceptance_margin=0.7))

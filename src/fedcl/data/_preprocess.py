@@ -159,7 +159,8 @@ class NodeScaler(TransformerMixin, BaseEstimator):
     """Signed-log standardiser fitted on one node's own benign training rows.
 
     Each node scales with its own statistics, so no raw statistic leaves the
-    node. ``transform`` applies ``sign(x) * log1p(|x|)`` (the features span
+    node (unless ``acceptance_margin`` releases its federation view, scaler
+    included: docs/privacy.md). ``transform`` applies ``sign(x) * log1p(|x|)`` (the features span
     many orders of magnitude), standardises with the mean and std learned in
     ``fit``, imputes missing values with 0 (the node's own mean) unless
     ``keep_missing``, and clips to ``[-clip, clip]``.

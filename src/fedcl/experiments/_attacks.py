@@ -33,6 +33,7 @@ from fedcl.federated import run_federation
 from fedcl.federated.behaviours import ALIASES as BEHAVIOUR_ALIASES
 from fedcl.federated.behaviours import BEHAVIOURS, boost_within_clip
 from fedcl.pipeline import (fit_node_detectors, load_splits, make_detector, own_encoder, scaled_training_rows,
+                            with_acceptance,
                             summarise, trained_encoder)
 from fedcl.seeding import node_rng
 
@@ -139,8 +140,8 @@ def _detectors(encoder, honest: list[NodeSplit], config: FedCLConfig, base: FedC
     for s in honest:
         if (config.seed, s.name) not in own:
             own[config.seed, s.name] = own_encoder(s, base)
-    return {s.name: make_detector(encoder, config, own[config.seed, s.name]).fit(s.train, X_val=s.val)
-            for s in honest}
+    return with_acceptance({s.name: make_detector(encoder, config, own[config.seed, s.name]).fit(s.train, X_val=s.val)
+                            for s in honest}, config)
 
 
 def _attacked(rule: str, behaviour: str, n_bad: int, max_bad: int, family: str, own: dict) -> Callable:

@@ -46,14 +46,14 @@ def fedcl_method(**overrides) -> Callable:
 
 def _local_only(splits, config):
     """Our encoder trained by each node alone: no federation at all."""
-    local = config.updated(personalisation="off")
+    local = config.updated(personalisation="off", acceptance_margin=0.0)  # one node: no other to accept from
     return {s.name: fit_node_detectors(own_encoder(s, config), [s], local)[s.name] for s in splits}, splits
 
 
 def _centralised_ours(splits, config):
     """Our encoder trained on every node's rows pooled in one place (breaks privacy: a reference)."""
     pooled = torch.cat([scaled_training_rows(s) for s in splits])
-    config = config.updated(personalisation="off")  # the pooled encoder alone, for reference
+    config = config.updated(personalisation="off", acceptance_margin=0.0)  # the pooled encoder alone, for reference
     result = run_federation({"pooled": pooled}, config)
     encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
     return fit_node_detectors(encoder, splits, config), splits

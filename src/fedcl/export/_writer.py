@@ -25,8 +25,8 @@ def export_node(run_dir: str | Path, node: str | None, out: str | Path) -> Path:
     Raises
     ------
     ConfigError
-        No trained run at ``run_dir``, a run without per-node detectors (Flower), an unknown node,
-        or an ``out`` that exists and is not an empty directory.
+        No trained run at ``run_dir``, a run without per-node detectors (Flower), a run with
+        ``acceptance_margin``, an unknown node, or an ``out`` that exists and is not an empty directory.
     """
     from fedcl.pipeline import load_detectors
 
@@ -39,7 +39,8 @@ def export_node(run_dir: str | Path, node: str | None, out: str | Path) -> Path:
                           "trained with `fedcl train` or `fedcl run`")
     if config.acceptance_margin:
         raise ConfigError(f"{run}: its nodes accept what the others' federation views find benign "
-                          "(acceptance_margin), which a gateway bundle cannot hold yet; export a run without it")
+                          "(acceptance_margin), which a gateway bundle cannot hold yet; set acceptance_margin = 0 "
+                          "in its config.toml to export the node's detector alone")
     names = list(saved["nodes"])
     if node is None and len(names) != 1:
         raise ConfigError(f"the model has {len(names)} nodes; choose one with --node ({', '.join(names)})")

@@ -12,7 +12,7 @@ from fedcl.model._personal import PersonalDetector
 
 
 class AcceptingDetector:
-    """A node's own detector (``own``), whose score a row loses when another node's federation view finds
+    """A node's detector (``base``), whose score a row loses when another node's federation view finds
     it benign: ``min(s(x), t · min_j s_j(x) / (margin · t_j))``, with ``s``, ``t`` the node's score and
     threshold and ``s_j``, ``t_j`` those of node ``j``'s detector around the federation's encoder (``peers``).
 
@@ -21,27 +21,32 @@ class AcceptingDetector:
     the federation has seen elsewhere; with its peers' views it does not (the federation-wide benign FPR of
     docs/benchmark.md). The price: an attack that looks like another node's benign traffic is accepted too
     (on the simulated network the gafgyt floods do). ``margin`` in (0, 1]: the smaller, the surer a peer
-    must be. Peers come from the other nodes and are released to this one (docs/privacy.md).
+    must be. Peers come from the other nodes and are released to this one (docs/privacy.md): every peer
+    is trusted, and one whose alarm line is absurdly high would silence this node (docs/privacy.md).
+    Scoring costs a scaler and encoder pass per peer.
     """
 
-    def __init__(self, own: FedCLDetector | PersonalDetector, peers: Mapping[str, FedCLDetector],
+    def __init__(self, base: FedCLDetector | PersonalDetector, peers: Mapping[str, FedCLDetector],
                  margin: float) -> None:
         if not 0 < margin <= 1:
             raise ValueError(f"margin must be in (0, 1], got {margin}")
-        self.own, self.peers, self.margin = own, dict(peers), margin
+        unusable = [name for name, peer in peers.items() if not 0 < peer.threshold_ < np.inf]
+        if unusable:
+            raise ValueError(f"peer view(s) {', '.join(unusable)} have no positive finite threshold")
+        self.base, self.peers, self.margin = base, dict(peers), margin
 
     @property
     def encoder(self):
         """The federation's encoder."""
-        return self.own.encoder
+        return self.base.encoder
 
     @property
     def threshold_(self) -> float:
-        return self.own.threshold_
+        return self.base.threshold_
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores of rows ``X``, shape (n,), in the node's units; higher = more anomalous."""
-        scores = self.own.decision_function(X)
+        scores = self.base.decision_function(X)
         for peer in self.peers.values():
             np.minimum(scores, self.threshold_ * peer.decision_function(X) / (self.margin * peer.threshold_),
                        out=scores)
@@ -52,12 +57,14 @@ class AcceptingDetector:
         return (self.decision_function(X) > self.threshold_).astype(np.int64)
 
     def state_dict(self) -> dict[str, Tensor]:
-        """The node's own detector's state: a run saves every node's, and each node's peers are the others'."""
-        return self.own.state_dict()
+        """The base detector's state: a run saves every node's, and each node's peers are the others'."""
+        return self.base.state_dict()
 
 
-def federation_view(detector: FedCLDetector | PersonalDetector) -> FedCLDetector:
+def federation_view(detector: FedCLDetector | PersonalDetector | AcceptingDetector) -> FedCLDetector:
     """The part of a node's detector around the federation's encoder alone: what it releases to its peers."""
+    if isinstance(detector, AcceptingDetector):
+        detector = detector.base
     return detector.shared if isinstance(detector, PersonalDetector) else detector
 
 

@@ -238,9 +238,9 @@ class FedCLDetector(BaseEstimator):
         refs = self.references_
         ref_sq = (refs * refs).sum(dim=1)  # (references,)
         dist = torch.empty(min(len(z_norm), _CHUNK), len(refs))  # bounds the (rows, references) block
-        work = np.empty(dist.shape, dtype=np.float32)
+        work = np.empty(dist.shape, dtype=np.float32) if self.relative else None
         out = [_knn_scores(chunk, refs, ref_sq, k, int(skip_self), dist[: len(chunk)], self._spacing,
-                           work[: len(chunk)]) for chunk in z_norm.split(_CHUNK)]
+                           None if work is None else work[: len(chunk)]) for chunk in z_norm.split(_CHUNK)]
         return torch.cat(out).numpy().astype(np.float64)
 
 
@@ -273,7 +273,7 @@ def _knn_scores(z: Tensor, refs: Tensor, ref_sq: Tensor, k: int, skip: int, dist
         chosen *= partial > lower
     radii, median, weight = spacing
     chosen_t = torch.from_numpy(chosen)  # torch's matmul keeps to its one thread; numpy's BLAS may not
-    local = (chosen_t @ radii) / chosen_t.sum(dim=1).clamp_min_(1)
+    local = (chosen_t @ radii.to(chosen_t.dtype)) / chosen_t.sum(dim=1).clamp_min_(1)
     return distance / (median + weight * local)
 
 

@@ -19,6 +19,7 @@ from fedcl.pipeline.training import (
     spilled,
     train,
     trained_encoder,
+    with_acceptance,
 )
 from fedcl.rundir import load_run_config, load_windows, prepare_run_dir
 
@@ -43,4 +44,5 @@ __all__ = [
     "summarise",
     "train",
     "trained_encoder",
+    "with_acceptance",
 ]

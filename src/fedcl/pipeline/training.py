@@ -87,6 +87,8 @@ def check_trainable(splits: list[NodeSplit], config: FedCLConfig) -> None:
         raise ConfigError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
     if config.node_differential_privacy and len(splits) < 2:
         raise ConfigError("dp_level node needs at least 2 nodes: the noised mean of one node is its update")
+    if config.acceptance_margin and len(splits) < 2:
+        raise ConfigError("acceptance_margin needs at least 2 nodes: a node accepts what the others find benign")
     for s in splits:
         if len(s.train) < 2:
             raise InputError(f"node {s.name!r} has {len(s.train)} benign training row(s); "
@@ -103,7 +105,7 @@ def scaled_training_rows(split: NodeSplit, config: FedCLConfig | None = None) ->
     return torch.from_numpy(training_scaler(config.differential_privacy, config.schema).fit_transform(split.train))
 
 
-NodeDetector = FedCLDetector | PersonalDetector | AcceptingDetector
+NodeDetector = FedCLDetector | PersonalDetector | AcceptingDetector  # the last: with_acceptance
 
 
 def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
@@ -171,16 +173,27 @@ def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config
             on_node(s.name)
     if not config.acceptance_margin:
         return detectors
-    views = {p.name: make_detector(encoder, config.updated(personalisation="off")).fit(p.train, X_val=p.val)
-             for p in peers}
-    return with_acceptance(detectors, config, views)
+    return with_acceptance(detectors, config, {p.name: fit_federation_view(encoder, p, config) for p in peers})
+
+
+def fit_federation_view(encoder: torch.nn.Module, split: NodeSplit, config: FedCLConfig) -> FedCLDetector:
+    """A node's detector around the federation's encoder alone, on its own rows: what it releases to the
+    other nodes under ``acceptance_margin`` (the ``shared`` part of its personal detector)."""
+    return make_detector(encoder, config.updated(personalisation="off")).fit(split.train, X_val=split.val)
 
 
 def with_acceptance(detectors: dict[str, NodeDetector], config: FedCLConfig,
                     others: dict[str, FedCLDetector] | None = None) -> dict[str, NodeDetector]:
     """The nodes' detectors, each accepting what the others' federation views (and ``others``) find
-    benign when ``config.acceptance_margin`` is on (:class:`fedcl.model.AcceptingDetector`)."""
-    return accepting(detectors, config.acceptance_margin, others) if config.acceptance_margin else detectors
+    benign when ``config.acceptance_margin`` is on (:class:`fedcl.model.AcceptingDetector`); ConfigError
+    when a node would have no other node's view to accept from."""
+    if not config.acceptance_margin:
+        return detectors
+    if len(detectors) + len(others or {}) < 2:
+        raise ConfigError(f"acceptance_margin {config.acceptance_margin:g}: node {next(iter(detectors))} has no other "
+                          "node's federation view to accept from (one node, or a Flower run's node scored alone); "
+                          "set acceptance_margin = 0")
+    return accepting(detectors, config.acceptance_margin, others)
 
 
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
@@ -190,7 +203,7 @@ def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callab
 
     ``trainers`` (names, default all) take part in training; the other nodes join afterwards, with
     the federation's encoder and their own scaler, references and threshold (unseen devices), and
-    only theirs are fitted then.
+    only theirs are returned (with ``acceptance_margin``, accepting from the trainers' federation views too).
     """
     training = [s for s in splits if trainers is None or s.name in trainers]
     joining = splits if trainers is None else [s for s in splits if s.name not in trainers]

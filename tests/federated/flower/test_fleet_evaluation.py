@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 from sklearn.metrics import roc_auc_score
 
 from fedcl.config import FedCLConfig
+from fedcl.errors import ConfigError
 from fedcl.eval.metrics import fpr_at_tpr
 from fedcl.federated.flower import InProcessGrid, run_server
 from fedcl.federated.flower.client_app import app
@@ -181,7 +182,7 @@ def test_nodes_that_accept_each_others_benign_rows_evaluate_as_fedcl_evaluate_do
 
     # Assert: every node accepted from the two others, and its metrics are those `fedcl evaluate` computes
     # with every row on one machine (where acceptance needs no release); acceptance changed them
-    assert fleet["acceptance"] == {"margin": 1.0, "views_released": NAMES}
+    assert fleet["acceptance"] == {"margin": 1.0, "views_released": NAMES, "not_released": []}
     for name in NAMES:
         for key, value in central["nodes"][name].items():
             assert fleet["nodes"][name][key] == pytest.approx(value, abs=1e-12), (name, key)
@@ -198,3 +199,42 @@ def evaluate_without_acceptance(run, data, out):
     config = out / "config.toml"
     config.write_text(config.read_text().replace("acceptance_margin = 1.0", "acceptance_margin = 0.0"))
     return evaluate(out, data=str(data))
+
+
+class ForgedViewGrid(InProcessGrid):
+    """Node ``forger`` releases a view whose alarm line is NaN: it would accept every row at its peers."""
+
+    def __init__(self, *args, forger: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.forger = forger
+
+    def pull_messages(self, message_ids):
+        replies = list(super().pull_messages(message_ids))
+        for reply in replies:
+            if reply.metadata.message_type == "query.release" and reply.metadata.src_node_id == self.forger:
+                state = reply.content["view"].to_torch_state_dict()
+                reply.content["view"] = ArrayRecord(torch_state_dict={**state, "threshold": state["threshold"] * np.nan})
+        return replies
+
+
+def test_a_view_that_cannot_score_is_not_relayed_and_the_others_still_accept(fedmse_slice, tmp_path, one_torch_thread):
+    # Execute: node 2 (Client-2) releases a NaN alarm line
+    run_server(ForgedViewGrid(app, node_configs(fedmse_slice), forger=2),
+               FedCLConfig(rounds=1, seed=3, acceptance_margin=1.0), tmp_path / "run", min_nodes=3)
+
+    # Assert: its view is listed with why and relayed to no one; every node still evaluates
+    fleet = json.loads((tmp_path / "run" / FLEET_FILE).read_text())
+    assert fleet["acceptance"]["views_released"] == ["Client-1", "Client-3"]
+    assert fleet["acceptance"]["not_released"] == ["node 2: values that are not finite"]
+    assert list(fleet["nodes"]) == NAMES and fleet["not_evaluated"] == []
+
+
+def test_a_node_releases_no_view_unless_the_run_accepts(fedmse_slice):
+    from fedcl.federated.flower._records import config_record
+
+    message = Message(RecordDict({"arrays": ArrayRecord([]), "config": config_record(FedCLConfig(), None)}),
+                      dst_node_id=1, message_type="query.release")
+
+    # the ClientApp raises (a SuperNode replies with the error)
+    with pytest.raises(ConfigError, match="acceptance_margin is 0: the node releases no view"):
+        InProcessGrid(app, node_configs(fedmse_slice)).send_and_receive([message], timeout=60)

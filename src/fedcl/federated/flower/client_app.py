@@ -28,7 +28,7 @@ from flwr.clientapp import ClientApp
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, leakage_guard, read_dataset, split_node, training_scaler
-from fedcl.errors import InputError
+from fedcl.errors import ConfigError, InputError
 from fedcl.federated.compress import compressed_update
 from fedcl.federated.flower._records import (
     HELD_KEY,
@@ -166,6 +166,8 @@ def release(msg: Message, context: Context) -> Message:
 
         raise BudgetRefused("this node has a privacy budget: it releases no detector, which no ε counts")
     config, _ = read_config_record(msg.content["config"])
+    if not config.acceptance_margin:  # the run's config decides what leaves the node, not the request alone
+        raise ConfigError("this run's acceptance_margin is 0: the node releases no view")
     node = _pick_node(read_dataset(data_path, config.layout, config.schema), data_path, node_name)
     return Message(node_view(node, partition, config, msg.content["arrays"].to_numpy_ndarrays()), reply_to=msg)
 

@@ -10,6 +10,9 @@ scores its held-out benign test and attack rows and replies with
   what pooled AUROC, AUPRC and FPR@TPR0.99 over the fleet need (at the bins' resolution,
   100 per decade), since a node's scores never leave it.
 
+Under ``acceptance_margin`` the server first asks every node for its federation view (``query.release``),
+checks each and sends each node the others' views with its evaluate message.
+
 docs/privacy.md lists what these reveal. The server writes ``fleet.json`` (per node, means over
 nodes, pooled, per family, nodes that did not answer) and ``fleet.md`` with ``fleet_roc.png``.
 """
@@ -54,11 +57,10 @@ def _histogram(scores: np.ndarray) -> list[int]:
 def node_view(node: NodeData, partition_id: int, config: FedCLConfig, arrays: list[np.ndarray]) -> RecordDict:
     """What a node releases to its peers under ``acceptance_margin``: its detector around the federation's
     encoder alone (scaler, embedding statistics, references, radii, threshold), fitted on its own rows."""
-    from fedcl.pipeline.training import make_detector, split_nodes, trained_encoder
+    from fedcl.pipeline.training import fit_federation_view, split_nodes, trained_encoder
 
     [split] = split_nodes([node], config)
-    view = make_detector(trained_encoder(config, arrays, split.train.shape[1]),
-                         config.updated(personalisation="off")).fit(split.train, X_val=split.val)
+    view = fit_federation_view(trained_encoder(config, arrays, split.train.shape[1]), split, config)
     return RecordDict({VIEW_KEY: ArrayRecord(torch_state_dict=view.state_dict()),
                        NODE_KEY: ConfigRecord({"node-name": node.name, "partition-id": partition_id})})
 
@@ -66,15 +68,19 @@ def node_view(node: NodeData, partition_id: int, config: FedCLConfig, arrays: li
 def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arrays: list[np.ndarray],
                     peers: dict | None = None) -> RecordDict:
     """A node's evaluation reply: its detector fitted and scored on its own rows, as ``fedcl evaluate``;
-    under ``acceptance_margin`` accepting what ``peers`` (name: released view state, :func:`node_view`) find benign."""
+    under ``acceptance_margin`` accepting what ``peers`` (name: the view state another node released,
+    :func:`node_view`) find benign; a view that does not load is left out, with a warning."""
     from fedcl.pipeline.scoring import score_nodes  # detectors and scoring: only where a node evaluates
     from fedcl.pipeline.training import fit_node_detectors, make_detector, split_nodes, trained_encoder, with_acceptance
 
     [split] = split_nodes([node], config)
     encoder = trained_encoder(config, arrays, split.train.shape[1])
-    plain = config.updated(personalisation="off")
-    views = {name: make_detector(encoder, plain).load_state_dict(state) for name, state in (peers or {}).items()
-             if name != node.name}
+    views = {}
+    for name, state in (peers or {}).items():
+        try:
+            views[name] = make_detector(encoder, config.updated(personalisation="off")).load_state_dict(state)
+        except (KeyError, ValueError, RuntimeError) as why:
+            logging.getLogger("flwr").warning("the view of %s is left out: %s", name, why)
     detectors = with_acceptance(fit_node_detectors(encoder, [split], config.updated(acceptance_margin=0.0)), config, views)
     scores = score_nodes(detectors, [split])
     label, score, flagged = (scores[k].to_numpy() for k in ("label", "score", "prediction"))
@@ -160,23 +166,47 @@ def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]
 
 
 def released_views(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], reference: np.ndarray | None,
-                   timeout: float) -> dict[str, tuple[int, ArrayRecord]]:
+                   timeout: float) -> tuple[dict[str, tuple[int, ArrayRecord]], list[str]]:
     """Each node's federation view (message type ``query.release``, :func:`node_view`) by node name, with the
-    Flower id of the node it came from: what the server relays to the other nodes under ``acceptance_margin``.
-    A node that fails or does not answer releases none."""
+    Flower id of the node it came from: what the server relays to the other nodes under ``acceptance_margin``;
+    and why the others released none (no answer, an error, a second view of one name, a view that cannot score)."""
     messages = [Message(content=RecordDict({"arrays": ArrayRecord(arrays), "config": config_record(config, reference)}),
                         message_type=RELEASE, dst_node_id=node)
                 for node in grid.get_node_ids()]
-    views = {}
+    views, failures, answered = {}, [], set()
     for reply in grid.send_and_receive(messages, timeout=timeout):
+        source = reply.metadata.src_node_id
+        answered.add(source)
         try:
             if reply.has_error():
                 raise ValueError(reply.error.reason)
             name, _ = read_node_record(reply.content)
-            views.setdefault(name, (reply.metadata.src_node_id, reply.content[VIEW_KEY]))
+            fault = _view_fault(reply.content[VIEW_KEY].to_torch_state_dict(), config.embedding_dim)
+            if fault or name in views:
+                raise ValueError(fault or f"a second view named {name}")
+            views[name] = (source, reply.content[VIEW_KEY])
         except (KeyError, TypeError, ValueError) as why:
-            logging.getLogger("flwr").warning("node %s released no view: %s", reply.metadata.src_node_id, why)
-    return views
+            failures.append(f"node {source}: {why}")
+    failures += [f"node {m.metadata.dst_node_id}: no accepted answer within {timeout:g} s" for m in messages
+                 if m.metadata.dst_node_id not in answered]
+    for failure in failures:
+        logging.getLogger("flwr").warning("release: %s", failure)
+    return views, failures
+
+
+def _view_fault(state: dict, embedding_dim: int) -> str:
+    """Why a released view cannot score for its peers ("" if it can): what scoring reads, finite, of the
+    federation's embedding size, with a positive alarm line (a view with NaN or no line would accept rows silently)."""
+    missing = sorted({"scaler_mean", "scaler_scale", "mean", "std", "references", "threshold"} - set(state))
+    if missing:
+        return f"no {', '.join(missing)}"
+    if not all(bool(v.isfinite().all()) for v in state.values()):
+        return "values that are not finite"
+    if state["references"].ndim != 2 or state["references"].shape[1] != embedding_dim or len(state["references"]) < 1:
+        return f"references that are not (count, {embedding_dim})"
+    if not float(state["threshold"]) > 0:
+        return "a threshold that is not positive"
+    return ""
 
 
 def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], reference: np.ndarray | None,
@@ -184,9 +214,11 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
     """Ask every node to evaluate θ = ``arrays`` on its rows; write fleet.json, fleet.md and fleet_roc.png.
 
     A node that does not answer within ``timeout`` seconds, or answers with an error, is listed under
-    ``not_evaluated`` (with Flower's reason) and left out of the means and pooled metrics.
+    ``not_evaluated`` (with Flower's reason) and left out of the means and pooled metrics. Under
+    ``acceptance_margin`` the nodes first release their federation views (:func:`released_views`, the same
+    timeout), and each evaluate message carries the other nodes' views.
     """
-    peers = released_views(grid, config, arrays, reference, timeout) if config.acceptance_margin else {}
+    peers, unreleased = released_views(grid, config, arrays, reference, timeout) if config.acceptance_margin else ({}, [])
 
     def content(node: int) -> RecordDict:  # each node gets the others' views
         views = {f"{PEER_PREFIX}{name}": view for name, (source, view) in peers.items() if source != node}
@@ -217,7 +249,8 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
         logging.getLogger("flwr").warning("evaluation: %s", failure)
     summary = _summary(replies, failures, history)
     if config.acceptance_margin:
-        summary["acceptance"] = {"margin": config.acceptance_margin, "views_released": sorted(peers)}
+        summary["acceptance"] = {"margin": config.acceptance_margin, "views_released": sorted(peers),
+                                 "not_released": unreleased}
     (out_dir / FLEET_FILE).write_text(json.dumps(summary, indent=2))
     from fedcl.eval.report import write_fleet_report  # matplotlib only when a report is written
 
