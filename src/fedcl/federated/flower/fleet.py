@@ -78,7 +78,9 @@ def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arra
     views = {}
     for name, state in (peers or {}).items():
         try:
-            views[name] = make_detector(encoder, config.updated(personalisation="off")).load_state_dict(state)
+            view = make_detector(encoder, config.updated(personalisation="off")).load_state_dict(state)
+            view.decision_function(split.val[:1])  # shapes that do not fit this run's rows fail here, not later
+            views[name] = view
         except (KeyError, ValueError, RuntimeError) as why:
             logging.getLogger("flwr").warning("the view of %s is left out: %s", name, why)
     detectors = with_acceptance(fit_node_detectors(encoder, [split], config.updated(acceptance_margin=0.0)), config, views)
