@@ -105,7 +105,7 @@ def scaled_training_rows(split: NodeSplit, config: FedCLConfig | None = None) ->
     return torch.from_numpy(training_scaler(config.differential_privacy, config.schema).fit_transform(split.train))
 
 
-NodeDetector = FedCLDetector | PersonalDetector | AcceptingDetector  # the last: with_acceptance
+NodeDetector = FedCLDetector | PersonalDetector | AcceptingDetector  # the last from with_acceptance
 
 
 def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
