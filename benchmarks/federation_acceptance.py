@@ -1,11 +1,13 @@
 """Should a node accept rows that another node's detector finds benign? Federation-wide FPR against recall.
 
     .venv/bin/python benchmarks/federation_acceptance.py DATA [--cell NAME] [--seed 0] [--margins 1.0 0.8 0.6]
+        [--quorums 1 2]
 
 Trains fedcl (the default, personalised) on one benchmark cell, then scores each node's test rows
 with its own detector, and again with ``acceptance_margin`` at each margin (:class:`fedcl.model.AcceptingDetector`:
 a row is accepted when some other node's federation-view detector scores it below ``margin`` × that
-node's threshold; every node's federation view at every node: ~35 kB each). Prints, per margin, pooled
+node's threshold, or, with quorum q, when q other nodes' views do; every node's federation view at every
+node: ~35 kB each). Prints, per margin and quorum, pooled
 AUROC, FPR@TPR0.99, the worst node's AUROC, own-benign FPR, federation-wide benign FPR (the other nodes'
 held-out benign rows) and recall at the thresholds, then the attack families whose flagged rows
 acceptance lets through (rows a node flagged alone that another node's view finds benign); the last
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument("--cell", default="natural")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--margins", type=float, nargs="+", default=[1.0, 0.8, 0.6])
+    parser.add_argument("--quorums", type=int, nargs="+", default=[1])
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -63,9 +66,9 @@ def main() -> None:
           f"aside): {copies_elsewhere(splits):.3f}")
     families = np.concatenate([s.attack_family for s in splits])
     figures, flagged = {}, {}
-    for margin in [None, *args.margins]:
+    for margin, quorum in [(None, None), *((m, q) for m in args.margins for q in args.quorums)]:
         labels, scores, predictions, own, federation, recall, alarms, nodes = [], [], [], [], [], [], [], []
-        now = detectors if margin is None else accepting(detectors, margin)
+        now = detectors if margin is None else accepting(detectors, margin, quorum=quorum)
         for s in splits:
             detector = now[s.name]
             others = np.vstack([o.test_benign for o in splits if o.name != s.name])
@@ -78,23 +81,24 @@ def main() -> None:
             alarms.append(attack > detector.threshold_)
             recall.append(np.mean(alarms[-1]))
             nodes.append(roc_auc_score(labels[-1], scores[-1]))
-        flagged[margin] = np.concatenate(alarms)
+        key = (margin, quorum)
+        flagged[key] = np.concatenate(alarms)
         y, z = np.concatenate(labels), np.concatenate(scores)
         pooled = detection_metrics(y, z, np.concatenate(predictions).astype(int))
-        figures[margin] = (pooled["auroc"], pooled["fpr_at_tpr99"], np.mean(own), np.mean(federation), np.mean(recall))
-        print(f"{args.cell}, margin {margin}: AUROC {figures[margin][0]:.4f}, FPR@TPR0.99 {figures[margin][1]:.4f}, "
-              f"worst node AUROC {min(nodes):.4f}, "
-              f"own-benign FPR {figures[margin][2]:.4f}, federation-wide benign FPR {figures[margin][3]:.4f}, "
-              f"recall {figures[margin][4]:.4f}", flush=True)
+        figures[key] = (pooled["auroc"], pooled["fpr_at_tpr99"], np.mean(own), np.mean(federation), np.mean(recall))
+        print(f"{args.cell}, margin {margin}, quorum {quorum}: AUROC {figures[key][0]:.4f}, "
+              f"FPR@TPR0.99 {figures[key][1]:.4f}, worst node AUROC {min(nodes):.4f}, "
+              f"own-benign FPR {figures[key][2]:.4f}, federation-wide benign FPR {figures[key][3]:.4f}, "
+              f"recall {figures[key][4]:.4f}", flush=True)
         if margin is not None:
-            lost = {f: np.sum(flagged[None] & ~flagged[margin] & (families == f)) / max(np.sum(flagged[None] & (families == f)), 1)
+            alone = flagged[None, None]
+            lost = {f: np.sum(alone & ~flagged[key] & (families == f)) / max(np.sum(alone & (families == f)), 1)
                     for f in np.unique(families)}
             print("  flagged rows let through, by family: "
                   + (", ".join(f"{f} {share:.3f}" for f, share in lost.items() if share > 0) or "none"))
-    last = args.margins[-1]
-    print(f"acceptance at margin {last}: federation-wide benign FPR {figures[None][3]:.4f} -> {figures[last][3]:.4f}, "
-          f"recall {figures[None][4]:.4f} -> {figures[last][4]:.4f}, AUROC {figures[None][0]:.4f} -> {figures[last][0]:.4f}")
-
+    none, last = figures[None, None], figures[args.margins[-1], args.quorums[-1]]
+    print(f"acceptance at margin {args.margins[-1]}, quorum {args.quorums[-1]}: federation-wide benign FPR "
+          f"{none[3]:.4f} -> {last[3]:.4f}, recall {none[4]:.4f} -> {last[4]:.4f}, AUROC {none[0]:.4f} -> {last[0]:.4f}")
 
 if __name__ == "__main__":
     main()

@@ -91,6 +91,7 @@ def test_wrong_type_raises(tmp_path, line, key):
     ('layout = "csv"', "layout"),
     ("val_fraction = 0.6\ntest_fraction = 0.4", "val_fraction"),
     ("acceptance_margin = 1.5", "acceptance_margin"),
+    ("acceptance_quorum = 0", "acceptance_quorum"),
     ("acceptance_margin = 0.7\ndp_epsilon = 8.0", "acceptance_margin releases each node's references"),
 ])
 def test_invalid_value_raises(tmp_path, line, message):

@@ -87,6 +87,7 @@ class FedCLConfig:
     # node's federation-view detector is released to the others: docs/privacy.md); 0: off, the default:
     # attacks that look like another node's benign traffic are accepted too (docs/benchmark.md).
     acceptance_margin: float = 0.0
+    acceptance_quorum: int = 1  # a row is accepted when this many other nodes' views agree (all, when fewer)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -134,6 +135,7 @@ class FedCLConfig:
             (self.personalisation in PERSONALISATIONS,
              f"personalisation must be one of {', '.join(PERSONALISATIONS)}"),
             (0 <= self.acceptance_margin <= 1, f"acceptance_margin must be in [0, 1] (0: off), got {self.acceptance_margin}"),
+            (self.acceptance_quorum >= 1, f"acceptance_quorum must be >= 1, got {self.acceptance_quorum}"),
             # The peers' views hold references (k-means centroids of a node's embedded rows), which no ε covers.
             (self.acceptance_margin == 0 or math.isinf(self.dp_epsilon),
              "acceptance_margin releases each node's references to the others, which dp_epsilon does not cover: "

@@ -41,6 +41,20 @@ def test_a_row_keeps_its_score_unless_a_peer_scores_it_below_the_margin_of_its_l
     assert detector.threshold_ == 2.0
 
 
+def test_with_a_quorum_a_row_is_accepted_only_when_that_many_peers_agree():
+    own = Scores([5.0, 5.0], threshold=2.0)
+    # peer b finds both rows benign; c only row 1; d neither: ratios s_j / (0.5 t_j) per row
+    peers = {"b": Scores([1.0, 1.0], 10.0), "c": Scores([50.0, 2.0], 10.0), "d": Scores([50.0, 50.0], 10.0)}
+    X = np.arange(2)
+
+    one, two, four = (AcceptingDetector(own, peers, 0.5, quorum=q) for q in (1, 2, 4))
+
+    np.testing.assert_allclose(one.decision_function(X), [2.0 * 0.2, 2.0 * 0.2])  # b alone suffices
+    np.testing.assert_allclose(two.decision_function(X), [5.0, 2.0 * 0.4])  # the second-lowest ratio counts
+    np.testing.assert_array_equal(two.predict(X), [1, 0])
+    np.testing.assert_allclose(four.decision_function(X), [5.0, 5.0])  # more than the peers: all must agree
+
+
 @pytest.mark.parametrize("margin", [0.0, -0.1, 1.5])
 def test_a_margin_outside_zero_to_one_is_refused(margin):
     with pytest.raises(ValueError, match="margin"):

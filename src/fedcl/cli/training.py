@@ -102,6 +102,7 @@ def train_command(
     personalisation: Annotated[str | None, typer.Option(help="weighted (default) | mean | max: each node also trains an encoder on its rows alone and combines both views' scores (weighted: a mean weighted per node by how light each view's benign tail is) | off: the federation's encoder only.")] = None,
     trim_fraction: Annotated[float | None, typer.Option(help="Leave dense far groups of training rows (at most this share; an infected training window) out of training and references; 0: off (default; docs/results.md).")] = None,
     acceptance_margin: Annotated[float | None, typer.Option(help="A node accepts a row another node's federation view scores below this × its alarm line (0.7 on the development benchmark; each node's view goes to the others: docs/privacy.md); 0: off (default).")] = None,
+    acceptance_quorum: Annotated[int | None, typer.Option(help="With --acceptance-margin: accept a row only when this many other nodes' views agree (default 1; all of them when fewer).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
 ) -> Path:
     """Train a federated detector: config, per-round history and model in the run directory."""
@@ -115,7 +116,8 @@ def train_command(
         secure_aggregation=secure_aggregation, dp_epsilon=dp_epsilon, dp_delta=dp_delta, dp_clip=dp_clip,
         dp_level=dp_level, dp_sample_rate=dp_sample_rate, dp_update_clip=dp_update_clip, compression_bits=compression_bits,
         node_normalisation=node_normalisation, missing_mask=missing_mask, personalisation=personalisation,
-        trim_fraction=trim_fraction, acceptance_margin=acceptance_margin, seed=seed,
+        trim_fraction=trim_fraction, acceptance_margin=acceptance_margin,
+        acceptance_quorum=acceptance_quorum, seed=seed,
     )
     from fedcl import pipeline  # torch is imported only when there is work to do
 

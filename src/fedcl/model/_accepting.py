@@ -21,19 +21,22 @@ class AcceptingDetector:
     the federation has seen elsewhere; with its peers' views it does not (the federation-wide benign FPR of
     docs/benchmark.md). The price: an attack that looks like another node's benign traffic is accepted too
     (on the simulated network the gafgyt floods do). ``margin`` in (0, 1]: the smaller, the surer a peer
-    must be. Peers come from the other nodes and are released to this one (docs/privacy.md): every peer
-    is trusted, and one whose alarm line is absurdly high would silence this node (docs/privacy.md).
-    Scoring costs a scaler and encoder pass per peer.
+    must be. With ``quorum`` q, the q-th smallest of the peers' ratios counts instead of the smallest: a
+    row is accepted only when q peers agree (all of them when fewer), so no single peer can silence this
+    node. Peers come from the other nodes and are released to this one (docs/privacy.md). Scoring costs a
+    scaler and encoder pass per peer.
     """
 
     def __init__(self, base: FedCLDetector | PersonalDetector, peers: Mapping[str, FedCLDetector],
-                 margin: float) -> None:
+                 margin: float, quorum: int = 1) -> None:
         if not 0 < margin <= 1:
             raise ValueError(f"margin must be in (0, 1], got {margin}")
+        if quorum < 1:
+            raise ValueError(f"quorum must be at least 1, got {quorum}")
         unusable = [name for name, peer in peers.items() if not 0 < peer.threshold_ < np.inf]
         if unusable:
             raise ValueError(f"peer view(s) {', '.join(unusable)} have no positive finite threshold")
-        self.base, self.peers, self.margin = base, dict(peers), margin
+        self.base, self.peers, self.margin, self.quorum = base, dict(peers), margin, quorum
 
     @property
     def encoder(self):
@@ -47,10 +50,11 @@ class AcceptingDetector:
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores of rows ``X``, shape (n,), in the node's units; higher = more anomalous."""
         scores = self.base.decision_function(X)
-        for peer in self.peers.values():
-            np.minimum(scores, self.threshold_ * peer.decision_function(X) / (self.margin * peer.threshold_),
-                       out=scores)
-        return scores
+        if not self.peers:
+            return scores
+        ratios = np.stack([peer.decision_function(X) / (self.margin * peer.threshold_) for peer in self.peers.values()])
+        q = min(self.quorum, len(ratios)) - 1
+        return np.minimum(scores, self.threshold_ * np.partition(ratios, q, axis=0)[q])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -69,9 +73,9 @@ def federation_view(detector: FedCLDetector | PersonalDetector | AcceptingDetect
 
 
 def accepting(detectors: Mapping[str, FedCLDetector | PersonalDetector], margin: float,
-              others: Mapping[str, FedCLDetector] | None = None) -> dict[str, AcceptingDetector]:
+              others: Mapping[str, FedCLDetector] | None = None, quorum: int = 1) -> dict[str, AcceptingDetector]:
     """Each node's detector with every other node's federation view as its peers, and ``others``: the
     federation views of nodes whose own detectors are not given here."""
     views = {name: federation_view(d) for name, d in detectors.items()} | dict(others or {})
-    return {name: AcceptingDetector(d, {p: v for p, v in views.items() if p != name}, margin)
+    return {name: AcceptingDetector(d, {p: v for p, v in views.items() if p != name}, margin, quorum)
             for name, d in detectors.items()}

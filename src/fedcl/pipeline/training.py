@@ -193,7 +193,7 @@ def with_acceptance(detectors: dict[str, NodeDetector], config: FedCLConfig,
         raise ConfigError(f"acceptance_margin {config.acceptance_margin:g}: node {next(iter(detectors))} has no other "
                           "node's federation view to accept from (one node, or a Flower run's node scored alone); "
                           "set acceptance_margin = 0")
-    return accepting(detectors, config.acceptance_margin, others)
+    return accepting(detectors, config.acceptance_margin, others, config.acceptance_quorum)
 
 
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
