@@ -48,8 +48,10 @@ def _relative(config: FedCLConfig) -> str:
 def _acceptance(config: FedCLConfig) -> str:
     if not config.acceptance_margin:
         return ""
-    return (f" A node accepts a row that another node's federation view scores below {config.acceptance_margin:g} × "
-            "its threshold (`acceptance_margin`: each node's federation-view detector was released to the others).")
+    who = "another node's federation view" if config.acceptance_quorum == 1 else \
+        f"{config.acceptance_quorum} other nodes' federation views"
+    return (f" A node accepts a row that {who} score(s) below {config.acceptance_margin:g} × their threshold "
+            "(`acceptance_margin`: each node's federation-view detector was released to the others).")
 
 
 def _centroid_rows(config: FedCLConfig) -> str:
