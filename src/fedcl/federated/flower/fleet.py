@@ -175,13 +175,11 @@ def released_views(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
     messages = [Message(content=RecordDict({"arrays": ArrayRecord(arrays), "config": config_record(config, reference)}),
                         message_type=RELEASE, dst_node_id=node)
                 for node in grid.get_node_ids()]
-    views, failures, answered = {}, [], set()
-    for reply in grid.send_and_receive(messages, timeout=timeout):
+    replies, failures = _exchange(grid, messages, timeout)
+    views = {}
+    for reply in replies:
         source = reply.metadata.src_node_id
-        answered.add(source)
         try:
-            if reply.has_error():
-                raise ValueError(reply.error.reason)
             name, _ = read_node_record(reply.content)
             fault = _view_fault(reply.content[VIEW_KEY].to_torch_state_dict(), config.embedding_dim)
             if fault or name in views:
@@ -189,11 +187,23 @@ def released_views(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
             views[name] = (source, reply.content[VIEW_KEY])
         except (KeyError, TypeError, ValueError) as why:
             failures.append(f"node {source}: {why}")
-    failures += [f"node {m.metadata.dst_node_id}: no accepted answer within {timeout:g} s" for m in messages
-                 if m.metadata.dst_node_id not in answered]
     for failure in failures:
         logging.getLogger("flwr").warning("release: %s", failure)
     return views, failures
+
+
+def _exchange(grid: Grid, messages: list[Message], timeout: float) -> tuple[list[Message], list[str]]:
+    """Send ``messages``; the replies without error, and why the other nodes gave none (their error, or no answer)."""
+    replies, failures, answered = [], [], set()
+    for reply in grid.send_and_receive(messages, timeout=timeout):
+        answered.add(reply.metadata.src_node_id)
+        if reply.has_error():
+            failures.append(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
+        else:
+            replies.append(reply)
+    failures += [f"node {m.metadata.dst_node_id}: no accepted answer within {timeout:g} s" for m in messages
+                 if m.metadata.dst_node_id not in answered]
+    return replies, failures
 
 
 def _view_fault(state: dict, embedding_dim: int) -> str:
@@ -228,18 +238,9 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
 
     messages = [Message(content=content(node), message_type=MessageType.EVALUATE, dst_node_id=node)
                 for node in grid.get_node_ids()]
-    replies, failures = [], []
-    answered = set()
-    for reply in grid.send_and_receive(messages, timeout=timeout):
-        answered.add(reply.metadata.src_node_id)
-        if reply.has_error():
-            failures.append(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
-        else:
-            replies.append(reply.content)
-    failures += [f"node {m.metadata.dst_node_id}: no accepted answer within {timeout:g} s" for m in messages
-                 if m.metadata.dst_node_id not in answered]
+    answers, failures = _exchange(grid, messages, timeout)
     kept, names = [], set()
-    for reply in replies:
+    for reply in (answer.content for answer in answers):
         why = _malformed(reply, names)
         if why:
             failures.append(f"a reply left out: {why}")
