@@ -6,12 +6,15 @@ Per benchmark cell, trains one federation and, per node, three encoders: the fed
 (*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*, the default's
 personal view) and the federation's fine-tuned on the node's rows with the same recipe
 (*fine-tuned*: local fine-tuning, the usual personalisation of federated learning). Each view gets a
-FedCLDetector on the node's rows; combinations map every view into the shared view's units at the
-90th percentile of benign validation scores (as :class:`fedcl.model.PersonalDetector` does), take
-the mean (or max, or a mean weighted per node from benign rows alone: :func:`view_weight`) and
-threshold at the 99th percentile of the combined validation scores. Prints
-pooled AUROC, FPR@TPR0.99 and the worst node's AUROC per cell and variant, then the means over the
-cells; the last line compares the default, tail(shared, own), with the best other variant.
+FedCLDetector on the node's rows; combinations map every view into one view's units (the shared view's,
+as :class:`fedcl.model.PersonalDetector` does, unless a variant says ``in own units``) at the 90th
+percentile of benign validation scores, take the mean (or max, or a mean weighted per node from benign
+rows alone: :func:`view_weight`, the own view's tail weight counted ``odds`` times where a variant says
+so) and threshold at the 99th percentile of the combined validation scores. Prints pooled AUROC, FPR@TPR0.99 and the worst node's
+AUROC per cell, seed and variant, then per variant the means over the cells (each cell's mean over the
+seeds), FPR@TPR0.99 apart per network, and in how many cells it is at least the own view alone (*our
+encoder, local only* of the benchmark) on both pooled figures; the last line compares the default,
+tail(shared, own), with the best other variant.
 Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
 node's view scores (a pickle); a rerun with the same file reads them instead of training again.
 """
@@ -35,13 +38,17 @@ from fedcl.model._personal import SCALE_QUANTILE
 from fedcl.pipeline import make_detector, own_encoder, scaled_training_rows, trained_encoder
 
 PARTS = ("val", "benign", "attack", "train", "shuffled", "jittered")
-VARIANTS = [(("shared",), "mean"), (("own",), "mean"), (("fine-tuned",), "mean"),
-            (("shared", "own"), "mean"), (("shared", "fine-tuned"), "mean"), (("shared", "own", "fine-tuned"), "mean"),
-            (("shared", "own"), "max"), (("shared", "own", "fine-tuned"), "max"),
-            (("shared", "own"), "tail"), (("shared", "own", "fine-tuned"), "tail"),
-            (("shared", "own"), "probe"), (("shared", "own", "fine-tuned"), "probe"),
-            (("shared", "own"), "floor")]
-DEFAULT = (("shared", "own"), "tail")  # personalisation "weighted"
+# (views, how, the unit view, the own view's odds in a weighted mean)
+VARIANTS = [(("shared",), "mean", "shared", 1), (("own",), "mean", "own", 1), (("fine-tuned",), "mean", "fine-tuned", 1),
+            *((views, how, "shared", 1) for how in ("mean", "max", "tail", "probe")
+              for views in (("shared", "own"), ("shared", "fine-tuned"), ("shared", "own", "fine-tuned"))
+              if how == "mean" or "own" in views),
+            (("shared", "own"), "floor", "shared", 1),
+            # the units a node's scores pool in, and how much the own view counts (a study of session 15)
+            *((("shared", "own"), "tail", unit, odds) for unit in ("shared", "own") for odds in (1, 1.5, 2, 3, 4)
+              if (unit, odds) != ("shared", 1)),
+            (("shared", "own", "fine-tuned"), "tail", "own", 2)]
+DEFAULT = (("shared", "own"), "tail", "shared", 1)  # personalisation "weighted"
 DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1", "home clusters, 500 train rows",
                  "natural, 250 train rows", "Dirichlet α=0.1, 500 train rows", "home clusters, 250 train rows",
                  "Dirichlet α=0.5, 250 train rows", "natural, 1000 train rows"]
@@ -84,15 +91,24 @@ def view_weight(scores: dict[str, np.ndarray], how: str) -> float:
     return 1.0
 
 
-def metrics(nodes: dict, views: tuple[str, ...], how: str) -> tuple[float, float, float]:
-    """Pooled AUROC, FPR@TPR0.99 and worst node AUROC of one combination of views: their mean, max
-    or a mean weighted per node (:func:`view_weight`); *floor*: the tail-weighted mean, never below the
-    own view (whose alarms a poisoned shared model then cannot lower, as under max)."""
+def label(views: tuple[str, ...], how: str, unit: str, odds: float) -> str:
+    """How a variant is printed: ``tail(shared, own)``, with its unit and odds where not the default's."""
+    extra = [f"in {unit} units"] if unit != "shared" and len(views) > 1 else []
+    extra += [f"own odds {odds:g}"] if odds != 1 else []
+    return f"{how}({', '.join(views)})" + (f" [{', '.join(extra)}]" if extra else "")
+
+
+def metrics(nodes: dict, views: tuple[str, ...], how: str, unit_view: str, odds: float) -> tuple[float, float, float]:
+    """Pooled AUROC, FPR@TPR0.99 and worst node AUROC of one combination of views, in ``unit_view``'s
+    units: their mean, max or a mean weighted per node (:func:`view_weight`, the own view's ×
+    ``odds``); *floor*: the tail-weighted mean, never below the own view (whose alarms a poisoned
+    shared model then cannot lower, as under max)."""
     labels, scores, node_auroc = [], [], []
     for node in nodes.values():
-        unit = {v: np.quantile(node["shared"]["val"], SCALE_QUANTILE) / max(np.quantile(node[v]["val"], SCALE_QUANTILE),
-                                                                          1e-12) for v in views}
-        weight = np.array([view_weight(node[v], "tail" if how == "floor" else how) for v in views])[:, None]
+        unit = {v: np.quantile(node[unit_view]["val"], SCALE_QUANTILE)
+                / max(np.quantile(node[v]["val"], SCALE_QUANTILE), 1e-12) for v in views}
+        weight = np.array([view_weight(node[v], "tail" if how == "floor" else how) * (odds if v == "own" else 1)
+                           for v in views])[:, None]
         combined = {p: np.max([node[v][p] * unit[v] for v in views], axis=0) if how == "max" else
                     np.sum(weight * [node[v][p] * unit[v] for v in views], axis=0) / weight.sum()
                     for p in ("benign", "attack")}
@@ -112,34 +128,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="+")
     parser.add_argument("--cell", action="append", help="cell name (repeat); default: the study's cells")
-    parser.add_argument("--seed", type=int, default=0, help="0: the development seed")
+    parser.add_argument("--seed", type=int, action="append", help="repeat; default 0, the development seed")
     parser.add_argument("--scores", type=Path, help="pickle of the view scores, read if it exists, else written")
     args = parser.parse_args()
     torch.set_num_threads(1)
     kept = pickle.loads(args.scores.read_bytes()) if args.scores and args.scores.exists() else {}
 
-    results: dict[tuple, list] = {}
+    results: dict[tuple, dict[tuple, list]] = {}  # variant -> (network, cell) -> per seed
     for data in args.data:
+        network = data.rstrip("/").split("/")[-1]
         names = {c.name for c in cells(data, False)}
         for cell in [c for c in (args.cell or DEFAULT_CELLS) if c in names]:
-            key = (data.rstrip("/").split("/")[-1], cell, args.seed)
-            if key not in kept:
-                kept[key] = view_scores(data, cell, args.seed)
-                if args.scores:
-                    args.scores.write_bytes(pickle.dumps(kept))
-            nodes = kept[key]
-            for views, how in VARIANTS:
-                m = metrics(nodes, views, how)
-                results.setdefault((views, how), []).append(m)
-                print(f"{data.rstrip('/').split('/')[-1]} | {cell} | {how}({', '.join(views)}): "
-                      f"AUROC {m[0]:.4f}, FPR@TPR0.99 {m[1]:.4f}, worst node {m[2]:.4f}", flush=True)
-    print(f"means over {len(results[DEFAULT])} cells:")
-    means = {k: np.mean(v, axis=0) for k, v in results.items()}
-    for (views, how), m in means.items():
-        print(f"  {how}({', '.join(views)}): AUROC {m[0]:.4f}, FPR@TPR0.99 {m[1]:.4f}, worst node {m[2]:.4f}")
+            for seed in args.seed or [0]:
+                key = (network, cell, seed)
+                if key not in kept:
+                    kept[key] = view_scores(data, cell, seed)
+                    if args.scores:
+                        args.scores.write_bytes(pickle.dumps(kept))
+                for variant in VARIANTS:
+                    m = metrics(kept[key], *variant)
+                    results.setdefault(variant, {}).setdefault((network, cell), []).append(m)
+                    print(f"{network} | {cell} | seed {seed} | {label(*variant)}: "
+                          f"AUROC {m[0]:.4f}, FPR@TPR0.99 {m[1]:.4f}, worst node {m[2]:.4f}", flush=True)
+    cell_means = {k: {cell: np.mean(ms, axis=0) for cell, ms in v.items()} for k, v in results.items()}
+    own_alone = cell_means[(("own",), "mean", "own", 1)]
+    print(f"means over {len(own_alone)} cells (each the mean over its seeds); FPR@TPR0.99 per network; in how many "
+          "cells the variant is at least the own view alone (our encoder, local only) on both pooled figures:")
+    means = {k: np.mean(list(v.values()), axis=0) for k, v in cell_means.items()}
+    for variant, m in means.items():
+        networks = dict.fromkeys(network for network, _ in own_alone)
+        per_network = ", ".join(f"{n} {np.mean([c[1] for (cn, _), c in cell_means[variant].items() if cn == n]):.4f}"
+                                for n in networks)
+        no_regret = sum(c[0] >= own_alone[cell][0] and c[1] <= own_alone[cell][1]
+                        for cell, c in cell_means[variant].items())
+        print(f"  {label(*variant)}: AUROC {m[0]:.4f}, FPR@TPR0.99 {m[1]:.4f} ({per_network}), worst node {m[2]:.4f}, "
+              f"≥ own alone in {no_regret} of {len(own_alone)}")
     best = max((k for k in means if k != DEFAULT), key=lambda k: means[k][0])
-    print(f"default tail(shared, own): AUROC {means[DEFAULT][0]:.4f}, FPR@TPR0.99 {means[DEFAULT][1]:.4f}; "
-          f"best other {best[1]}({', '.join(best[0])}): AUROC {means[best][0]:.4f}, FPR@TPR0.99 {means[best][1]:.4f}")
+    print(f"default {label(*DEFAULT)}: AUROC {means[DEFAULT][0]:.4f}, FPR@TPR0.99 {means[DEFAULT][1]:.4f}; "
+          f"best other {label(*best)}: AUROC {means[best][0]:.4f}, FPR@TPR0.99 {means[best][1]:.4f}")
 
 
 if __name__ == "__main__":

@@ -26,19 +26,20 @@ NODE = "Client-1"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, one_torch_thread):
-    """A personal run with relative scores and a plain one with absolute distances (as before the key), on the
-    real fedmse-iid rows (tiny training), each with NODE's bundle."""
+    """Personal runs with relative scores (two views, and three: tuned) and a plain one with absolute distances
+    (as before the key), on the real fedmse-iid rows (tiny training), each with NODE's bundle."""
     root = tmp_path_factory.mktemp("export")
     made = {}
-    for kind in ("weighted", "off"):
+    for kind in ("weighted", "tuned", "off"):
         config = FedCLConfig(data=str(NBAIOT / "fedmse-iid"), rounds=1, local_steps=3, personalisation=kind,
-                             relative_distance=kind == "weighted")
+                             relative_distance=kind != "off")
         run = train(config, root / f"run-{kind}")
         made[kind] = (run, config)
     exported = runner.invoke(app, ["export", "--model", str(made["weighted"][0]), "--node", NODE,
                                    "--out", str(root / "bundle-weighted")])
     assert exported.exit_code == 0, exported.output
-    export_node(made["off"][0], NODE, root / "bundle-off")
+    for kind in ("tuned", "off"):
+        export_node(made[kind][0], NODE, root / f"bundle-{kind}")
     return {kind: (run, config, root / f"bundle-{kind}") for kind, (run, config) in made.items()}
 
 
@@ -50,8 +51,9 @@ def exact_scores(detector, rows: np.ndarray) -> np.ndarray:
     from fedcl.model import COMBINE, PersonalDetector
 
     if isinstance(detector, PersonalDetector):
-        own = exact_scores(detector.own, rows) * detector.own_scale_
-        return COMBINE[detector.combine](exact_scores(detector.shared, rows), own, detector.shared_weight_)
+        return COMBINE[detector.combine](np.stack([exact_scores(view, rows) * detector.scales_[name]
+                                                   for name, view in detector.views.items()]),
+                                         np.array([detector.weights_[name] for name in detector.views]))
     with torch.inference_mode():
         z = detector.encoder.eval()(torch.from_numpy(detector.scaler_.transform(rows)))
         z = ((z - detector.mean_) / detector.std_).numpy().astype(np.float64)  # (rows, dim)
@@ -73,7 +75,7 @@ def node_rows(config: FedCLConfig) -> dict[str, np.ndarray]:
             for name in ("train", "val", "test_benign", "attack")}
 
 
-@pytest.mark.parametrize("kind", ["weighted", "off"])
+@pytest.mark.parametrize("kind", ["weighted", "tuned", "off"])
 def test_bundle_scores_equal_the_torch_path(runs, kind):
     # Prepare: every real row of the node: training, validation, benign test and attack rows
     run, config, bundle = runs[kind]
@@ -88,7 +90,8 @@ def test_bundle_scores_equal_the_torch_path(runs, kind):
     # Assert: equal to the torch model's scores on every row. decision_function itself rounds in float32
     # and sits up to ~1e-3 from its exact scores on rows near a reference (training rows), so it is
     # compared as is where those roundings are small: attack rows, far from every reference.
-    assert type(torch_path.detector).__name__ == ("PersonalDetector" if kind == "weighted" else "FedCLDetector")
+    assert type(torch_path.detector).__name__ == ("FedCLDetector" if kind == "off" else "PersonalDetector")
+    assert len(bundle_path.detector.views) == {"weighted": 2, "tuned": 3, "off": 1}[kind]
     for name in rows:
         np.testing.assert_allclose(got[name], exact[name], rtol=1e-5, atol=0, err_msg=name)
     np.testing.assert_allclose(got["attack"], want["attack"], rtol=1e-5, atol=0)
@@ -122,7 +125,7 @@ def test_bundle_holds_what_one_node_needs(runs):
     assert sorted(p.name for p in bundle.iterdir()) == ["arrays.npz", "bundle.json", "encoders.onnx"]
     assert manifest["node"] == NODE and manifest["views"] == ["shared", "own"] and manifest["combine"] == "weighted"
     assert len(manifest["feature_names"]) == 115 and manifest["feature_names"][0] == "MI_dir_L5_weight"
-    assert manifest["model_sha256"] == detect.from_run(run, NODE).model and manifest["own_scale"] > 0
+    assert manifest["model_sha256"] == detect.from_run(run, NODE).model and manifest["scales"]["own"] > 0
     assert {"fedcl_version", "created", "threshold", "window"} <= set(manifest)
     assert manifest["local_weight"] == 0.5 and {"shared.radii", "own.spacing"} <= set(np.load(bundle / "arrays.npz"))
     assert again.content_hash == detect.from_bundle(bundle).model  # the hash the alerts carry
@@ -231,7 +234,10 @@ def test_a_changed_or_foreign_bundle_is_refused(runs, tmp_path):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    *(("shared_weight", v, "needs a shared_weight in") for v in (None, "0.7", 1.5)),  # weighted combining
+    *(("weights", {"shared": v, "own": 0.5}, "'shared' needs a finite weight in") for v in (None, "0.7", 1.5)),
+    *(("scales", {"shared": 1.0, "own": v}, "'own' needs a finite scale > 0") for v in (None, "2", 0.0, 1e309)),
+    *(("shared_weight", v, "'shared' needs a finite weight in") for v in (None, "0.7", 1.5)),  # before version 4
+    *(("own_scale", v, "'own' needs a finite scale > 0") for v in (None, "2", 0.0)),
     *(("local_weight", v, "relative scores need a finite local_weight") for v in (None, "0.5", -1.0, True, 1e309)),
 ])
 def test_a_bundle_needs_the_weights_it_scores_with(runs, tmp_path, key, value, message):
@@ -240,10 +246,33 @@ def test_a_bundle_needs_the_weights_it_scores_with(runs, tmp_path, key, value, m
     bundle = tmp_path / "b"
     shutil.copytree(runs["weighted"][2], bundle)
     manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    if key in ("shared_weight", "own_scale"):  # as a bundle before version 4 held them
+        scales, weights = manifest.pop("scales"), manifest.pop("weights")
+        manifest |= {"version": 3, "own_scale": scales["own"], "shared_weight": weights["shared"]}
     (bundle / MANIFEST_FILE).write_text(json.dumps({**manifest, key: value}))
 
     with pytest.raises(InputError, match=message):
         load_bundle(bundle)
+
+
+def test_a_bundle_of_format_3_scores_as_it_did(runs, tmp_path):
+    import shutil
+
+    # Prepare: NODE's bundle as version 3 wrote it (the own view's scale into shared units, the shared weight)
+    bundle, old = runs["weighted"][2], tmp_path / "v3"
+    shutil.copytree(bundle, old)
+    manifest = json.loads((old / MANIFEST_FILE).read_text())
+    scales, weights = manifest.pop("scales"), manifest.pop("weights")
+    assert scales["shared"] == 1.0
+    (old / MANIFEST_FILE).write_text(json.dumps(manifest | {"version": 3, "own_scale": scales["own"],
+                                                            "shared_weight": weights["shared"]}))
+    rows = np.vstack(list(node_rows(runs["weighted"][1]).values()))
+
+    # Execute
+    got, want = load_bundle(old).decision_function(rows), load_bundle(bundle).decision_function(rows)
+
+    # Assert
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
 
 
 def test_bundle_detect_streams_as_it_scores_the_whole_capture(runs, tmp_path, monkeypatch):

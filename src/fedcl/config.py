@@ -20,7 +20,7 @@ LAYOUTS = ("auto", "uci", "kaggle", "clients")
 SCHEMAS = ("nbaiot", "auto")  # fedcl.data.SCHEMAS: N-BaIoT's 115 columns, or a header's numeric columns
 GUARDS = ("on", "strict", "off")
 DP_LEVELS = ("record", "node")  # what one unit of privacy is: a row of a node's window, or a whole node
-PERSONALISATIONS = ("weighted", "mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
+PERSONALISATIONS = ("weighted", "tuned", "mean", "max", "off")  # "off" or a fedcl.model.COMBINE rule
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import torch
 
 from fedcl.config import FedCLConfig
 from fedcl.model import FedCLDetector, PersonalDetector, build_encoder
-from fedcl.model._combine import shared_weight
+from fedcl.model._combine import view_weights
 from fedcl.pipeline import make_detector
 
 N_FEATURES = 115
@@ -50,19 +50,21 @@ def test_the_weighted_mean_leans_on_the_view_with_the_lighter_benign_tail():
     tail = {v: np.quantile(s, 0.99) / np.quantile(s, 0.5) - 1 for v, s in (("shared", shared), ("own", own))}
     expected = (1 / tail["shared"]) / (1 / tail["shared"] + 1 / tail["own"])
 
-    np.testing.assert_allclose(detector.shared_weight_, expected)
+    np.testing.assert_allclose([detector.weights_["shared"], detector.weights_["own"]], [expected, 1 - expected])
     probe = rows(64, 3.0, 5)
     np.testing.assert_allclose(detector.decision_function(probe),
                                expected * detector.shared.decision_function(probe)
                                + (1 - expected) * detector.own.decision_function(probe) * detector.own_scale_)
 
 
-def test_shared_weight_follows_the_tails():
+def test_view_weights_follow_the_tails():
     light, heavy = np.r_[np.ones(98), 1.2, 1.2], np.r_[np.ones(98), 5.0, 5.0]  # q99/q50 − 1 ≈ 0.2 and 4
 
-    assert shared_weight(light, heavy) > 0.9
-    assert shared_weight(heavy, light) < 0.1
-    assert shared_weight(light, light * 7) == pytest.approx(0.5)  # a view's units do not matter
+    assert view_weights({"shared": light, "own": heavy})["shared"] > 0.9
+    assert view_weights({"shared": heavy, "own": light})["shared"] < 0.1
+    assert view_weights({"shared": light, "own": light * 7})["shared"] == pytest.approx(0.5)  # units do not matter
+    three = view_weights({"shared": light, "own": light * 7, "tuned": light * 3}, own_odds=2)
+    assert three == pytest.approx({"shared": 0.25, "own": 0.5, "tuned": 0.25})
 
 
 def test_the_threshold_is_set_on_the_combined_validation_scores(fitted):
@@ -81,9 +83,33 @@ def test_a_saved_detector_scores_exactly_as_the_fitted_one(fitted):
 
     np.testing.assert_array_equal(restored.decision_function(X), fitted.decision_function(X))
     assert restored.threshold_ == fitted.threshold_
-    older = {k: v for k, v in fitted.state_dict().items() if k != "shared_weight"}  # saved before weighting
-    assert restored.load_state_dict(older).shared_weight_ == 0.5
+    before_weighting = {k: v for k, v in fitted.state_dict().items()
+                        if k not in ("shared_weight", "own_weight", "shared_scale")}
+    assert restored.load_state_dict(before_weighting).weights_ == {"shared": 0.5, "own": 0.5}
+    assert restored.scales_ == {"shared": 1.0, "own": fitted.own_scale_}
     assert all(isinstance(v, torch.Tensor) for v in fitted.state_dict().values())
+
+
+def test_tuned_combines_three_views_in_the_own_views_units_leaning_on_the_own_view():
+    X, val, probe = rows(300, 2.0, 0), rows(200, 2.0, 1), rows(64, 3.0, 5)
+    views = [FedCLDetector(encoder(seed), n_neighbors=3, n_references=64) for seed in (0, 1, 2)]
+    detector = PersonalDetector(*views[:2], tuned=views[2], combine="tuned").fit(X, X_val=val)
+    validation = {name: view.decision_function(val) for name, view in zip(("shared", "own", "tuned"), views)}
+    weights = view_weights(validation, own_odds=2)
+    scales = {name: np.quantile(validation["own"], 0.9) / np.quantile(s, 0.9) for name, s in validation.items()}
+
+    np.testing.assert_allclose([detector.scales_[v] for v in scales], list(scales.values()))
+    np.testing.assert_allclose(detector.decision_function(probe),
+                               sum(weights[v] * scales[v] * view.decision_function(probe)
+                                   for v, view in zip(scales, views)))
+    assert np.mean(detector.decision_function(val) > detector.threshold_) <= 0.01
+    with pytest.raises(ValueError, match="fine-tuned view"):
+        PersonalDetector(*views[:2], combine="tuned")
+    restored = PersonalDetector(FedCLDetector(views[0].encoder, n_neighbors=3, n_references=64),
+                                FedCLDetector(encoder(9), n_neighbors=3, n_references=64),
+                                tuned=FedCLDetector(encoder(8), n_neighbors=3, n_references=64), combine="tuned")
+    np.testing.assert_array_equal(restored.load_state_dict(detector.state_dict()).decision_function(probe),
+                                  detector.decision_function(probe))
 
 
 def test_config_picks_the_node_detector():
@@ -95,6 +121,11 @@ def test_config_picks_the_node_detector():
     assert detector.encoder is shared and detector.own.encoder is own
     with pytest.raises(ValueError, match="own encoder"):
         make_detector(shared, FedCLConfig())
+    tuned = make_detector(shared, FedCLConfig(personalisation="tuned"), own, encoder(2))
+    assert list(tuned.views) == ["shared", "own", "tuned"] and tuned.tuned.encoder is not shared
+    for config, extra in ((FedCLConfig(personalisation="tuned"), ()), (FedCLConfig(), (encoder(2),))):
+        with pytest.raises(ValueError, match="fine-tuned encoder"):
+            make_detector(shared, config, own, *extra)
     with pytest.raises(ValueError, match="unknown combine"):
         PersonalDetector(FedCLDetector(shared), FedCLDetector(own), combine="min")
 

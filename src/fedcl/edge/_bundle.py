@@ -24,9 +24,9 @@ class BundleDetector:
     :class:`~fedcl.data.NodeScaler` (NaN kept), embed it with the ONNX encoder (which reads NaN as the
     node's mean), normalise z̃ = (z − μ)/σ (float32 up to here, as torch), and score it by the mean
     distance to its ``n_neighbors`` nearest references (float64), over their spacing when the view has
-    ``radii`` and ``spacing`` (relative scores, format version 3). A personal detector maps the own
-    view's scores by ``own_scale`` and combines the two, the shared view weighing ``shared_weight``
-    (:class:`fedcl.model.PersonalDetector`).
+    ``radii`` and ``spacing`` (relative scores, format version 3). A personal detector maps each view's
+    scores by its scale and combines them with their weights (:class:`fedcl.model.PersonalDetector`;
+    ``scales`` and ``weights`` from version 4, two views' ``own_scale`` and ``shared_weight`` before).
     Build it with :func:`load_bundle`.
 
     Attributes
@@ -53,8 +53,7 @@ class BundleDetector:
         self.content_hash = content_hash(manifest)
         self.views = list(manifest["views"])
         self.combine = manifest.get("combine")
-        self.own_scale = manifest.get("own_scale")
-        self.shared_weight = manifest.get("shared_weight", 0.5)  # bundles from before weighted combining: 0.5
+        self.scales, self.weights = _scales_and_weights(manifest)
         self._session = session
         self._scalers = {v: _scaler(arrays[f"{v}.scaler_mean"], arrays[f"{v}.scaler_scale"], manifest["clip"])
                          for v in self.views}
@@ -90,7 +89,8 @@ class BundleDetector:
                     view_scores[v][lo : lo + _CHUNK] = s
         if self.views == ["shared"]:
             return view_scores["shared"]
-        return COMBINE[self.combine](view_scores["shared"], view_scores["own"] * self.own_scale, self.shared_weight)
+        return COMBINE[self.combine](np.stack([view_scores[v] * self.scales[v] for v in self.views]),
+                                     np.array([self.weights[v] for v in self.views]))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -134,11 +134,34 @@ def _same_scaler(a: NodeScaler, b: NodeScaler) -> bool:
     return np.array_equal(a.mean_, b.mean_) and np.array_equal(a.scale_, b.scale_) and a.clip == b.clip
 
 
+def _scales_and_weights(manifest: dict) -> tuple[dict, dict]:
+    """A personal bundle's view -> scale and view -> weight (bundles before version 4 hold the own view's
+    scale into the shared view's units and the shared view's weight, 0.5 before weighted combining)."""
+    if "scales" in manifest or "weights" in manifest:
+        return manifest.get("scales"), manifest.get("weights")
+    shared = manifest.get("shared_weight", 0.5)
+    own = 1 - shared if isinstance(shared, (int, float)) else None  # a bad shared weight is named first
+    return {"shared": 1.0, "own": manifest.get("own_scale")}, {"shared": shared, "own": own}
+
+
 def _scaler(mean: np.ndarray, scale: np.ndarray, clip: float) -> NodeScaler:
     """The node's fitted NodeScaler (NaN kept: the encoder reads a missing cell itself)."""
     scaler = NodeScaler(clip=float(clip), keep_missing=True)
     scaler.mean_, scaler.scale_, scaler.n_features_in_ = mean, scale, len(mean)
     return scaler
+
+
+def _check_combining(bundle: Path, manifest: dict) -> None:
+    """InputError unless a personal bundle's combine rule, and each view's scale and weight, can score."""
+    if manifest.get("combine") not in COMBINE:
+        raise InputError(f"{bundle}: unknown combine rule {manifest.get('combine')!r}")
+    scales, weights = _scales_and_weights(manifest)
+    for kind, values, bounds, ok in (("scale", scales, "> 0", lambda x: 0 < x < np.inf),
+                                     ("weight", weights, "in [0, 1]", lambda x: 0 <= x <= 1)):
+        for view in manifest["views"]:
+            value = values.get(view) if isinstance(values, dict) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                raise InputError(f"{bundle}: view {view!r} needs a finite {kind} {bounds}, not {value!r}")
 
 
 def load_bundle(bundle: str | Path) -> BundleDetector:
@@ -168,11 +191,8 @@ def load_bundle(bundle: str | Path) -> BundleDetector:
             raise InputError(f"{bundle}: relative scores need a finite local_weight >= 0, not {weight!r}")
         if arrays[f"{v}.radii"].shape != arrays[f"{v}.references"].shape[:1] or not 0 < spacing < np.inf:
             raise InputError(f"{bundle / ARRAYS_FILE}: {v}.radii and {v}.spacing do not fit its references")
-    if len(manifest["views"]) > 1 and manifest.get("combine") not in COMBINE:
-        raise InputError(f"{bundle}: unknown combine rule {manifest.get('combine')!r}")
-    weight = manifest.get("shared_weight", 0.5)
-    if manifest.get("combine") == "weighted" and not (isinstance(weight, float) and 0 <= weight <= 1):
-        raise InputError(f"{bundle}: the weighted combine needs a shared_weight in [0, 1], not {weight!r}")
+    if len(manifest["views"]) > 1:
+        _check_combining(bundle, manifest)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: ORT's warnings are not the operator's business
     session = onnxruntime.InferenceSession(str(bundle / ENCODERS_FILE), options, providers=["CPUExecutionProvider"])

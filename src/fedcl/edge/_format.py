@@ -9,7 +9,9 @@ from pathlib import Path
 from fedcl.errors import InputError
 
 FORMAT = "fedcl-bundle"
-FORMAT_VERSION = 3  # 2: personal bundles may combine their views weighted (shared_weight); 3: relative scores
+# 2: personal bundles may combine their views weighted (shared_weight); 3: relative scores; 4: a personal
+# bundle's views (two or three) each with a scale and a weight (scales, weights: own_scale, shared_weight before)
+FORMAT_VERSION = 4
 MANIFEST_FILE = "bundle.json"  # metadata, the scoring constants, and a SHA-256 of every other file
 ENCODERS_FILE = "encoders.onnx"  # one graph: an input and an output per view (x_shared -> z_shared, ...)
 ARRAYS_FILE = "arrays.npz"  # per view: scaler mean/scale, embedding mean/std, references (and their spacing)

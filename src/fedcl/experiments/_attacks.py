@@ -33,8 +33,7 @@ from fedcl.federated import run_federation
 from fedcl.federated.behaviours import ALIASES as BEHAVIOUR_ALIASES
 from fedcl.federated.behaviours import BEHAVIOURS, boost_within_clip
 from fedcl.pipeline import (fit_node_detectors, load_splits, make_detector, own_encoder, scaled_training_rows,
-                            with_acceptance,
-                            summarise, trained_encoder)
+                            summarise, trained_encoder, tuned_encoder, with_acceptance)
 from fedcl.seeding import node_rng
 
 RULES = AGGREGATIONS
@@ -134,14 +133,18 @@ def _forged(behaviour: str):
 
 def _detectors(encoder, honest: list[NodeSplit], config: FedCLConfig, base: FedCLConfig, own: dict) -> dict:
     """Each honest node's detector; its own-view encoder trained once per node and seed (under the
-    configured rule ``base``), since no attacker ever touches it."""
+    configured rule ``base``), since no attacker ever touches it (a fine-tuned view starts from the
+    attacked federation's encoder: trained per run)."""
     if config.personalisation == "off":
         return fit_node_detectors(encoder, honest, config)
     for s in honest:
         if (config.seed, s.name) not in own:
             own[config.seed, s.name] = own_encoder(s, base)
-    return with_acceptance({s.name: make_detector(encoder, config, own[config.seed, s.name]).fit(s.train, X_val=s.val)
-                            for s in honest}, config)
+    def tuned(s: NodeSplit):
+        return tuned_encoder(s, base, encoder) if config.personalisation == "tuned" else None
+
+    return with_acceptance({s.name: make_detector(encoder, config, own[config.seed, s.name], tuned(s))
+                            .fit(s.train, X_val=s.val) for s in honest}, config)
 
 
 def _attacked(rule: str, behaviour: str, n_bad: int, max_bad: int, family: str, own: dict) -> Callable:

@@ -78,8 +78,7 @@ def write_bundle(detector: FedCLDetector | PersonalDetector, out: str | Path, *,
             "version": FORMAT_VERSION,
             "node": node,
             "views": list(views),
-            **({"combine": detector.combine, "own_scale": float(detector.own_scale_),
-                "shared_weight": float(detector.shared_weight_)}
+            **({"combine": detector.combine, "scales": detector.scales_, "weights": detector.weights_}
                if isinstance(detector, PersonalDetector) else {}),
             "threshold": float(detector.threshold_),
             "window": int(window),
@@ -112,9 +111,7 @@ def _check_out(out: Path) -> None:
 
 def _views(detector: FedCLDetector | PersonalDetector) -> dict[str, FedCLDetector]:
     """View name -> FedCLDetector, in the order the bundle stores them."""
-    if isinstance(detector, PersonalDetector):
-        return {"shared": detector.shared, "own": detector.own}
-    return {"shared": detector}
+    return detector.views if isinstance(detector, PersonalDetector) else {"shared": detector}
 
 
 def _arrays(view: FedCLDetector) -> dict[str, np.ndarray]:

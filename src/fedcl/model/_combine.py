@@ -1,13 +1,17 @@
-"""How a personalised node's two views make one score (numpy only: the gateway bundle uses it without torch)."""
+"""How a personalised node's views make one score (numpy only: the gateway bundle uses it without torch)."""
 
 import numpy as np
 
-# (shared scores, own scores in shared units, the shared view's weight) -> one score
+# (each view's scores in the node's units, shape (views, rows); each view's weight, shape (views,)) -> one score
 COMBINE = {
-    "weighted": lambda a, b, w: w * a + (1 - w) * b,  # w fitted per node: shared_weight
-    "mean": lambda a, b, w: (a + b) / 2,
-    "max": lambda a, b, w: np.maximum(a, b),  # an alarm from either view counts
+    "weighted": lambda s, w: w @ s,  # shared and own view, w fitted per node: view_weights
+    "tuned": lambda s, w: w @ s,  # shared, own and fine-tuned view, w fitted per node
+    "mean": lambda s, w: s.mean(axis=0),
+    "max": lambda s, w: s.max(axis=0),  # an alarm from either view counts
 }
+# Under "tuned" the node's scores are in the own view's units and its tail weight counts twice: chosen
+# on the development seed, where it lowered pooled FPR@TPR0.99 on both networks (docs/benchmark.md).
+OWN_VIEW_ODDS = {"tuned": 2.0}
 
 
 def tail_weight(scores: np.ndarray) -> float:
@@ -19,10 +23,10 @@ def tail_weight(scores: np.ndarray) -> float:
     return 1.0 / max(q99 / max(q50, 1e-12) - 1.0, 1e-6)
 
 
-def shared_weight(shared_val: np.ndarray, own_val: np.ndarray) -> float:
-    """The shared view's weight in a node's weighted mean, from its benign validation scores alone
-    (:func:`tail_weight` of each view). On the development seed this gave the weight to the own view
-    where a federation of other devices blurs the node's traffic, and left it with the shared view on
-    the simulated network (docs/benchmark.md)."""
-    shared, own = tail_weight(shared_val), tail_weight(own_val)
-    return shared / (shared + own)
+def view_weights(validation: dict[str, np.ndarray], own_odds: float = 1.0) -> dict[str, float]:
+    """Each view's weight in a node's weighted mean (summing to 1), from its benign validation scores
+    alone: :func:`tail_weight`, the own view's times ``own_odds``. On the development seed this gave the
+    weight to the own view where a federation of other devices blurs the node's traffic, and left it
+    with the shared view on the simulated network (docs/benchmark.md)."""
+    raw = {view: tail_weight(scores) * (own_odds if view == "own" else 1.0) for view, scores in validation.items()}
+    return {view: w / sum(raw.values()) for view, w in raw.items()}

@@ -6,34 +6,38 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedcl.model._combine import COMBINE, shared_weight
+from fedcl.model._combine import COMBINE, OWN_VIEW_ODDS, view_weights
 from fedcl.model._detector import FedCLDetector
 from fedcl.model._threshold import threshold_at_fpr
 
-SCALE_QUANTILE = 0.9  # where the two views' benign scores are matched: a stabler tail than the threshold's
+SCALE_QUANTILE = 0.9  # where the views' benign scores are matched: a stabler tail than the threshold's
 
 
 class PersonalDetector:
-    """Two :class:`FedCLDetector` of one node, one around the federation's encoder (``shared``) and one
-    around an encoder trained on the node's rows alone (``own``), combined score by score.
+    """Two or three :class:`FedCLDetector` of one node, combined score by score: one around the
+    federation's encoder (``shared``), one around an encoder trained on the node's rows alone (``own``)
+    and, under the ``tuned`` rule, one around the federation's encoder fine-tuned on the node's rows
+    (``tuned``).
 
     The shared view knows traffic the node has never seen; the own view resolves the node's own
-    traffic finely where a federation of different devices blurs it (device-skewed deals). The own
-    view's scores are mapped into the shared view's units by matching the 90th percentiles of the
-    two views' benign validation scores, then combined: ``weighted`` (a mean weighted per node by
-    how light each view's benign tail is, :func:`fedcl.model._combine.shared_weight`), ``mean`` or
-    ``max``; the threshold is set again on the combined validation scores. Everything is chosen
-    from benign rows only, and
-    scores stay in the shared frame's units, which pool across nodes as the federation's did
-    (dividing by each node's threshold instead pooled worse on the simulated network and
-    Dirichlet deals, development seed: docs/benchmark.md).
+    traffic finely where a federation of different devices blurs it (device-skewed deals); the
+    fine-tuned view starts from what the federation knows and then learns the node. Each view's scores
+    are mapped into one view's units by matching the 90th percentiles of their benign validation
+    scores (the shared view's; the own view's under ``tuned``, which pooled across nodes better with
+    three views on the development seed), then combined: ``weighted`` and ``tuned`` (a mean weighted
+    per node by how light each view's benign tail is, :func:`fedcl.model._combine.view_weights`),
+    ``mean`` or ``max``; the threshold is set again on the combined validation scores. Everything is
+    chosen from benign rows only (dividing by each node's threshold instead pooled worse on the
+    simulated network and Dirichlet deals, development seed: docs/benchmark.md).
     """
 
     def __init__(self, shared: FedCLDetector, own: FedCLDetector, *, combine: str = "weighted",
-                 fpr_target: float = 0.01) -> None:
+                 fpr_target: float = 0.01, tuned: FedCLDetector | None = None) -> None:
         if combine not in COMBINE:
             raise ValueError(f"unknown combine {combine!r}; choose one of {', '.join(COMBINE)}")
-        self.shared, self.own = shared, own
+        if (combine == "tuned") != (tuned is not None):
+            raise ValueError("the tuned combine needs the fine-tuned view, and only it has one")
+        self.shared, self.own, self.tuned = shared, own, tuned
         self.combine = combine
         self.fpr_target = fpr_target
 
@@ -42,48 +46,67 @@ class PersonalDetector:
         """The federation's encoder (the one every node shares)."""
         return self.shared.encoder
 
+    @property
+    def views(self) -> dict[str, FedCLDetector]:
+        """The node's views by name: shared, own (and tuned)."""
+        return {"shared": self.shared, "own": self.own} | ({"tuned": self.tuned} if self.tuned is not None else {})
+
+    @property
+    def own_scale_(self) -> float:
+        """The own view's factor into the shared view's units (what a two-view gateway bundle holds)."""
+        return self.scales_["own"] / self.scales_["shared"]
+
     def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "PersonalDetector":
-        """Fit both views on benign rows ``X``; scale and threshold from ``X_val`` (benign) when given."""
-        self.shared.fit(X, X_val=X_val)
-        self.own.fit(X, X_val=X_val)
+        """Fit every view on benign rows ``X``; scales, weights and threshold from ``X_val`` (benign) when given."""
+        for view in self.views.values():
+            view.fit(X, X_val=X_val)
         return self.calibrate(X if X_val is None else X_val)
 
     def calibrate(self, calibration: np.ndarray) -> "PersonalDetector":
-        """The own view's scale, the views' weights and the threshold from benign rows ``calibration``."""
-        shared_val, own_val = (view.decision_function(calibration) for view in (self.shared, self.own))
-        shared_q, own_q = (np.quantile(scores, SCALE_QUANTILE) for scores in (shared_val, own_val))
-        self.own_scale_ = float(shared_q / max(own_q, 1e-12))
-        self.shared_weight_ = shared_weight(shared_val, own_val) if self.combine == "weighted" else 0.5
+        """The views' scales and weights and the threshold from benign rows ``calibration``."""
+        validation = {name: view.decision_function(calibration) for name, view in self.views.items()}
+        quantiles = {name: np.quantile(scores, SCALE_QUANTILE) for name, scores in validation.items()}
+        unit = quantiles["own" if self.combine == "tuned" else "shared"]
+        self.scales_ = {name: float(unit / max(q, 1e-12)) for name, q in quantiles.items()}
+        self.weights_ = (view_weights(validation, OWN_VIEW_ODDS.get(self.combine, 1.0))
+                         if self.combine in ("weighted", "tuned") else dict.fromkeys(validation, 1 / len(validation)))
         self.threshold_ = threshold_at_fpr(self.decision_function(calibration), self.fpr_target)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Anomaly scores of rows ``X``, shape (n,), in the shared view's units; higher = more anomalous."""
-        return COMBINE[self.combine](self.shared.decision_function(X), self.own.decision_function(X) * self.own_scale_,
-                                     self.shared_weight_)
+        """Anomaly scores of rows ``X``, shape (n,), in the node's units; higher = more anomalous."""
+        scores = np.stack([view.decision_function(X) * self.scales_[name] for name, view in self.views.items()])
+        return COMBINE[self.combine](scores, np.array([self.weights_[name] for name in self.views]))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
         return (self.decision_function(X) > self.threshold_).astype(np.int64)
 
     def state_dict(self) -> dict[str, Tensor]:
-        """Both views' fitted state and the own view's encoder, as tensors only."""
-        return ({f"shared.{k}": v for k, v in self.shared.state_dict().items()}
-                | {f"own.{k}": v for k, v in self.own.state_dict().items()}
-                | {f"own_encoder.{k}": v for k, v in self.own.encoder.state_dict().items()}
-                | {"own_scale": torch.tensor(self.own_scale_, dtype=torch.float64),
-                   "shared_weight": torch.tensor(self.shared_weight_, dtype=torch.float64),
-                   "threshold": torch.tensor(self.threshold_, dtype=torch.float64)})
+        """Every view's fitted state and the encoders only this node has, as tensors only."""
+        def scalar(value: float) -> Tensor:
+            return torch.tensor(value, dtype=torch.float64)
+
+        state = {}
+        for name, view in self.views.items():
+            state |= {f"{name}.{k}": v for k, v in view.state_dict().items()}
+            if name != "shared":  # the shared encoder comes with the run's model
+                state |= {f"{name}_encoder.{k}": v for k, v in view.encoder.state_dict().items()}
+            state |= {f"{name}_scale": scalar(self.scales_[name]), f"{name}_weight": scalar(self.weights_[name])}
+        return state | {"threshold": scalar(self.threshold_)}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> "PersonalDetector":
-        """Restore from :meth:`state_dict` (both encoders' architectures are given at construction)."""
+        """Restore from :meth:`state_dict` (the encoders' architectures are given at construction)."""
         def part(prefix: str) -> dict[str, Tensor]:
             return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
-        self.shared.load_state_dict(part("shared."))
-        self.own.encoder.load_state_dict(part("own_encoder."))
-        self.own.load_state_dict(part("own."))
-        self.own_scale_ = float(state["own_scale"])
-        self.shared_weight_ = float(state.get("shared_weight", 0.5))  # saved before weighted combining: 0.5
+        for name, view in self.views.items():
+            if name != "shared":
+                view.encoder.load_state_dict(part(f"{name}_encoder."))
+            view.load_state_dict(part(f"{name}."))
+        # Saved before three views: no shared_scale (1) nor own_weight; before weighted combining no shared_weight.
+        self.scales_ = {name: float(state.get(f"{name}_scale", 1.0)) for name in self.views}
+        shared_weight = float(state.get("shared_weight", 0.5))
+        self.weights_ = {name: float(state.get(f"{name}_weight", 1 - shared_weight)) for name in self.views}
         self.threshold_ = float(state["threshold"])
         return self

@@ -19,6 +19,7 @@ from fedcl.pipeline.training import (
     spilled,
     train,
     trained_encoder,
+    tuned_encoder,
     with_acceptance,
 )
 from fedcl.rundir import load_run_config, load_windows, prepare_run_dir
@@ -44,5 +45,6 @@ __all__ = [
     "summarise",
     "train",
     "trained_encoder",
+    "tuned_encoder",
     "with_acceptance",
 ]

@@ -31,10 +31,11 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
     encoder = encoder_for(config, saved["n_features"])
     encoder.load_state_dict(saved["encoder"])
     if saved["nodes"]:
-        def own() -> torch.nn.Module | None:  # a personal detector's own encoder, loaded with its state
-            return None if config.personalisation == "off" else encoder_for(config, saved["n_features"])
+        def node_encoder(needed: bool) -> torch.nn.Module | None:  # a personal view's encoder, loaded with its state
+            return encoder_for(config, saved["n_features"]) if needed else None
 
-        return with_acceptance({name: make_detector(encoder, config, own()).load_state_dict(state)
+        personal = config.personalisation != "off", config.personalisation == "tuned"
+        return with_acceptance({name: make_detector(encoder, config, *map(node_encoder, personal)).load_state_dict(state)
                                 for name, state in saved["nodes"].items()}, config)
     if splits is None:
         raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")

@@ -17,7 +17,7 @@ from fedcl.data import ROW_SETS, NodeData, NodeSplit, leakage_guard, read_datase
 from fedcl.data._readers import iter_dataset  # not (yet) exported by fedcl.data
 from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
-from fedcl.federated.params import set_arrays
+from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.model import ENCODERS, AcceptingDetector, FedCLDetector, PersonalDetector, accepting, choose_window, encoder_for
 from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
 
@@ -108,10 +108,11 @@ def scaled_training_rows(split: NodeSplit, config: FedCLConfig | None = None) ->
 NodeDetector = FedCLDetector | PersonalDetector | AcceptingDetector  # the last from with_acceptance
 
 
-def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
-                  own_encoder: torch.nn.Module | None = None) -> NodeDetector:
+def make_detector(encoder: torch.nn.Module, config: FedCLConfig, own_encoder: torch.nn.Module | None = None,
+                  tuned_encoder: torch.nn.Module | None = None) -> NodeDetector:
     """An unfitted node detector around the federation's encoder, as ``config`` describes it;
-    personalised (:class:`PersonalDetector`) around ``own_encoder`` too, which it then needs."""
+    personalised (:class:`PersonalDetector`) around ``own_encoder`` too, which it then needs (and
+    ``tuned_encoder`` under ``personalisation = "tuned"``)."""
     def view(enc: torch.nn.Module, public: str | None = None) -> FedCLDetector:
         return FedCLDetector(enc, normalise=config.node_normalisation, n_neighbors=config.n_neighbors,
                              n_references=config.n_references, relative=config.relative_distance,
@@ -122,10 +123,11 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig,
     shared = view(encoder, training_scaler(config.differential_privacy, config.schema).public)  # as it trained
     if config.personalisation == "off":
         return shared
-    if own_encoder is None:
-        raise ValueError("a personalised detector needs the node's own encoder")
-    return PersonalDetector(shared, view(own_encoder), combine=config.personalisation,
-                            fpr_target=config.fpr_target)
+    if own_encoder is None or (config.personalisation == "tuned") != (tuned_encoder is not None):
+        raise ValueError("a personalised detector needs the node's own encoder (and under tuned only, its "
+                         "fine-tuned encoder)")
+    return PersonalDetector(shared, view(own_encoder), combine=config.personalisation, fpr_target=config.fpr_target,
+                            tuned=None if tuned_encoder is None else view(tuned_encoder))
 
 
 def trained_encoder(config: FedCLConfig, arrays: list, n_features: int) -> torch.nn.Module:
@@ -158,6 +160,22 @@ def own_encoder(split: NodeSplit, config: FedCLConfig) -> torch.nn.Module:
     return trained_encoder(recipe, _OWN_ARRAYS[key], split.train.shape[1])
 
 
+def tuned_encoder(split: NodeSplit, config: FedCLConfig, encoder: torch.nn.Module) -> torch.nn.Module:
+    """The federation's ``encoder`` fine-tuned on one node's benign training rows with the federation's
+    recipe (the usual personalisation of federated learning: the third view under ``personalisation =
+    "tuned"``). Like the own encoder it never leaves the node, so it trains without differential privacy."""
+    recipe = config.updated(data="", aggregation="fedavg", personalisation="off", dp_epsilon=math.inf)
+    arrays = run_federation({split.name: scaled_training_rows(split)}, recipe, initial=get_arrays(encoder)).arrays
+    return trained_encoder(recipe, arrays, split.train.shape[1])
+
+
+def personal_encoders(split: NodeSplit, config: FedCLConfig, encoder: torch.nn.Module) -> tuple:
+    """The encoders a node trains on its rows alone for its detector (:func:`make_detector`'s last two)."""
+    if config.personalisation == "off":
+        return None, None
+    return own_encoder(split, config), tuned_encoder(split, config, encoder) if config.personalisation == "tuned" else None
+
+
 def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config: FedCLConfig,
                        on_node: Callable[[str], None] | None = None, peers: Collection[NodeSplit] = (),
                        ) -> dict[str, NodeDetector]:
@@ -167,8 +185,7 @@ def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config
     ``peers`` (nodes of the federation not fitted here), fitted on their own rows."""
     detectors = {}
     for s in splits:
-        own = None if config.personalisation == "off" else own_encoder(s, config)
-        detectors[s.name] = make_detector(encoder, config, own).fit(s.train, X_val=s.val)
+        detectors[s.name] = make_detector(encoder, config, *personal_encoders(s, config, encoder)).fit(s.train, X_val=s.val)
         if on_node is not None:
             on_node(s.name)
     if not config.acceptance_margin:

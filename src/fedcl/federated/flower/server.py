@@ -128,7 +128,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     elif evaluate:
         from fedcl.federated.flower.fleet import evaluate_fleet
 
-        # A node trains its own encoder to evaluate (personalisation): about the whole run's local work.
+        # A node trains its own encoder to evaluate (personalisation): about the whole run's local work,
+        # twice under tuned (the fine-tuned encoder too).
         evaluate_fleet(grid, config, final, strategy.reference, out, read_history(out),
-                       round_timeout * (config.rounds + 1))
+                       round_timeout * ((2 if config.personalisation == "tuned" else 1) * config.rounds + 1))
     return strategy
