@@ -35,7 +35,7 @@ from fedcl.experiments._benchmark import cells
 from fedcl.federated import run_federation
 from fedcl.model._combine import tail_weight
 from fedcl.model._personal import SCALE_QUANTILE
-from fedcl.pipeline import make_detector, own_encoder, scaled_training_rows, trained_encoder
+from fedcl.pipeline import make_detector, own_encoder, scaled_training_rows, trained_encoder, tuned_encoder
 
 PARTS = ("val", "benign", "attack", "train", "shuffled", "jittered")
 # (views, how, the unit view, the own view's odds in a weighted mean)
@@ -60,13 +60,11 @@ def view_scores(data: str, cell_name: str, seed: int) -> dict[str, dict[str, dic
     cell = next(c for c in cells(data, False) if c.name == cell_name)
     splits = cell.make_splits(config)
     federation = run_federation({s.name: scaled_training_rows(s) for s in splits}, config)
-    n_features = splits[0].train.shape[1]
+    shared = trained_encoder(config, federation.arrays, splits[0].train.shape[1])
     recipe = config.updated(data="", aggregation="fedavg", personalisation="off")
     out = {}
     for s in splits:
-        tuned = run_federation({s.name: scaled_training_rows(s)}, recipe, initial=federation.arrays)
-        encoders = {"shared": trained_encoder(config, federation.arrays, n_features), "own": own_encoder(s, config),
-                    "fine-tuned": trained_encoder(recipe, tuned.arrays, n_features)}
+        encoders = {"shared": shared, "own": own_encoder(s, config), "fine-tuned": tuned_encoder(s, config, shared)}
         # benign-only probes: validation rows with each column shuffled apart, or with every cell scaled
         rng = np.random.default_rng(seed)
         shuffled = np.column_stack([rng.permutation(column) for column in s.val.T])

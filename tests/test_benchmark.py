@@ -33,7 +33,7 @@ def test_quick_benchmark_runs_every_cell_and_method_and_reports(fedmse_slice, tm
     assert "centralised" not in " ".join(rows["method"])  # only methods that keep rows on their node
     assert rows["federation_benign_fpr"].between(0, 1).all() and rows["auroc"].between(0, 1).all()
     report = (tmp_path / "benchmark.md").read_text()
-    assert "## No regret" in report and "natural, unseen device" in report and "three views" in report
+    assert "## No regret" in report and "natural, unseen device" in report and "## No regret of fedcl with three views" in report
     assert (tmp_path / "benchmark.png").stat().st_size > 10_000
 
 

@@ -235,6 +235,7 @@ def test_a_changed_or_foreign_bundle_is_refused(runs, tmp_path):
 
 @pytest.mark.parametrize("key, value, message", [
     *(("weights", {"shared": v, "own": 0.5}, "'shared' needs a finite weight in") for v in (None, "0.7", 1.5)),
+    ("weights", {"shared": 0.9, "own": 0.9}, "weights of its views sum to 1.8"),
     *(("scales", {"shared": 1.0, "own": v}, "'own' needs a finite scale > 0") for v in (None, "2", 0.0, 1e309)),
     *(("shared_weight", v, "'shared' needs a finite weight in") for v in (None, "0.7", 1.5)),  # before version 4
     *(("own_scale", v, "'own' needs a finite scale > 0") for v in (None, "2", 0.0)),
@@ -269,10 +270,16 @@ def test_a_bundle_of_format_3_scores_as_it_did(runs, tmp_path):
     rows = np.vstack(list(node_rows(runs["weighted"][1]).values()))
 
     # Execute
-    got, want = load_bundle(old).decision_function(rows), load_bundle(bundle).decision_function(rows)
+    got, new = load_bundle(old).decision_function(rows), load_bundle(bundle)
 
-    # Assert
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    # Assert: bit for bit what version 3 computed, combine(shared, own × own_scale) weighted by shared_weight
+    from fedcl.edge._bundle import _CHUNK
+
+    chunks = [new._score_chunk(rows[lo : lo + _CHUNK]) for lo in range(0, len(rows), _CHUNK)]
+    shared, own = (np.concatenate([c[v] for c in chunks]) for v in ("shared", "own"))
+    w = weights["shared"]
+    np.testing.assert_array_equal(got, w * shared + (1 - w) * (own * scales["own"]))
+    np.testing.assert_array_equal(got, new.decision_function(rows))
 
 
 def test_bundle_detect_streams_as_it_scores_the_whole_capture(runs, tmp_path, monkeypatch):

@@ -40,7 +40,8 @@ class FedCLConfig:
     local_steps: int = 0  # at most this many optimiser steps per node and round (0: no bound)
     # In federated training, a node of n rows runs ⌈min_rows_per_round / n⌉ epochs a round if that is more
     # than local_epochs (0: off): a few hundred rows are otherwise a step or two a round. Record-level DP
-    # keeps local_epochs (its plan), and a node's own encoder (personalisation) one epoch a round.
+    # keeps local_epochs (its plan), and a node's own encoder (personalisation) one epoch a round (its
+    # fine-tuned encoder under "tuned" keeps this rule, as measured).
     min_rows_per_round: int = 1000
     batch_size: int = 256
     lr: float = 1e-3
@@ -80,8 +81,8 @@ class FedCLConfig:
     trim_fraction: float = 0.0
     fpr_target: float = 0.01
     # Each node's detector also views its rows through an encoder trained on them alone and combines
-    # the two views' scores (a mean weighted per node from benign rows, a plain mean, or max); "off": the
-    # federation's encoder only.
+    # the two views' scores (a mean weighted per node from benign rows, a plain mean, or max); "tuned": a
+    # third view, the federation's encoder fine-tuned on the node (opt-in); "off": the federation's encoder only.
     personalisation: str = "weighted"
     # > 0: a node accepts a row another node's federation view scores below this × its alarm line (each
     # node's federation-view detector is released to the others: docs/privacy.md); 0: off, the default:

@@ -37,7 +37,7 @@ def test_the_score_combines_both_views_in_the_shared_views_units(fitted):
     shared, own = fitted.shared.decision_function, fitted.own.decision_function
     scale = np.quantile(shared(val), 0.9) / np.quantile(own(val), 0.9)  # the own view in shared units
 
-    np.testing.assert_allclose(fitted.own_scale_, scale)
+    np.testing.assert_allclose([fitted.scales_["shared"], fitted.scales_["own"]], [1.0, scale])
     np.testing.assert_allclose(fitted.decision_function(X), (shared(X) + own(X) * scale) / 2)
     alarm_from_either = personal("max").fit(rows(300, 2.0, 0), X_val=val)
     np.testing.assert_allclose(alarm_from_either.decision_function(X), np.maximum(shared(X), own(X) * scale))
@@ -52,9 +52,11 @@ def test_the_weighted_mean_leans_on_the_view_with_the_lighter_benign_tail():
 
     np.testing.assert_allclose([detector.weights_["shared"], detector.weights_["own"]], [expected, 1 - expected])
     probe = rows(64, 3.0, 5)
-    np.testing.assert_allclose(detector.decision_function(probe),
-                               expected * detector.shared.decision_function(probe)
-                               + (1 - expected) * detector.own.decision_function(probe) * detector.own_scale_)
+    w = detector.weights_["shared"]
+    # bit for bit the two-view formula every saved run and bundle was scored with
+    np.testing.assert_array_equal(detector.decision_function(probe),
+                                  w * detector.shared.decision_function(probe)
+                                  + (1 - w) * (detector.own.decision_function(probe) * detector.scales_["own"]))
 
 
 def test_view_weights_follow_the_tails():
@@ -83,10 +85,12 @@ def test_a_saved_detector_scores_exactly_as_the_fitted_one(fitted):
 
     np.testing.assert_array_equal(restored.decision_function(X), fitted.decision_function(X))
     assert restored.threshold_ == fitted.threshold_
-    before_weighting = {k: v for k, v in fitted.state_dict().items()
-                        if k not in ("shared_weight", "own_weight", "shared_scale")}
+    # Saved before three views (no shared_scale, no own_weight): the same scores; before weighting, 0.5 each.
+    two_views = {k: v for k, v in fitted.state_dict().items() if k not in ("own_weight", "shared_scale")}
+    np.testing.assert_array_equal(restored.load_state_dict(two_views).decision_function(X), fitted.decision_function(X))
+    before_weighting = {k: v for k, v in two_views.items() if k != "shared_weight"}
     assert restored.load_state_dict(before_weighting).weights_ == {"shared": 0.5, "own": 0.5}
-    assert restored.scales_ == {"shared": 1.0, "own": fitted.own_scale_}
+    assert restored.scales_ == {"shared": 1.0, "own": fitted.scales_["own"]}
     assert all(isinstance(v, torch.Tensor) for v in fitted.state_dict().values())
 
 
@@ -110,6 +114,10 @@ def test_tuned_combines_three_views_in_the_own_views_units_leaning_on_the_own_vi
                                 tuned=FedCLDetector(encoder(8), n_neighbors=3, n_references=64), combine="tuned")
     np.testing.assert_array_equal(restored.load_state_dict(detector.state_dict()).decision_function(probe),
                                   detector.decision_function(probe))
+    two_views = PersonalDetector(FedCLDetector(views[0].encoder, n_neighbors=3, n_references=64),
+                                 FedCLDetector(encoder(9), n_neighbors=3, n_references=64))
+    with pytest.raises(ValueError, match="saved detector has the views own, shared, tuned"):
+        two_views.load_state_dict(detector.state_dict())  # a config that no longer matches the run
 
 
 def test_config_picks_the_node_detector():

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from fedcl.data import NodeScaler
 from fedcl.edge._format import ARRAY_NAMES, ARRAYS_FILE, ENCODERS_FILE, SPACING_NAMES, content_hash, read_manifest
 from fedcl.errors import InputError
-from fedcl.model._combine import COMBINE  # numpy only: fedcl.model loads torch lazily
+from fedcl.model._combine import COMBINE, combine_views  # numpy only: fedcl.model loads torch lazily
 
 # Rows per ONNX Runtime call: bounds the (rows, references) distance block as the torch path does.
 _CHUNK = 2048
@@ -19,7 +19,7 @@ _CHUNK = 2048
 class BundleDetector:
     """The detector of one node as :mod:`fedcl.export` wrote it, scored without torch.
 
-    Each view (``shared``, and ``own`` for a personal detector) does what
+    Each view (``shared``, and ``own`` and maybe ``tuned`` for a personal detector) does what
     :class:`fedcl.model.FedCLDetector` does: scale the row with the node's
     :class:`~fedcl.data.NodeScaler` (NaN kept), embed it with the ONNX encoder (which reads NaN as the
     node's mean), normalise z̃ = (z − μ)/σ (float32 up to here, as torch), and score it by the mean
@@ -89,8 +89,7 @@ class BundleDetector:
                     view_scores[v][lo : lo + _CHUNK] = s
         if self.views == ["shared"]:
             return view_scores["shared"]
-        return COMBINE[self.combine](np.stack([view_scores[v] * self.scales[v] for v in self.views]),
-                                     np.array([self.weights[v] for v in self.views]))
+        return combine_views(self.combine, view_scores, self.scales, self.weights)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -98,7 +97,7 @@ class BundleDetector:
 
     def _score_chunk(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Each view's scores of raw rows ``x`` (rows, n_features)."""
-        scaled = {}  # both views are fitted on the same rows: scale once when their scalers agree
+        scaled = {}  # the views are fitted on the same rows: scale once when their scalers agree
         for key in self._scaler_key.values():
             if key not in scaled:
                 scaled[key] = self._scalers[key].transform(x)
@@ -140,7 +139,7 @@ def _scales_and_weights(manifest: dict) -> tuple[dict, dict]:
     if "scales" in manifest or "weights" in manifest:
         return manifest.get("scales"), manifest.get("weights")
     shared = manifest.get("shared_weight", 0.5)
-    own = 1 - shared if isinstance(shared, (int, float)) else None  # a bad shared weight is named first
+    own = 1 - shared if isinstance(shared, (int, float)) else None  # not a number: the check names the shared view
     return {"shared": 1.0, "own": manifest.get("own_scale")}, {"shared": shared, "own": own}
 
 
@@ -162,6 +161,8 @@ def _check_combining(bundle: Path, manifest: dict) -> None:
             value = values.get(view) if isinstance(values, dict) else None
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
                 raise InputError(f"{bundle}: view {view!r} needs a finite {kind} {bounds}, not {value!r}")
+    if manifest["combine"] in ("weighted", "tuned") and abs(sum(weights[v] for v in manifest["views"]) - 1) > 1e-9:
+        raise InputError(f"{bundle}: the weights of its views sum to {sum(weights[v] for v in manifest['views'])!r}, not 1")
 
 
 def load_bundle(bundle: str | Path) -> BundleDetector:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedcl.model._combine import COMBINE, OWN_VIEW_ODDS, view_weights
+from fedcl.model._combine import COMBINE, OWN_VIEW_ODDS, combine_views, view_weights
 from fedcl.model._detector import FedCLDetector
 from fedcl.model._threshold import threshold_at_fpr
 
@@ -51,11 +51,6 @@ class PersonalDetector:
         """The node's views by name: shared, own (and tuned)."""
         return {"shared": self.shared, "own": self.own} | ({"tuned": self.tuned} if self.tuned is not None else {})
 
-    @property
-    def own_scale_(self) -> float:
-        """The own view's factor into the shared view's units (what a two-view gateway bundle holds)."""
-        return self.scales_["own"] / self.scales_["shared"]
-
     def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "PersonalDetector":
         """Fit every view on benign rows ``X``; scales, weights and threshold from ``X_val`` (benign) when given."""
         for view in self.views.values():
@@ -75,8 +70,8 @@ class PersonalDetector:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores of rows ``X``, shape (n,), in the node's units; higher = more anomalous."""
-        scores = np.stack([view.decision_function(X) * self.scales_[name] for name, view in self.views.items()])
-        return COMBINE[self.combine](scores, np.array([self.weights_[name] for name in self.views]))
+        return combine_views(self.combine, {name: view.decision_function(X) for name, view in self.views.items()},
+                             self.scales_, self.weights_)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """1 for an anomaly (score above ``threshold_``), 0 otherwise."""
@@ -100,6 +95,10 @@ class PersonalDetector:
         def part(prefix: str) -> dict[str, Tensor]:
             return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
+        saved = {key.removesuffix("_scale") for key in state if key.endswith("_scale") and "." not in key}
+        if saved - {"own"} and saved != set(self.views):  # only the own view's scale: saved before three views
+            raise ValueError(f"the saved detector has the views {', '.join(sorted(saved))}; this one is built with "
+                             f"{', '.join(self.views)} (personalisation {self.combine!r})")
         for name, view in self.views.items():
             if name != "shared":
                 view.encoder.load_state_dict(part(f"{name}_encoder."))
