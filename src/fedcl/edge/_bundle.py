@@ -161,8 +161,9 @@ def _check_combining(bundle: Path, manifest: dict) -> None:
             value = values.get(view) if isinstance(values, dict) else None
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
                 raise InputError(f"{bundle}: view {view!r} needs a finite {kind} {bounds}, not {value!r}")
-    if manifest["combine"] in ("weighted", "tuned") and abs(sum(weights[v] for v in manifest["views"]) - 1) > 1e-9:
-        raise InputError(f"{bundle}: the weights of its views sum to {sum(weights[v] for v in manifest['views'])!r}, not 1")
+    total = sum(weights[view] for view in manifest["views"])
+    if manifest["combine"] in ("weighted", "tuned") and abs(total - 1) > 1e-9:
+        raise InputError(f"{bundle}: the weights of its views sum to {total!r}, not 1")
 
 
 def load_bundle(bundle: str | Path) -> BundleDetector:

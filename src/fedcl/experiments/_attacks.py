@@ -140,6 +140,7 @@ def _detectors(encoder, honest: list[NodeSplit], config: FedCLConfig, base: FedC
     for s in honest:
         if (config.seed, s.name) not in own:
             own[config.seed, s.name] = own_encoder(s, base)
+
     def tuned(s: NodeSplit):
         return tuned_encoder(s, base, encoder) if config.personalisation == "tuned" else None
 
