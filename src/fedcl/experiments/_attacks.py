@@ -11,7 +11,8 @@ poisoning, rows amounting to half their benign training rows) and send that upda
 honest norm, the most the guarded rule's clip lets through, with a typical node's statistics; every
 run reports that family's recall at the honest nodes' thresholds. *Dropout*: every node misses each
 round with probability 0.3, nobody attacks. The detectors' own-view encoders (personalisation) are
-trained once per node and seed, with the configured rule, and shared by every run of that seed.
+trained once per node and seed (:func:`fedcl.pipeline.own_encoder` keeps them: no attacker touches them)
+and shared by every run of that seed.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.federated import run_federation
 from fedcl.federated.behaviours import ALIASES as BEHAVIOUR_ALIASES
 from fedcl.federated.behaviours import BEHAVIOURS, boost_within_clip
-from fedcl.pipeline import (fit_node_detectors, load_splits, make_detector, own_encoder, scaled_training_rows,
-                            summarise, trained_encoder, tuned_encoder, with_acceptance)
+from fedcl.pipeline import fit_node_detectors, load_splits, scaled_training_rows, summarise, trained_encoder
 from fedcl.seeding import node_rng
 
 RULES = AGGREGATIONS
@@ -131,24 +131,7 @@ def _forged(behaviour: str):
     return BEHAVIOURS[behaviour] if behaviour in BEHAVIOURS else None
 
 
-def _detectors(encoder, honest: list[NodeSplit], config: FedCLConfig, base: FedCLConfig, own: dict) -> dict:
-    """Each honest node's detector; its own-view encoder trained once per node and seed (under the
-    configured rule ``base``), since no attacker ever touches it (a fine-tuned view starts from the
-    attacked federation's encoder: trained per run)."""
-    if config.personalisation == "off":
-        return fit_node_detectors(encoder, honest, config)
-    for s in honest:
-        if (config.seed, s.name) not in own:
-            own[config.seed, s.name] = own_encoder(s, base)
-
-    def tuned(s: NodeSplit):
-        return tuned_encoder(s, base, encoder) if config.personalisation == "tuned" else None
-
-    return with_acceptance({s.name: make_detector(encoder, config, own[config.seed, s.name], tuned(s))
-                            .fit(s.train, X_val=s.val) for s in honest}, config)
-
-
-def _attacked(rule: str, behaviour: str, n_bad: int, max_bad: int, family: str, own: dict) -> Callable:
+def _attacked(rule: str, behaviour: str, n_bad: int, max_bad: int, family: str) -> Callable:
     def fit(splits: list[NodeSplit], config: FedCLConfig):
         cfg = config.updated(aggregation=rule)
         order = np.random.default_rng([config.seed, 4242]).permutation(len(splits))
@@ -159,14 +142,14 @@ def _attacked(rule: str, behaviour: str, n_bad: int, max_bad: int, family: str, 
         behaviours = {name: forged for name in bad} if forged else {}
         result = run_federation(rows, cfg, behaviours=behaviours, dropout=DROPOUT if behaviour == DROPOUT_RUN else 0.0)
         encoder = trained_encoder(cfg, result.arrays, splits[0].train.shape[1])
-        return _detectors(encoder, honest, cfg, config, own), honest
+        return fit_node_detectors(encoder, honest, cfg), honest
     return fit
 
 
 def run_one(rule: str, behaviour: str, n_bad: int, max_bad: int, family: str, splits: list[NodeSplit],
-            config: FedCLConfig, quick: bool, own: dict) -> dict:
+            config: FedCLConfig, quick: bool) -> dict:
     """One federation with ``n_bad`` nodes behaving so, measured on the honest nodes: the figures of a row."""
-    fit = _attacked(rule, behaviour, n_bad, max_bad, family, own)
+    fit = _attacked(rule, behaviour, n_bad, max_bad, family)
     method = Method(f"{rule} | {behaviour} | {n_bad}", "attack", fit)
     rows, scores = run_methods([method], config, [config.seed], quick, progress=lambda _: None,
                                make_splits=lambda _: splits)
@@ -231,7 +214,6 @@ def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: 
     out.mkdir(parents=True, exist_ok=True)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     measured = len(seen) - max(grid.bad_nodes)
-    own: dict = {}  # (seed, node) -> the node's own-view encoder
     for seed in grid.seeds:
         cfg = config.updated(seed=seed)
         done = results.done()
@@ -246,7 +228,7 @@ def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: 
             row = _clean_row(results, key) if clean else None
             if row is None:
                 row = run_one(rule, CLEAN if clean else behaviour, n_bad, max(grid.bad_nodes), family, splits, cfg,
-                              quick, own)
+                              quick)
             results.append({**row, **key})
             progress(f"seed {seed} | {rule} | {behaviour} | {n_bad} bad: AUROC {row['auroc']:.4f}, "
                      f"{family} recall {_figure(row['target_recall'])}")

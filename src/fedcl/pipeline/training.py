@@ -199,7 +199,13 @@ def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config
 def fit_federation_view(encoder: torch.nn.Module, split: NodeSplit, config: FedCLConfig) -> FedCLDetector:
     """A node's detector around the federation's encoder alone, on its own rows: what it releases to the
     other nodes under ``acceptance_margin`` (the ``shared`` part of its personal detector)."""
-    return make_detector(encoder, config.updated(personalisation="off")).fit(split.train, X_val=split.val)
+    return federation_view_detector(encoder, config).fit(split.train, X_val=split.val)
+
+
+def federation_view_detector(encoder: torch.nn.Module, config: FedCLConfig) -> FedCLDetector:
+    """An unfitted detector around the federation's encoder alone, as ``config`` describes it: the form of a
+    node's federation view (fitted on its rows, or loaded from the state another node released)."""
+    return make_detector(encoder, config.updated(personalisation="off"))
 
 
 def with_acceptance(detectors: dict[str, NodeDetector], config: FedCLConfig,

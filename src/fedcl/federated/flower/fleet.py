@@ -71,14 +71,15 @@ def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arra
     under ``acceptance_margin`` accepting what ``peers`` (name: the view state another node released,
     :func:`node_view`) find benign; a view that does not load is left out, with a warning."""
     from fedcl.pipeline.scoring import score_nodes  # detectors and scoring: only where a node evaluates
-    from fedcl.pipeline.training import fit_node_detectors, make_detector, split_nodes, trained_encoder, with_acceptance
+    from fedcl.pipeline.training import (federation_view_detector, fit_node_detectors, split_nodes, trained_encoder,
+                                         with_acceptance)
 
     [split] = split_nodes([node], config)
     encoder = trained_encoder(config, arrays, split.train.shape[1])
     views = {}
     for name, state in (peers or {}).items():
         try:
-            view = make_detector(encoder, config.updated(personalisation="off")).load_state_dict(state)
+            view = federation_view_detector(encoder, config).load_state_dict(state)
             view.decision_function(split.val[:1])  # shapes that do not fit this run's rows fail here, not later
             views[name] = view
         except (KeyError, ValueError, RuntimeError) as why:
