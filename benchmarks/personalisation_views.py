@@ -1,20 +1,22 @@
 """Which views should a node's personalised detector combine? A design study on the development seed.
 
     .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
+        [--tune-rounds R ...]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's
 (*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*, the default's
 personal view) and the federation's fine-tuned on the node's rows with the same recipe
-(*fine-tuned*: local fine-tuning, the usual personalisation of federated learning). Each view gets a
+(*fine-tuned*: local fine-tuning, the usual personalisation of federated learning; ``--tune-rounds R``
+adds the same fine-tuned for R rounds only, *fine-tuned R*, each as the third view of ``tuned``). Each view gets a
 FedCLDetector on the node's rows; combinations map every view into one view's units (the shared view's,
-as :class:`fedcl.model.PersonalDetector` does, unless a variant says ``in own units``) at the 90th
+as ``personalisation = "weighted"`` does, unless a variant says ``in own units``, as ``tuned``) at the 90th
 percentile of benign validation scores, take the mean (or max, or a mean weighted per node from benign
 rows alone: :func:`view_weight`, the own view's tail weight counted ``odds`` times where a variant says
 so) and threshold at the 99th percentile of the combined validation scores. Prints pooled AUROC, FPR@TPR0.99 and the worst node's
 AUROC per cell, seed and variant, then per variant the means over the cells (each cell's mean over the
 seeds), FPR@TPR0.99 apart per network, and in how many cells it is at least the own view alone (*our
-encoder, local only* of the benchmark) on both pooled figures; the last line compares the default,
-tail(shared, own), with the best other variant.
+encoder, local only* of the benchmark) on both pooled figures; the last line compares the default
+(``tuned``: tail(shared, own, fine-tuned) in own units, own odds 2) with the best other variant.
 Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
 node's view scores (a pickle); a rerun with the same file reads them instead of training again.
 """
@@ -47,15 +49,17 @@ VARIANTS = [(("shared",), "mean", "shared", 1), (("own",), "mean", "own", 1), ((
             # the units a node's scores pool in, and how much the own view counts (a study of session 15)
             *((("shared", "own"), "tail", unit, odds) for unit in ("shared", "own") for odds in (1, 1.5, 2, 3, 4)
               if (unit, odds) != ("shared", 1)),
-            (("shared", "own", "fine-tuned"), "tail", "own", 2)]
-DEFAULT = (("shared", "own"), "tail", "shared", 1)  # personalisation "weighted"
+            (("shared", "own", "fine-tuned"), "tail", "own", 2),
+            (("shared", "own", "fine-tuned"), "gap", "own", 2)]  # does a view that memorised weigh less? (session 16)
+DEFAULT = (("shared", "own", "fine-tuned"), "tail", "own", 2)  # personalisation "tuned" (weighted: the first two, shared units, odds 1)
 DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1", "home clusters, 500 train rows",
                  "natural, 250 train rows", "Dirichlet α=0.1, 500 train rows", "home clusters, 250 train rows",
                  "Dirichlet α=0.5, 250 train rows", "natural, 1000 train rows"]
 
 
-def view_scores(data: str, cell_name: str, seed: int) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """node -> view -> scores of its validation, benign test and attack rows."""
+def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ...] = ()
+                ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """node -> view -> scores of its rows of each of ``PARTS``."""
     config = FedCLConfig(data=data, seed=seed)
     cell = next(c for c in cells(data, False) if c.name == cell_name)
     splits = cell.make_splits(config)
@@ -64,7 +68,8 @@ def view_scores(data: str, cell_name: str, seed: int) -> dict[str, dict[str, dic
     recipe = config.updated(data="", aggregation="fedavg", personalisation="off")
     out = {}
     for s in splits:
-        encoders = {"shared": shared, "own": own_encoder(s, config), "fine-tuned": tuned_encoder(s, config, shared)}
+        encoders = {"shared": shared, "own": own_encoder(s, config), "fine-tuned": tuned_encoder(s, config, shared),
+                    **{f"fine-tuned {r}": tuned_encoder(s, config.updated(rounds=r), shared) for r in tune_rounds}}
         # benign-only probes: validation rows with each column shuffled apart, or with every cell scaled
         rng = np.random.default_rng(seed)
         shuffled = np.column_stack([rng.permutation(column) for column in s.val.T])
@@ -79,10 +84,13 @@ def view_scores(data: str, cell_name: str, seed: int) -> dict[str, dict[str, dic
 
 def view_weight(scores: dict[str, np.ndarray], how: str) -> float:
     """A view's weight in a weighted mean, from benign rows only. *tail*: the default's
-    (:func:`fedcl.model._combine.tail_weight`); *probe*: how far its AUROC of validation
-    rows against the same rows with every column shuffled apart sits above chance."""
+    (:func:`fedcl.model._combine.tail_weight`); *gap*: that over (median validation score / median
+    training score)², so a view that memorised its training rows weighs less; *probe*: how far its AUROC
+    of validation rows against the same rows with every column shuffled apart sits above chance."""
     if how == "tail":
         return tail_weight(scores["val"])
+    if how == "gap":
+        return tail_weight(scores["val"]) / (np.median(scores["val"]) / max(np.median(scores["train"]), 1e-12)) ** 2
     if how == "probe":
         y = np.r_[np.zeros(len(scores["val"])), np.ones(len(scores["shuffled"]))]
         return max(roc_auc_score(y, np.r_[scores["val"], scores["shuffled"]]) - 0.5, 1e-12)
@@ -128,7 +136,11 @@ def main() -> None:
     parser.add_argument("--cell", action="append", help="cell name (repeat); default: the study's cells")
     parser.add_argument("--seed", type=int, action="append", help="repeat; default 0, the development seed")
     parser.add_argument("--scores", type=Path, help="pickle of the view scores, read if it exists, else written")
+    parser.add_argument("--tune-rounds", type=int, action="append", default=[],
+                        help="also a fine-tuned view trained for this many rounds only (repeat)")
     args = parser.parse_args()
+    tune_rounds = tuple(args.tune_rounds)
+    variants = VARIANTS + [(("shared", "own", f"fine-tuned {r}"), "tail", "own", 2) for r in tune_rounds]
     torch.set_num_threads(1)
     kept = pickle.loads(args.scores.read_bytes()) if args.scores and args.scores.exists() else {}
 
@@ -139,11 +151,11 @@ def main() -> None:
         for cell in [c for c in (args.cell or DEFAULT_CELLS) if c in names]:
             for seed in args.seed or [0]:
                 key = (network, cell, seed)
-                if key not in kept:
-                    kept[key] = view_scores(data, cell, seed)
+                if key not in kept or any(f"fine-tuned {r}" not in n for n in kept[key].values() for r in tune_rounds):
+                    kept[key] = view_scores(data, cell, seed, tune_rounds)
                     if args.scores:
                         args.scores.write_bytes(pickle.dumps(kept))
-                for variant in VARIANTS:
+                for variant in variants:
                     m = metrics(kept[key], *variant)
                     results.setdefault(variant, {}).setdefault((network, cell), []).append(m)
                     print(f"{network} | {cell} | seed {seed} | {label(*variant)}: "

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.data import read_dataset
-from fedcl.experiments._benchmark import (ACCEPTING, SHARED_ONLY, TUNED, Cell, benchmark, benchmark_methods, cells,
+from fedcl.experiments._benchmark import (ACCEPTING, SHARED_ONLY, WEIGHTED, Cell, benchmark, benchmark_methods, cells,
                                           federation_benign_fpr, foreign_cells, named_cells, no_regret)
 from fedcl.experiments._methods import Method, per_node_method
 from fedcl.baselines import KNNDetector
@@ -33,7 +33,7 @@ def test_quick_benchmark_runs_every_cell_and_method_and_reports(fedmse_slice, tm
     assert "centralised" not in " ".join(rows["method"])  # only methods that keep rows on their node
     assert rows["federation_benign_fpr"].between(0, 1).all() and rows["auroc"].between(0, 1).all()
     report = (tmp_path / "benchmark.md").read_text()
-    assert "## No regret" in report and "natural, unseen device" in report and "## No regret of fedcl with three views" in report
+    assert "## No regret" in report and "natural, unseen device" in report and "## No regret of fedcl with two views" in report
     assert (tmp_path / "benchmark.png").stat().st_size > 10_000
 
 
@@ -126,15 +126,15 @@ def test_no_regret_needs_both_auroc_and_fpr_at_least_as_good():
         # fedcl without personalisation, or accepting the federation's benign, is a variant of ours, not a baseline
         {"data": "d", "cell": "c2", "method": SHARED_ONLY, "seed": 1, "auroc": 0.999, "fpr_at_tpr99": 0.001},
         {"data": "d", "cell": "c2", "method": ACCEPTING, "seed": 1, "auroc": 0.999, "fpr_at_tpr99": 0.001},
-        {"data": "d", "cell": "c1", "method": TUNED, "seed": 1, "auroc": 0.985, "fpr_at_tpr99": 0.03},
+        {"data": "d", "cell": "c1", "method": WEIGHTED, "seed": 1, "auroc": 0.985, "fpr_at_tpr99": 0.03},
     ])
 
     table = no_regret(rows).set_index("cell")
-    tuned = no_regret(rows, ours=TUNED).set_index("cell")  # the default is not a baseline of a variant either
+    two_views = no_regret(rows, ours=WEIGHTED).set_index("cell")  # the default is not a baseline of a variant either
 
     assert not table.loc["c1", "no regret"] and table.loc["c2", "no regret"]
     assert table.loc["c1", "by"] == "LOF"
-    assert list(tuned.index) == ["c1"] and tuned.loc["c1", "best baseline auroc"] == 0.98
+    assert list(two_views.index) == ["c1"] and two_views.loc["c1", "best baseline auroc"] == 0.98
 
 
 def test_a_node_from_another_network_joins_each_folder(fedmse_slice, tmp_path):

@@ -80,10 +80,11 @@ class FedCLConfig:
     # fedcl.model.island_rows); 0: off, the default: it costs on the simulated network (docs/results.md).
     trim_fraction: float = 0.0
     fpr_target: float = 0.01
-    # Each node's detector also views its rows through an encoder trained on them alone and combines
-    # the two views' scores (a mean weighted per node from benign rows, a plain mean, or max); "tuned": a
-    # third view, the federation's encoder fine-tuned on the node (opt-in); "off": the federation's encoder only.
-    personalisation: str = "weighted"
+    # Each node's detector also views its rows through an encoder trained on them alone and combines the
+    # views' scores: "tuned" (the default) adds a third view, the federation's encoder fine-tuned on the
+    # node, in a mean weighted per node from benign rows; "weighted" the first two so, "mean" or "max"
+    # their plain mean or max; "off": the federation's encoder only (docs/benchmark.md).
+    personalisation: str = "tuned"
     # > 0: a node accepts a row another node's federation view scores below this × its alarm line (each
     # node's federation-view detector is released to the others: docs/privacy.md); 0: off, the default:
     # attacks that look like another node's benign traffic are accepted too (docs/benchmark.md).

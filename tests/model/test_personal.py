@@ -129,9 +129,9 @@ def test_config_picks_the_node_detector():
     assert detector.encoder is shared and detector.own.encoder is own
     with pytest.raises(ValueError, match="own encoder"):
         make_detector(shared, FedCLConfig())
-    tuned = make_detector(shared, FedCLConfig(personalisation="tuned"), own, encoder(2))
+    tuned = make_detector(shared, FedCLConfig(), own, encoder(2))  # the default: three views
     assert list(tuned.views) == ["shared", "own", "tuned"] and tuned.tuned.encoder is not shared
-    for config, extra in ((FedCLConfig(personalisation="tuned"), ()), (FedCLConfig(), (encoder(2),))):
+    for config, extra in ((FedCLConfig(), ()), (FedCLConfig(personalisation="weighted"), (encoder(2),))):
         with pytest.raises(ValueError, match="fine-tuned encoder"):
             make_detector(shared, config, own, *extra)
     with pytest.raises(ValueError, match="unknown combine"):

@@ -27,7 +27,8 @@ from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 QUICK_EPSILONS = (1.0, math.inf)
 DEFAULT_CELLS = ("natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1")
-VIEWS = {"federation's encoder only": "off", "default detector": "weighted"}  # what is private first
+# what is private first; the default detector is the config's personalisation (None: keep it)
+VIEWS = {"federation's encoder only": "off", "default detector": None}
 RESULTS = "results.csv"
 KEY = ["data", "cell", "epsilon", "view", "seed"]
 COLUMNS = [*KEY, "auroc", "fpr_at_tpr99", "worst_node_auroc", "own_benign_fpr", "seconds"]
