@@ -34,7 +34,7 @@ VIEWS = ("default", "federation's encoder only")
 
 def methods(bits: int) -> list[Method]:
     return [Method(f"{view}, {label}", "ablation", fedcl_method(personalisation=mode, compression_bits=b))
-            for view, mode in zip(VIEWS, ("weighted", "off"))
+            for view, mode in zip(VIEWS, (None, "off"))  # None: the config's personalisation
             for label, b in (("float32", 0), (f"{bits}-bit", bits))]
 
 

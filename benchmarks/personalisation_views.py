@@ -4,8 +4,7 @@
         [--tune-rounds R ...]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's
-(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*, the default's
-personal view) and the federation's fine-tuned on the node's rows with the same recipe
+(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*) and the federation's fine-tuned on the node's rows with the same recipe
 (*fine-tuned*: local fine-tuning, the usual personalisation of federated learning; ``--tune-rounds R``
 adds the same fine-tuned for R rounds only, *fine-tuned R*, each as the third view of ``tuned``). Each view gets a
 FedCLDetector on the node's rows; combinations map every view into one view's units (the shared view's,
@@ -57,9 +56,10 @@ DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0
                  "Dirichlet α=0.5, 250 train rows", "natural, 1000 train rows"]
 
 
-def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ...] = ()
+def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ...] = (), known: dict | None = None
                 ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """node -> view -> scores of its rows of each of ``PARTS``."""
+    """node -> view -> scores of its rows of each of ``PARTS``; the views ``known`` (the same form) already
+    holds are kept, not trained again."""
     config = FedCLConfig(data=data, seed=seed)
     cell = next(c for c in cells(data, False) if c.name == cell_name)
     splits = cell.make_splits(config)
@@ -68,15 +68,19 @@ def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ..
     recipe = config.updated(data="", aggregation="fedavg", personalisation="off")
     out = {}
     for s in splits:
-        encoders = {"shared": shared, "own": own_encoder(s, config), "fine-tuned": tuned_encoder(s, config, shared),
-                    **{f"fine-tuned {r}": tuned_encoder(s, config.updated(rounds=r), shared) for r in tune_rounds}}
+        encoders = {"shared": lambda: shared, "own": lambda: own_encoder(s, config),
+                    "fine-tuned": lambda: tuned_encoder(s, config, shared),
+                    **{f"fine-tuned {r}": lambda r=r: tuned_encoder(s, config.updated(rounds=r), shared)
+                       for r in tune_rounds}}
         # benign-only probes: validation rows with each column shuffled apart, or with every cell scaled
         rng = np.random.default_rng(seed)
         shuffled = np.column_stack([rng.permutation(column) for column in s.val.T])
         jittered = s.val * np.exp(rng.normal(0.0, 0.5, s.val.shape))
-        out[s.name] = {}
+        out[s.name] = dict((known or {}).get(s.name, {}))
         for view, encoder in encoders.items():
-            detector = make_detector(encoder, recipe).fit(s.train, X_val=s.val)
+            if view in out[s.name]:
+                continue
+            detector = make_detector(encoder(), recipe).fit(s.train, X_val=s.val)
             out[s.name][view] = {part: detector.decision_function(x) for part, x in
                                  zip(PARTS, (s.val, s.test_benign, s.attack, s.train, shuffled, jittered))}
     return out
@@ -90,6 +94,7 @@ def view_weight(scores: dict[str, np.ndarray], how: str) -> float:
     if how == "tail":
         return tail_weight(scores["val"])
     if how == "gap":
+        # training scores are relative distances, never ~0 on a node's own rows (each sits among its references)
         return tail_weight(scores["val"]) / (np.median(scores["val"]) / max(np.median(scores["train"]), 1e-12)) ** 2
     if how == "probe":
         y = np.r_[np.zeros(len(scores["val"])), np.ones(len(scores["shuffled"]))]
@@ -139,7 +144,7 @@ def main() -> None:
     parser.add_argument("--tune-rounds", type=int, action="append", default=[],
                         help="also a fine-tuned view trained for this many rounds only (repeat)")
     args = parser.parse_args()
-    tune_rounds = tuple(args.tune_rounds)
+    tune_rounds = tuple(dict.fromkeys(args.tune_rounds))
     variants = VARIANTS + [(("shared", "own", f"fine-tuned {r}"), "tail", "own", 2) for r in tune_rounds]
     torch.set_num_threads(1)
     kept = pickle.loads(args.scores.read_bytes()) if args.scores and args.scores.exists() else {}
@@ -152,7 +157,7 @@ def main() -> None:
             for seed in args.seed or [0]:
                 key = (network, cell, seed)
                 if key not in kept or any(f"fine-tuned {r}" not in n for n in kept[key].values() for r in tune_rounds):
-                    kept[key] = view_scores(data, cell, seed, tune_rounds)
+                    kept[key] = view_scores(data, cell, seed, tune_rounds, kept.get(key))
                     if args.scores:
                         args.scores.write_bytes(pickle.dumps(kept))
                 for variant in variants:

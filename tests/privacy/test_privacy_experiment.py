@@ -26,7 +26,7 @@ def test_quick_privacy_experiment_writes_every_run_then_resumes(fedmse_slice, tm
     assert first.exit_code == 0, first.output
     rows = pd.read_csv(tmp_path / "results.csv")
     assert sorted(zip(rows["epsilon"], rows["view"])) == sorted(
-        (e, v) for e in (2.0, math.inf) for v in ("federation's encoder only", "default detector"))
+        (e, v) for e in (2.0, math.inf) for v in ("federation's encoder only", "personalised detector (tuned)"))
     assert set(rows["cell"]) == {"natural"} and rows["auroc"].between(0.5, 1).all()
     shared = rows[rows["view"] == "federation's encoder only"].set_index("epsilon")["auroc"]
     assert shared[2.0] < shared[math.inf]

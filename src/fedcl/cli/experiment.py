@@ -213,7 +213,7 @@ def privacy_command(
                                                    "(default 10,50,100,200,300).")] = None,
 ) -> None:
     """AUROC and FPR@TPR0.99 against ε: record level (DP-SGD with Opacus' accountant) through the federation's
-    encoder alone and as the default detector, on natural and device-like deals; or node level (DP-FedAvg)
+    encoder alone and as the personalised detector, on natural and device-like deals; or node level (DP-FedAvg)
     against the number of nodes (CSV, PNG, Markdown)."""
     from fedcl.errors import ConfigError
     from fedcl.experiments import check_epsilons, check_node_counts, node_privacy, privacy

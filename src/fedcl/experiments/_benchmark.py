@@ -59,7 +59,7 @@ QUICK_SMALL_TRAIN_ROWS = (250,)
 ALPHAS = (0.5, 0.1)
 MIN_BENIGN_ROWS = 100  # a dealt node trains, thresholds and tests on its benign rows
 KEY = ["data", "cell", "method", "seed"]
-SHARED_ONLY = "fedcl, federation's encoder only"  # personalisation off: what the node's own view adds
+SHARED_ONLY = "fedcl, federation's encoder only"  # personalisation off: what the personal views add
 # acceptance_margin on, at the margin chosen on the development seed (docs/benchmark.md): item 3's trade,
 # measured on the two views it was chosen with
 ACCEPT_MARGIN = 0.7

@@ -3,9 +3,9 @@
 For each benchmark cell (natural, and for unlabelled client folders the device-like deals), seed and ε,
 fedcl trains with DP-SGD calibrated for the whole run (:mod:`fedcl.privacy.dp`; ε = inf: in the clear)
 and is scored two ways on the same splits: through the federation's encoder alone — the model every
-node's released updates built, the figure the privacy guarantee is about — and as the default
-detector, whose second view, an encoder each node trains on its own rows, never leaves the node and
-trains in the clear. Runs are appended to ``results.csv`` one by one, so an interrupted run resumes.
+node's released updates built, the figure the privacy guarantee is about — and as the personalised
+detector of the run's ``personalisation`` (labelled with it), whose personal views, encoders each node
+trains on its own rows, never leave the node and train in the clear. Runs are appended to ``results.csv`` one by one, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -27,11 +27,18 @@ from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 QUICK_EPSILONS = (1.0, math.inf)
 DEFAULT_CELLS = ("natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1")
-# what is private first; the default detector is the config's personalisation (None: keep it)
-VIEWS = {"federation's encoder only": "off", "default detector": None}
 RESULTS = "results.csv"
 KEY = ["data", "cell", "epsilon", "view", "seed"]
 COLUMNS = [*KEY, "auroc", "fpr_at_tpr99", "worst_node_auroc", "own_benign_fpr", "seconds"]
+
+
+def private_views(config: FedCLConfig) -> dict[str, str]:
+    """What is private first, the federation's encoder alone, then the detector ``config`` personalises,
+    labelled by its rule: a rerun under another personalisation does not resume the rows of this one."""
+    views = {"federation's encoder only": "off"}
+    if config.personalisation != "off":
+        views[f"personalised detector ({config.personalisation})"] = config.personalisation
+    return views
 
 
 def check_epsilons(epsilons: Sequence[float]) -> None:
@@ -61,11 +68,12 @@ def privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], qui
             for seed in seeds:
                 cfg = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None,
                                      dp_level="record", dp_sample_rate=1.0)  # whatever a --config says
-                todo = [(e, view) for e in epsilons for view in VIEWS
+                views = private_views(cfg)
+                todo = [(e, view) for e in epsilons for view in views
                         if (cell.data, cell.name, str(e), view, str(seed)) not in done]
                 splits = cell_splits(cell, cfg, quick) if todo else []
                 for epsilon, view in todo:
-                    method = Method(view, "ablation", fedcl_method(dp_epsilon=epsilon, personalisation=VIEWS[view]))
+                    method = Method(view, "ablation", fedcl_method(dp_epsilon=epsilon, personalisation=views[view]))
                     row = run_cell(cell, method, cfg, splits)
                     results.append({**row, "epsilon": epsilon, "view": view})
                     progress(f"{Path(cell.data).name} | {cell.name} | seed {seed} | ε {epsilon:g} | {view}: "
