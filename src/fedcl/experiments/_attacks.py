@@ -12,7 +12,8 @@ honest norm, the most the guarded rule's clip lets through, with a typical node'
 run reports that family's recall at the honest nodes' thresholds. *Dropout*: every node misses each
 round with probability 0.3, nobody attacks. The detectors' own-view encoders (personalisation) are
 trained once per node and seed (:func:`fedcl.pipeline.own_encoder` keeps them: no attacker touches them)
-and shared by every run of that seed.
+and shared by every run of that seed; under ``tuned`` each run fine-tunes its own federation's encoder,
+attacked or not.
 """
 
 from __future__ import annotations
