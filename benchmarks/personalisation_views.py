@@ -4,10 +4,10 @@
         [--tune-rounds R ...]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's
-(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*) and the federation's fine-tuned on the node's rows with the same recipe
-(*fine-tuned*: local fine-tuning, the usual personalisation of federated learning; ``--tune-rounds R``
-adds the same fine-tuned for R rounds only, *fine-tuned R*, each as the third view of ``tuned``). Each view gets a
-FedCLDetector on the node's rows; combinations map every view into one view's units (the shared view's,
+(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*) and the
+federation's fine-tuned on the node's rows with the same recipe (*fine-tuned*: local fine-tuning, the
+usual personalisation of federated learning; ``--tune-rounds R`` adds the same fine-tuned for R rounds
+only, *fine-tuned R*, each as the third view of ``tuned``). Each view gets a FedCLDetector on the node's rows; combinations map every view into one view's units (the shared view's,
 as ``personalisation = "weighted"`` does, unless a variant says ``in own units``, as ``tuned``) at the 90th
 percentile of benign validation scores, take the mean (or max, or a mean weighted per node from benign
 rows alone: :func:`view_weight`, the own view's tail weight counted ``odds`` times where a variant says

@@ -5,7 +5,8 @@ fedcl trains with DP-SGD calibrated for the whole run (:mod:`fedcl.privacy.dp`; 
 and is scored two ways on the same splits: through the federation's encoder alone — the model every
 node's released updates built, the figure the privacy guarantee is about — and as the personalised
 detector of the run's ``personalisation`` (labelled with it), whose personal views, encoders each node
-trains on its own rows, never leave the node and train in the clear. Runs are appended to ``results.csv`` one by one, so an interrupted run resumes.
+trains on its own rows, never leave the node and train in the clear. Runs are appended to
+``results.csv`` one by one, so an interrupted run resumes.
 """
 
 from __future__ import annotations
