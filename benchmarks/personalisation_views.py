@@ -3,19 +3,21 @@
     .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
         [--tune-rounds R ...]
 
-Per benchmark cell, trains one federation and, per node, three encoders: the federation's
-(*shared*), one trained on the node's rows alone from the seeded initial encoder (*own*) and the
-federation's fine-tuned on the node's rows with the same recipe (*fine-tuned*: local fine-tuning, the
-usual personalisation of federated learning; ``--tune-rounds R`` adds the same fine-tuned for R rounds
-only, *fine-tuned R*, each as the third view of ``tuned``). Each view gets a FedCLDetector on the node's rows; combinations map every view into one view's units (the shared view's,
-as ``personalisation = "weighted"`` does, unless a variant says ``in own units``, as ``tuned``) at the 90th
-percentile of benign validation scores, take the mean (or max, or a mean weighted per node from benign
-rows alone: :func:`view_weight`, the own view's tail weight counted ``odds`` times where a variant says
-so) and threshold at the 99th percentile of the combined validation scores. Prints pooled AUROC, FPR@TPR0.99 and the worst node's
-AUROC per cell, seed and variant, then per variant the means over the cells (each cell's mean over the
-seeds), FPR@TPR0.99 apart per network, and in how many cells it is at least the own view alone (*our
-encoder, local only* of the benchmark) on both pooled figures; the last line compares the default
-(``tuned``: tail(shared, own, fine-tuned) in own units, own odds 2) with the best other variant.
+Per benchmark cell, trains one federation and, per node, three encoders: the federation's (*shared*),
+one trained on the node's rows alone from the seeded initial encoder (*own*) and the federation's
+fine-tuned on the node's rows with the same recipe (*fine-tuned*: local fine-tuning, the usual
+personalisation of federated learning; ``--tune-rounds R`` adds the same fine-tuned for R rounds only,
+*fine-tuned R*, each as the third view of ``tuned``). Each view gets a FedCLDetector on the node's rows;
+combinations map every view into one view's units (the shared view's, as ``personalisation =
+"weighted"`` does, unless a variant says ``in own units``, as ``tuned``) at the 90th percentile of
+benign validation scores, take the mean (or max, or a mean weighted per node from benign rows alone:
+:func:`view_weight`, the own view's tail weight counted ``odds`` times where a variant says so) and
+threshold at the 99th percentile of the combined validation scores. Prints pooled AUROC, FPR@TPR0.99 and
+the worst node's AUROC per cell, seed and variant, then per variant the means over the cells (each
+cell's mean over the seeds), FPR@TPR0.99 apart per network, and in how many cells it is at least the own
+view alone (*our encoder, local only* of the benchmark) on both pooled figures; the last line compares
+the default (``tuned``: tail(shared, own, fine-tuned) in own units, own odds 2) with the best other
+variant.
 Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
 node's view scores (a pickle); a rerun with the same file reads them instead of training again.
 """
