@@ -22,6 +22,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.experiments._benchmark import cell_splits, cells, run_cell
 from fedcl.experiments._methods import Method, fedcl_method
+from fedcl.experiments._privacy import shared_and_personal
 from fedcl.experiments._runner import one_torch_thread
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nbaiot" / "fedmse-iid"
@@ -29,13 +30,13 @@ SIMULATED = Path.home() / ".cache" / "fedcl" / "simulated-seed0"
 DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0.1"]
 
 
-VIEWS = ("default", "federation's encoder only")
+VIEWS = shared_and_personal(FedCLConfig())  # label -> personalisation; the default detector's last
+DEFAULT_VIEW = list(VIEWS)[-1]
 
 
 def methods(bits: int) -> list[Method]:
     return [Method(f"{view}, {label}", "ablation", fedcl_method(personalisation=mode, compression_bits=b))
-            for view, mode in zip(VIEWS, (None, "off"))  # None: the config's personalisation
-            for label, b in (("float32", 0), (f"{bits}-bit", bits))]
+            for view, mode in VIEWS.items() for label, b in (("float32", 0), (f"{bits}-bit", bits))]
 
 
 @one_torch_thread()  # small models over many runs: steadier on one thread each
@@ -79,7 +80,7 @@ def report(rows: pd.DataFrame, bits: int) -> None:
             a, b = m["auroc"][f"{view}, float32"], m["auroc"][f"{view}, {bits}-bit"]
             f, g = m["fpr_at_tpr99"][f"{view}, float32"], m["fpr_at_tpr99"][f"{view}, {bits}-bit"]
             print(f"  {data + ' | ' + cell:32} {a:.4f} -> {b:.4f} ({b - a:+.4f})   {f:.4f} -> {g:.4f} ({g - f:+.4f})")
-    lost = wide["auroc"][f"{VIEWS[0]}, float32"] - wide["auroc"][f"{VIEWS[0]}, {bits}-bit"]
+    lost = wide["auroc"][f"{DEFAULT_VIEW}, float32"] - wide["auroc"][f"{DEFAULT_VIEW}, {bits}-bit"]
     print(f"{bits}-bit updates: AUROC lost {lost.mean():+.4f} on average, {lost.max():+.4f} at most "
           f"(default detector, {len(lost)} cell-seeds)")
 

@@ -33,9 +33,10 @@ KEY = ["data", "cell", "epsilon", "view", "seed"]
 COLUMNS = [*KEY, "auroc", "fpr_at_tpr99", "worst_node_auroc", "own_benign_fpr", "seconds"]
 
 
-def private_views(config: FedCLConfig) -> dict[str, str]:
-    """What is private first, the federation's encoder alone, then the detector ``config`` personalises,
-    labelled by its rule: a rerun under another personalisation does not resume the rows of this one."""
+def shared_and_personal(config: FedCLConfig) -> dict[str, str]:
+    """Label -> personalisation: the federation's encoder alone (what crosses the wire, what DP protects),
+    then the detector ``config`` personalises, labelled by its rule, so that a rerun under another
+    personalisation does not resume the rows of this one."""
     views = {"federation's encoder only": "off"}
     if config.personalisation != "off":
         views[f"personalised detector ({config.personalisation})"] = config.personalisation
@@ -69,7 +70,7 @@ def privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], qui
             for seed in seeds:
                 cfg = config.updated(data=cell.data, seed=seed, rounds=QUICK_ROUNDS if quick else None,
                                      dp_level="record", dp_sample_rate=1.0)  # whatever a --config says
-                views = private_views(cfg)
+                views = shared_and_personal(cfg)
                 todo = [(e, view) for e in epsilons for view in views
                         if (cell.data, cell.name, str(e), view, str(seed)) not in done]
                 splits = cell_splits(cell, cfg, quick) if todo else []
