@@ -1,13 +1,15 @@
 """Which views should a node's personalised detector combine? A design study on the development seed.
 
     .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
-        [--tune-rounds R ...]
+        [--tune-rounds R ...] [--tune-only head|input ...]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's (*shared*),
 one trained on the node's rows alone from the seeded initial encoder (*own*) and the federation's
 fine-tuned on the node's rows with the same recipe (*fine-tuned*: local fine-tuning, the usual
 personalisation of federated learning; ``--tune-rounds R`` adds the same fine-tuned for R rounds only,
-*fine-tuned R*, each as the third view of ``tuned``). Each view gets a FedCLDetector on the node's rows;
+*fine-tuned R*; ``--tune-only head`` or ``input`` the same fine-tuning of the encoder's last layer only, a
+personal head, or first layer only, *head-tuned* and *input-tuned*; each alone and as the third view of
+``tuned``). Each view gets a FedCLDetector on the node's rows;
 combinations map every view into one view's units (the shared view's, as ``personalisation =
 "weighted"`` does, unless a variant says ``in own units``, as ``tuned``) at the 90th percentile of
 benign validation scores, take the mean (or max, or a mean weighted per node from benign rows alone:
@@ -58,8 +60,8 @@ DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0
                  "Dirichlet α=0.5, 250 train rows", "natural, 1000 train rows"]
 
 
-def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ...] = (), known: dict | None = None
-                ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ...] = (),
+                tune_only: tuple[str, ...] = (), known: dict | None = None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """node -> view -> scores of its rows of each of ``PARTS``; the views ``known`` (the same form) already
     holds are kept, not trained again."""
     config = FedCLConfig(data=data, seed=seed)
@@ -73,7 +75,9 @@ def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ..
         encoders = {"shared": lambda: shared, "own": lambda: own_encoder(s, config),
                     "fine-tuned": lambda: tuned_encoder(s, config, shared),
                     **{f"fine-tuned {r}": lambda r=r: tuned_encoder(s, config.updated(rounds=r), shared)
-                       for r in tune_rounds}}
+                       for r in tune_rounds},
+                    **{f"{layer}-tuned": lambda layer=layer: tuned_encoder(s, config, shared, train_only=layer)
+                       for layer in tune_only}}
         # benign-only probes: validation rows with each column shuffled apart, or with every cell scaled
         rng = np.random.default_rng(seed)
         shuffled = np.column_stack([rng.permutation(column) for column in s.val.T])
@@ -145,9 +149,14 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="pickle of the view scores, read if it exists, else written")
     parser.add_argument("--tune-rounds", type=int, action="append", default=[],
                         help="also a fine-tuned view trained for this many rounds only (repeat)")
+    parser.add_argument("--tune-only", choices=("head", "input"), action="append", default=[],
+                        help="also the federation's encoder fine-tuned in this layer only (repeat)")
     args = parser.parse_args()
     tune_rounds = tuple(dict.fromkeys(args.tune_rounds))
-    variants = VARIANTS + [(("shared", "own", f"fine-tuned {r}"), "tail", "own", 2) for r in tune_rounds]
+    tune_only = tuple(dict.fromkeys(args.tune_only))
+    added = [f"fine-tuned {r}" for r in tune_rounds] + [f"{layer}-tuned" for layer in tune_only]
+    variants = VARIANTS + [v for view in added for v in (((view,), "mean", view, 1),
+                                                         (("shared", "own", view), "tail", "own", 2))]
     torch.set_num_threads(1)
     kept = pickle.loads(args.scores.read_bytes()) if args.scores and args.scores.exists() else {}
 
@@ -158,8 +167,8 @@ def main() -> None:
         for cell in [c for c in (args.cell or DEFAULT_CELLS) if c in names]:
             for seed in args.seed or [0]:
                 key = (network, cell, seed)
-                if key not in kept or any(f"fine-tuned {r}" not in n for n in kept[key].values() for r in tune_rounds):
-                    kept[key] = view_scores(data, cell, seed, tune_rounds, kept.get(key))
+                if key not in kept or any(view not in n for n in kept[key].values() for view in added):
+                    kept[key] = view_scores(data, cell, seed, tune_rounds, tune_only, kept.get(key))
                     if args.scores:
                         args.scores.write_bytes(pickle.dumps(kept))
                 for variant in variants:

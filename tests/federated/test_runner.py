@@ -167,3 +167,19 @@ def test_a_node_with_one_training_row_is_a_clear_error():
     nodes = {"a": torch.randn(40, 115), "b": torch.randn(1, 115)}
     with pytest.raises(ValueError, match="'b' has 1 training row"):
         run_federation(nodes, FedCLConfig(rounds=1, batch_size=16, embedding_dim=4, hidden=8))
+
+
+@pytest.mark.parametrize("layer, moved", [("head", [4, 5]), ("input", [0, 1]), (None, [0, 1, 2, 3, 4, 5])])
+def test_train_only_moves_that_layer_alone(dynamic_run, layer, moved):
+    # fine-tuning the federation's encoder on one node: a personal head, a personal input layer, or all of it
+    node = {"cam": nodes()["cam"]}
+    tuned = run_federation(node, dataclasses.replace(CONFIG, aggregation="fedavg"), initial=dynamic_run.arrays,
+                           train_only=layer).arrays
+
+    changed = [i for i, (a, b) in enumerate(zip(dynamic_run.arrays, tuned)) if not np.array_equal(a, b)]
+    assert changed == moved
+
+
+def test_train_only_names_a_layer():
+    with pytest.raises(ValueError, match="train_only must be one of"):
+        run_federation({"cam": nodes()["cam"]}, CONFIG, train_only="middle")

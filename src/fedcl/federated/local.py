@@ -113,8 +113,10 @@ def local_train(
     config: FedCLConfig,
     generator: torch.Generator,
     round_: int | None = None,
+    train_only: str | None = None,
 ) -> LocalUpdate:
-    """Train ``encoder`` (loaded with the global θ) on one node's scaled benign rows ``x``.
+    """Train ``encoder`` (loaded with the global θ) on one node's scaled benign rows ``x``; with
+    ``train_only``, only its last or first layer (:func:`trainable_parameters`).
 
     g lives in the shared embedding space (a weighted mean of the nodes' embedding means μ_i); each
     node compares its z̃ with g expressed in its own frame, (g − μ_i)/σ_i, so the consistency term
@@ -135,6 +137,8 @@ def local_train(
     ``round_`` (1-based; default: the last) is then how many rounds the reported ε counts.
     """
     if config.differential_privacy:
+        if train_only is not None:
+            raise ValueError("train_only is for fine-tuning a node's encoder on its own rows, which trains without DP")
         return private_local_train(encoder, global_arrays, x, reference, config, generator, round_)
     set_arrays(encoder, global_arrays)
     x = without_islands(encoder, x, config.trim_fraction)
@@ -142,7 +146,7 @@ def local_train(
     normaliser = EmbeddingNormaliser(config.embedding_dim, enabled=config.node_normalisation)
     contrastive = InfoNCELoss(config.temperature)
     consistency = ConsistencyLoss()
-    optimiser = torch.optim.Adam(encoder.parameters(), lr=config.lr)
+    optimiser = torch.optim.Adam(trainable_parameters(encoder, train_only), lr=config.lr)
 
     encoder.train()
     batch = min(config.batch_size, len(x))
@@ -183,6 +187,19 @@ def local_train(
         contrastive=float(np.mean(contrastive_losses)) if losses else float("nan"),
         std_embedding=z.std(dim=0, correction=0).numpy().astype(np.float64),
     )
+
+
+def trainable_parameters(encoder: nn.Module, only: str | None = None) -> list[nn.Parameter]:
+    """The parameters local training updates: all of them, or those of the encoder's last (``"head"``) or
+    first (``"input"``) module that holds parameters — a personal head or input layer, the usual
+    alternatives to fine-tuning every layer."""
+    if only is None:
+        return list(encoder.parameters())
+    layers = [m for m in encoder.modules() if next(m.parameters(recurse=False), None) is not None]
+    positions = {"head": -1, "input": 0}
+    if only not in positions:
+        raise ValueError(f"train_only must be one of {sorted(positions)}, got {only!r}")
+    return list(layers[positions[only]].parameters())
 
 
 def private_local_train(

@@ -129,6 +129,7 @@ def run_federation(
     dropout: float = 0.0,
     initial: list[np.ndarray] | None = None,
     on_updates: Callable[[int, list[np.ndarray], list[str], list[LocalUpdate]], None] | None = None,
+    train_only: str | None = None,
 ) -> FederationResult:
     """Train one encoder across nodes without moving their rows.
 
@@ -151,6 +152,9 @@ def run_federation(
     on_updates : callable, optional
         Called each round with (round, θ broadcast, node names, their updates): what a curious server
         receives (privacy audits, :mod:`fedcl.privacy.audit`).
+    train_only : {"head", "input"}, optional
+        Train only the encoder's last (a personal head) or first layer (:func:`trainable_parameters`);
+        the design study of fine-tuning measured both (docs/benchmark.md).
 
     With ``config.dp_level`` "node" and a finite ``config.dp_epsilon`` the server samples, clips and noises
     (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or
@@ -188,7 +192,8 @@ def run_federation(
             present &= node_dp.sampled()
         start = arrays if held is None else held.held
         computed = {name: local_train(encoder, start, rows, reference, config,
-                                      node_generator(config.seed, name, round_), round_=round_)
+                                      node_generator(config.seed, name, round_), round_=round_,
+                                      train_only=train_only)
                     for i, (name, rows) in enumerate(node_rows.items()) if present[i]}
         names = list(computed)
         if held is not None:  # attackers see the honest updates as the server decodes them, and send raw codes

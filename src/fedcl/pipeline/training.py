@@ -160,15 +160,19 @@ def own_encoder(split: NodeSplit, config: FedCLConfig) -> torch.nn.Module:
     return trained_encoder(recipe, _OWN_ARRAYS[key], split.train.shape[1])
 
 
-def tuned_encoder(split: NodeSplit, config: FedCLConfig, encoder: torch.nn.Module) -> torch.nn.Module:
+def tuned_encoder(split: NodeSplit, config: FedCLConfig, encoder: torch.nn.Module,
+                  train_only: str | None = None) -> torch.nn.Module:
     """The federation's ``encoder`` fine-tuned on one node's benign training rows with the federation's
     recipe (the usual personalisation of federated learning: the third view under ``personalisation =
     "tuned"``), ``min_rows_per_round`` included: unlike the own encoder it starts from what the federation
     learnt, and the design study measured it so (docs/benchmark.md). Like the own encoder it never leaves
     the node, so it trains without differential privacy, on rows scaled by the node's own statistics
-    (under ``dp_epsilon`` the shared encoder trained on public ones: the fine-tuning adapts it to these)."""
+    (under ``dp_epsilon`` the shared encoder trained on public ones: the fine-tuning adapts it to these).
+    ``train_only`` "head" or "input" fine-tunes one layer only (a design study's alternatives; every layer
+    measured better)."""
     recipe = config.updated(data="", aggregation="fedavg", personalisation="off", dp_epsilon=math.inf)
-    arrays = run_federation({split.name: scaled_training_rows(split)}, recipe, initial=get_arrays(encoder)).arrays
+    arrays = run_federation({split.name: scaled_training_rows(split)}, recipe, initial=get_arrays(encoder),
+                            train_only=train_only).arrays
     return trained_encoder(recipe, arrays, split.train.shape[1])
 
 
