@@ -153,8 +153,8 @@ def run_federation(
         Called each round with (round, θ broadcast, node names, their updates): what a curious server
         receives (privacy audits, :mod:`fedcl.privacy.audit`).
     train_only : {"head", "input"}, optional
-        Train only the encoder's last (a personal head) or first layer (:func:`trainable_parameters`);
-        the design study of fine-tuning measured both (docs/benchmark.md).
+        Train only the encoder's last layer (a personal head) or its first
+        (:func:`fedcl.federated.local.trainable_parameters`); a design study measured both (docs/benchmark.md).
 
     With ``config.dp_level`` "node" and a finite ``config.dp_epsilon`` the server samples, clips and noises
     (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or
