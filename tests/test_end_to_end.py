@@ -27,7 +27,12 @@ def test_federated_detector_far_above_chance_on_real_rows(fedmse_slice, tmp_path
     saved = json.loads((run / "metrics.json").read_text())
     assert set(saved["pooled"]) == set(METRIC_KEYS)
     assert set(saved["nodes"]) == {"Client-1", "Client-2", "Client-3"}
-    assert (run / "report.md").read_text().count("| Client-") == 3
+    assert saved["rows"]["Client-1"] == {"training": 320, "validation": 80, "benign_test": 100, "attack": 200}
+    report = (run / "report.md").read_text()
+    assert report.count("| Client-") == 6  # per node: its metrics, its rows
+    # 80 validation rows cannot resolve a 99 % quantile: every node's threshold is flagged as coarse
+    assert [line.split(":")[0] for line in saved["few_rows"]] == ["Client-1", "Client-2", "Client-3"]
+    assert "- Client-1: its threshold comes from 80 benign validation rows" in report
     assert (run / "roc.png").stat().st_size > 10_000
     assert len((run / "history.jsonl").read_text().splitlines()) == 4
 
@@ -103,3 +108,17 @@ def test_nodes_without_attacks_or_benign_test_are_trained_and_reported(fedmse_sl
     assert no_attack["fpr"] is not None and no_attack["accuracy"] is not None
     assert summary["nodes"]["Client-3"]["auroc"] > 0.9  # its benign test rows were carved from normal/
     assert summary["counts"]["attack"] == 400
+
+
+def test_few_rows_names_coarse_thresholds_and_small_test_sets():
+    from fedcl.pipeline.scoring import few_rows
+
+    rows = {"big": {"training": 3000, "validation": 1000, "benign_test": 1000, "attack": 50},
+            "tiny": {"training": 24, "validation": 8, "benign_test": 8, "attack": 500},
+            "untested": {"training": 3000, "validation": 1000, "benign_test": 0, "attack": 50}}
+
+    lines = few_rows(rows, fpr_target=0.01)
+
+    assert lines == ["tiny: its threshold comes from 8 benign validation rows (the 99% quantile needs 100): expect "
+                     "an FPR nearer 1/9 than 0.01; 8 benign test rows: each moves its FPR by 0.125"]
+    assert few_rows(rows, fpr_target=0.2) == ["tiny: 8 benign test rows: each moves its FPR by 0.125"]

@@ -38,6 +38,9 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     else:
         shown = ", ".join(f"{k} {pooled[k]:.4f}" for k in ("auroc", "auprc", "fpr_at_tpr99", "f1"))
         typer.echo(f"pooled: {shown}")
+    if summary.get("few_rows"):
+        typer.echo(f"note: {len(summary['few_rows'])} node(s) with few benign rows, whose threshold or figures are "
+                   "coarse (report.md, per node)", err=True)
     typer.echo(f"report: {run_dir / REPORT_FILE}")
 
 

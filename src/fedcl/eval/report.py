@@ -60,6 +60,17 @@ def _centroid_rows(config: FedCLConfig) -> str:
     return f", and at most one per {config.rows_per_reference} training rows"
 
 
+def _rows(summary: dict) -> str:
+    """Each node's rows, and the nodes whose figures rest on few benign rows (``summary`` of ``evaluate``)."""
+    if not summary.get("rows"):
+        return ""
+    lines = ["| node | training | validation | benign test | attack |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {r['training']:,} | {r['validation']:,} | {r['benign_test']:,} | {r['attack']:,} |"
+              for name, r in summary["rows"].items()]
+    few = "".join(f"\n- {line}" for line in summary.get("few_rows", []))
+    return "\n\n" + "\n".join(lines) + (f"\n\nFigures that rest on few rows:{few}" if few else "")
+
+
 def _run_lines(config: FedCLConfig, summary: dict) -> str:
     """What was run: the nodes and row counts of ``summary``, the settings of ``config``, the privacy spent."""
     counts = summary["counts"]
@@ -100,7 +111,7 @@ centroids){_relative(config)}.{_acceptance(config)}
 
 ## Per node
 
-{_table(summary['nodes'], 'node')}
+{_table(summary['nodes'], 'node')}{_rows(summary)}
 
 ## Per attack family (each against all benign test rows)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -88,6 +89,32 @@ def _checked(run: Path, splits: Iterable[NodeSplit]) -> Iterator[NodeSplit]:
         yield s
 
 
+def _counted(splits: Iterable[NodeSplit], rows: dict[str, dict[str, int]]) -> Iterator[NodeSplit]:
+    """``splits``, noting each node's row counts in ``rows`` on the way (metrics.json's ``rows``)."""
+    for s in splits:
+        rows[s.name] = {"training": len(s.train), "validation": len(s.val), "benign_test": len(s.test_benign),
+                        "attack": len(s.attack)}
+        yield s
+
+
+def few_rows(rows: dict[str, dict[str, int]], fpr_target: float) -> list[str]:
+    """One line per node whose figures rest on few benign rows: fewer validation rows than its threshold's
+    quantile resolves, or fewer than 100 benign test rows."""
+    needed = math.ceil(1 / fpr_target)
+    lines = []
+    for name, r in rows.items():
+        why = []
+        if r["validation"] < needed:  # the (1 − fpr_target) quantile of n < 1/fpr_target rows is among the top two
+            why.append(f"its threshold comes from {r['validation']:,} benign validation rows (the "
+                       f"{1 - fpr_target:.0%} quantile needs {needed:,}): expect an FPR nearer "
+                       f"1/{r['validation'] + 1:,} than {fpr_target:g}")
+        if 0 < r["benign_test"] < 100:
+            why.append(f"{r['benign_test']:,} benign test rows: each moves its FPR by {1 / r['benign_test']:.3f}")
+        if why:
+            lines.append(f"{name}: " + "; ".join(why))
+    return lines
+
+
 def summarise(scores: pd.DataFrame) -> dict:
     """metrics.json: pooled, per node, and per attack family (each family against all benign test rows)."""
     def metrics(df: pd.DataFrame) -> dict:
@@ -109,14 +136,15 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> dict:
 
     run = Path(run_dir)
     config = load_run_config(run).updated(data=data)
+    rows: dict[str, dict[str, int]] = {}
     if load_model(run)["nodes"]:  # detectors saved: score node by node, one node's rows in memory at a time
-        scores = score_nodes(load_detectors(run), _checked(run, iter_splits(config)))
+        scores = score_nodes(load_detectors(run), _counted(_checked(run, iter_splits(config)), rows))
     else:  # a Flower run: every node's detector is fitted first, on its training rows
         splits = load_splits(config)
         check_columns(run, splits[0].columns)
-        scores = score_nodes(load_detectors(run, splits), splits)
+        scores = score_nodes(load_detectors(run, splits), _counted(splits, rows))
     write_scores(scores, run / SCORES_FILE)
-    summary = summarise(scores)
+    summary = summarise(scores) | {"rows": rows, "few_rows": few_rows(rows, config.fpr_target)}
     del scores  # the report reads scores.csv back
     if config.differential_privacy or config.node_differential_privacy:  # what the run spent, per the accountant (docs/privacy.md)
         from fedcl.privacy.dp import privacy_record
