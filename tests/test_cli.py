@@ -20,6 +20,7 @@ def test_run_writes_every_artefact(fedmse_slice, tmp_path):
     # Assert
     assert result.exit_code == 0, result.output
     assert "pooled: auroc" in result.output
+    assert "note: 3 node(s) with few benign rows" in result.stderr  # 80 validation rows each
     for name in ("config.toml", "model.pt", "history.jsonl", "metrics.json", "scores.csv", "report.md", "roc.png"):
         assert (tmp_path / "r" / name).is_file(), name
     config = (tmp_path / "r" / "config.toml").read_text()
