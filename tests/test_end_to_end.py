@@ -30,9 +30,9 @@ def test_federated_detector_far_above_chance_on_real_rows(fedmse_slice, tmp_path
     assert saved["rows"]["Client-1"] == {"training": 320, "validation": 80, "benign_test": 100, "attack": 200}
     report = (run / "report.md").read_text()
     assert report.count("| Client-") == 6  # per node: its metrics, its rows
-    # 80 validation rows cannot resolve a 99 % quantile: every node's threshold is flagged as coarse
+    # a 99 % quantile of 80 validation rows: every node's threshold is flagged as coarse
     assert [line.split(":")[0] for line in saved["few_rows"]] == ["Client-1", "Client-2", "Client-3"]
-    assert "- Client-1: its threshold comes from 80 benign validation rows" in report
+    assert "- Client-1: its threshold comes from 80 benign validation rows: expect an FPR of about 0.022" in report
     assert (run / "roc.png").stat().st_size > 10_000
     assert len((run / "history.jsonl").read_text().splitlines()) == 4
 
@@ -119,6 +119,16 @@ def test_few_rows_names_coarse_thresholds_and_small_test_sets():
 
     lines = few_rows(rows, fpr_target=0.01)
 
-    assert lines == ["tiny: its threshold comes from 8 benign validation rows (the 99% quantile needs 100): expect "
-                     "an FPR nearer 1/9 than 0.01; 8 benign test rows: each moves its FPR by 0.125"]
+    assert lines == ["tiny: its threshold comes from 8 benign validation rows: expect an FPR of about 0.119 at it, "
+                     "not 0.01; 8 benign test rows: each moves its FPR by 0.125"]
     assert few_rows(rows, fpr_target=0.2) == ["tiny: 8 benign test rows: each moves its FPR by 0.125"]
+
+
+def test_expected_fpr_is_what_a_quantile_of_few_rows_lets_through():
+    from fedcl.pipeline.scoring import expected_fpr
+
+    rng = np.random.default_rng(0)
+    for n in (8, 80, 400):
+        validation, benign = rng.random((20_000, n)), rng.random(20_000)  # uniform scores: FPR = 1 − threshold
+        simulated = np.mean(benign > np.quantile(validation, 0.99, axis=1))
+        assert abs(simulated - expected_fpr(n, 0.01)) < 0.003, n

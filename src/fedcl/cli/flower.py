@@ -12,7 +12,7 @@ import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.cli.training import (CompressionBits, DpDelta, DpEpsilon, DpLevel, DpSampleRate, DpUpdateClip,
-                                SecureAggregation)
+                                SecureAggregation, note_few_rows)
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.errors import ConfigError, InputError
 
@@ -59,6 +59,7 @@ def simulate_command(
     nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names, start=1)]
     run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)
     summary = pipeline.evaluate(out, data=data)
+    note_few_rows(summary)
     fleet = f"; the nodes' own evaluation: {out / 'fleet.md'}" if (out / "fleet.md").is_file() else ""
     typer.echo(f"pooled AUROC {summary['pooled']['auroc']:.4f}; report: {out / 'report.md'}{fleet}")
 

@@ -38,10 +38,15 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     else:
         shown = ", ".join(f"{k} {pooled[k]:.4f}" for k in ("auroc", "auprc", "fpr_at_tpr99", "f1"))
         typer.echo(f"pooled: {shown}")
+    note_few_rows(summary)
+    typer.echo(f"report: {run_dir / REPORT_FILE}")
+
+
+def note_few_rows(summary: dict) -> None:
+    """One line on stderr when some nodes' threshold or figures rest on few benign rows (the report names them)."""
     if summary.get("few_rows"):
         typer.echo(f"note: {len(summary['few_rows'])} node(s) with few benign rows, whose threshold or figures are "
                    "coarse (report.md, per node)", err=True)
-    typer.echo(f"report: {run_dir / REPORT_FILE}")
 
 
 def _guard(leakage_guard: str | None, no_leakage_guard: bool, schema: str) -> str | None:

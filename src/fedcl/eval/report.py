@@ -68,7 +68,7 @@ def _rows(summary: dict) -> str:
     lines += [f"| {name} | {r['training']:,} | {r['validation']:,} | {r['benign_test']:,} | {r['attack']:,} |"
               for name, r in summary["rows"].items()]
     few = "".join(f"\n- {line}" for line in summary.get("few_rows", []))
-    return "\n\n" + "\n".join(lines) + (f"\n\nFigures that rest on few rows:{few}" if few else "")
+    return "\n\nRows per node:\n\n" + "\n".join(lines) + (f"\n\nFigures that rest on few rows:{few}" if few else "")
 
 
 def _run_lines(config: FedCLConfig, summary: dict) -> str:

@@ -189,17 +189,19 @@ def local_train(
     )
 
 
+TRAIN_ONLY = {"head": -1, "input": 0}  # which of the encoder's modules holding parameters, in registration order
+
+
 def trainable_parameters(encoder: nn.Module, only: str | None = None) -> list[nn.Parameter]:
-    """The parameters local training updates: all of them, or those of the encoder's last (``"head"``) or
-    first (``"input"``) module that holds parameters — a personal head or input layer, the usual
-    alternatives to fine-tuning every layer."""
+    """The parameters local training updates: all of them, or only those of the encoder's last (``"head"``)
+    or first (``"input"``) module holding parameters of its own, in registration order — fine-tuned on one
+    node, a personal head or input layer, the usual alternatives to fine-tuning every layer."""
     if only is None:
         return list(encoder.parameters())
+    if only not in TRAIN_ONLY:
+        raise ValueError(f"train_only must be one of {sorted(TRAIN_ONLY)}, got {only!r}")
     layers = [m for m in encoder.modules() if next(m.parameters(recurse=False), None) is not None]
-    positions = {"head": -1, "input": 0}
-    if only not in positions:
-        raise ValueError(f"train_only must be one of {sorted(positions)}, got {only!r}")
-    return list(layers[positions[only]].parameters())
+    return list(layers[TRAIN_ONLY[only]].parameters(recurse=False))
 
 
 def private_local_train(

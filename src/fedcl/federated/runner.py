@@ -21,7 +21,7 @@ from fedcl.federated.aggregate import (
 )
 from fedcl.federated.behaviours import Behaviour, RoundContext
 from fedcl.federated.compress import Broadcast, compressed_update
-from fedcl.federated.local import LocalUpdate, local_train, node_generator
+from fedcl.federated.local import TRAIN_ONLY, LocalUpdate, local_train, node_generator
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.seeding import node_rng
@@ -153,8 +153,8 @@ def run_federation(
         Called each round with (round, θ broadcast, node names, their updates): what a curious server
         receives (privacy audits, :mod:`fedcl.privacy.audit`).
     train_only : {"head", "input"}, optional
-        Train only the encoder's last layer (a personal head) or its first
-        (:func:`fedcl.federated.local.trainable_parameters`); a design study measured both (docs/benchmark.md).
+        Train only the encoder's last layer or its first (:func:`fedcl.federated.local.trainable_parameters`):
+        with one node, a personal head or input layer; a design study measured both (docs/benchmark.md).
 
     With ``config.dp_level`` "node" and a finite ``config.dp_epsilon`` the server samples, clips and noises
     (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or
@@ -170,6 +170,8 @@ def run_federation(
         raise ValueError(f"behaviours for unknown nodes: {sorted(set(behaviours) - set(node_rows))}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if train_only is not None and train_only not in TRAIN_ONLY:
+        raise ValueError(f"train_only must be one of {sorted(TRAIN_ONLY)}, got {train_only!r}")
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = initial_encoder(config, n_features)
     arrays = get_arrays(encoder) if initial is None else [a.copy() for a in initial]
