@@ -111,7 +111,7 @@ def test_nodes_without_attacks_or_benign_test_are_trained_and_reported(fedmse_sl
 
 
 def test_few_rows_names_coarse_thresholds_and_small_test_sets():
-    from fedcl.pipeline.scoring import few_rows
+    from fedcl.eval.metrics import few_rows
 
     rows = {"big": {"training": 3000, "validation": 1000, "benign_test": 1000, "attack": 50},
             "tiny": {"training": 24, "validation": 8, "benign_test": 8, "attack": 500},
@@ -125,7 +125,7 @@ def test_few_rows_names_coarse_thresholds_and_small_test_sets():
 
 
 def test_expected_fpr_is_what_a_quantile_of_few_rows_lets_through():
-    from fedcl.pipeline.scoring import expected_fpr
+    from fedcl.eval.metrics import expected_fpr
 
     rng = np.random.default_rng(0)
     for n in (8, 80, 400):

@@ -78,3 +78,27 @@ def histogram_roc(benign: np.ndarray, attack: np.ndarray) -> tuple[np.ndarray, n
     """(FPR, TPR) at each bin edge of score histograms (same bins, ascending scores), from flagging nothing."""
     fp, tp = (np.r_[0, np.cumsum(np.asarray(h)[::-1])] for h in (benign, attack))
     return fp / max(fp[-1], 1), tp / max(tp[-1], 1)
+
+
+def expected_fpr(n_validation: int, fpr_target: float) -> float:
+    """The FPR to expect at a threshold set at the (1 − ``fpr_target``) quantile of ``n_validation`` benign
+    scores (numpy's interpolation, at position h = (1 − p)(n − 1)): a new benign row lands above it with
+    probability (n − h)/(n + 1) = (1 + p(n − 1))/(n + 1), about p + 1/(n + 1) for small p."""
+    return (1 + fpr_target * (n_validation - 1)) / (n_validation + 1)
+
+
+def few_rows(rows: dict[str, dict[str, int]], fpr_target: float) -> list[str]:
+    """One line of text per node whose figures rest on few benign rows: a threshold from so few
+    validation rows that the FPR to expect at it is 1.5 × ``fpr_target`` or more (under 195 rows for
+    0.01), or fewer than 100 benign test rows."""
+    lines = []
+    for name, r in rows.items():
+        why = []
+        if r["validation"] > 0 and expected_fpr(r["validation"], fpr_target) >= 1.5 * fpr_target:
+            why.append(f"its threshold comes from {r['validation']:,} benign validation rows: expect an FPR of "
+                       f"about {expected_fpr(r['validation'], fpr_target):.3f} at it, not {fpr_target:g}")
+        if 0 < r["benign_test"] < 100:
+            why.append(f"{r['benign_test']:,} benign test rows: each moves its FPR by {1 / r['benign_test']:.3f}")
+        if why:
+            lines.append(f"{name}: " + "; ".join(why))
+    return lines

@@ -67,8 +67,12 @@ def _rows(summary: dict) -> str:
     lines = ["| node | training | validation | benign test | attack |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {r['training']:,} | {r['validation']:,} | {r['benign_test']:,} | {r['attack']:,} |"
               for name, r in summary["rows"].items()]
+    return "\n\nRows per node:\n\n" + "\n".join(lines) + _few_rows(summary)
+
+
+def _few_rows(summary: dict) -> str:
     few = "".join(f"\n- {line}" for line in summary.get("few_rows", []))
-    return "\n\nRows per node:\n\n" + "\n".join(lines) + (f"\n\nFigures that rest on few rows:{few}" if few else "")
+    return f"\n\nFigures that rest on few rows:{few}" if few else ""
 
 
 def _run_lines(config: FedCLConfig, summary: dict) -> str:
@@ -168,7 +172,7 @@ nodes' thresholds from exact counts.
 
 | node | partition | benign test rows | attack rows | rounds set aside by the server |
 |---|---|---|---|---|
-{rows}
+{rows}{_few_rows(summary)}
 
 Not evaluated: {missing}
 

@@ -12,7 +12,7 @@ import torch
 
 from fedcl.data import NodeSplit
 from fedcl.errors import ConfigError, InputError
-from fedcl.eval.metrics import detection_metrics
+from fedcl.eval.metrics import detection_metrics, few_rows
 from fedcl.model import encoder_for
 from fedcl.pipeline.training import (NodeDetector, fit_node_detectors, iter_splits, load_splits, make_detector,
                                     with_acceptance)
@@ -94,30 +94,6 @@ def _counted(splits: Iterable[NodeSplit], rows: dict[str, dict[str, int]]) -> It
         rows[s.name] = {"training": len(s.train), "validation": len(s.val), "benign_test": len(s.test_benign),
                         "attack": len(s.attack)}
         yield s
-
-
-def expected_fpr(n_validation: int, fpr_target: float) -> float:
-    """The FPR to expect at a threshold set at the (1 − ``fpr_target``) quantile of ``n_validation`` benign
-    scores (numpy's interpolation, at position h = (1 − p)(n − 1)): a new benign row lands above it with
-    probability (n − h)/(n + 1) = (1 + p(n − 1))/(n + 1), about p + 1/(n + 1) for small p."""
-    return (1 + fpr_target * (n_validation - 1)) / (n_validation + 1)
-
-
-def few_rows(rows: dict[str, dict[str, int]], fpr_target: float) -> list[str]:
-    """One line of text per node whose figures rest on few benign rows: a threshold from so few
-    validation rows that the FPR to expect at it is 1.5 × ``fpr_target`` or more (under 195 rows for
-    0.01), or fewer than 100 benign test rows."""
-    lines = []
-    for name, r in rows.items():
-        why = []
-        if r["validation"] and expected_fpr(r["validation"], fpr_target) >= 1.5 * fpr_target:
-            why.append(f"its threshold comes from {r['validation']:,} benign validation rows: expect an FPR of "
-                       f"about {expected_fpr(r['validation'], fpr_target):.3f} at it, not {fpr_target:g}")
-        if 0 < r["benign_test"] < 100:
-            why.append(f"{r['benign_test']:,} benign test rows: each moves its FPR by {1 / r['benign_test']:.3f}")
-        if why:
-            lines.append(f"{name}: " + "; ".join(why))
-    return lines
 
 
 def summarise(scores: pd.DataFrame) -> dict:

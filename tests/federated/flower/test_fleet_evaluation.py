@@ -77,6 +77,10 @@ def test_each_node_reports_the_metrics_fedcl_evaluate_computes_from_its_rows(eva
         for key, value in central["nodes"][name].items():
             assert fleet["nodes"][name][key] == pytest.approx(value, abs=1e-12), (name, key)
     assert fleet["counts"] == central["counts"]
+    # each node's training and validation rows, and the same lines on thresholds that rest on few rows
+    assert {n: (fleet["nodes"][n]["training"], fleet["nodes"][n]["validation"]) for n in NAMES} == \
+        {n: (central["rows"][n]["training"], central["rows"][n]["validation"]) for n in NAMES}
+    assert fleet["few_rows"] == central["few_rows"] != []
     # Threshold metrics pool exactly from counts; ranking metrics from the histograms, at their resolution
     for key in ("accuracy", "precision", "recall", "f1", "fpr"):
         assert fleet["pooled"][key] == pytest.approx(central["pooled"][key], abs=1e-12), key
@@ -94,6 +98,7 @@ def test_the_fleet_report_names_every_node_with_its_exclusions(evaluated_run):
     for name in NAMES:
         assert f"| {name} | " in text
     assert "Not evaluated: every node answered." in text
+    assert "- Client-1: its threshold comes from 80 benign validation rows" in text
     assert (out / "fleet_roc.png").stat().st_size > 0
     assert all(fleet["nodes"][n]["rounds_excluded"] == [] for n in NAMES)
 
@@ -140,12 +145,13 @@ def test_pooled_metrics_from_histograms_are_exact_when_no_bin_holds_both_classes
     assert pooled["recall"] == pytest.approx(200 / len(attack)) and pooled["fpr"] == pytest.approx(7 / len(benign))
 
 
-def _reply(name="Client-1", benign=(3, 0), attack=(2, 2), length=len(SCORE_EDGES) - 1):
+def _reply(name="Client-1", benign=(3, 0), attack=(2, 2), length=len(SCORE_EDGES) - 1, validation=4):
     """An evaluation reply: (rows, flagged) of each class; benign rows in a low bin, attack rows in the top one."""
     hist = np.zeros(length, dtype=int)
     histograms = {"benign": hist.copy(), "attack": hist.copy()}
     histograms["benign"][1], histograms["attack"][-1] = benign[0], attack[0]
-    metrics = {"benign-test": benign[0], "attack": attack[0], "flagged-benign": benign[1], "flagged-attack": attack[1]}
+    metrics = {"benign-test": benign[0], "attack": attack[0], "flagged-benign": benign[1], "flagged-attack": attack[1],
+               "training": 12, "validation": validation}
     return RecordDict({"metrics": MetricRecord(metrics),
                        "histograms": MetricRecord({k: v.tolist() for k, v in histograms.items()}),
                        "node": ConfigRecord({"node-name": name, "partition-id": 1})})
@@ -155,6 +161,7 @@ def _reply(name="Client-1", benign=(3, 0), attack=(2, 2), length=len(SCORE_EDGES
     (_reply(length=10), "histogram benign is not 1002 counts"),
     (_reply(attack=(2, 3)), "flagged rows are not between 0 and the row counts"),
     (_reply(name="Client-2"), "a second reply named Client-2"),
+    (_reply(validation=-1), "a negative count of training or validation rows"),
     (RecordDict({**_reply(), "histograms": MetricRecord({"attack": [0] * 1002})}), "no benign histogram"),
 ])
 def test_an_evaluation_reply_that_does_not_add_up_is_left_out_with_its_reason(reply, reason):

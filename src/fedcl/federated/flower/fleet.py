@@ -29,7 +29,7 @@ from flwr.serverapp import Grid
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData
-from fedcl.eval.metrics import METRIC_KEYS, count_metrics, detection_metrics, ordered, ranking_metrics
+from fedcl.eval.metrics import METRIC_KEYS, count_metrics, detection_metrics, few_rows, ordered, ranking_metrics
 from fedcl.federated.flower._records import (
     METRICS_KEY,
     NODE_KEY,
@@ -89,7 +89,8 @@ def node_evaluation(node: NodeData, partition_id: int, config: FedCLConfig, arra
     label, score, flagged = (scores[k].to_numpy() for k in ("label", "score", "prediction"))
     metrics = detection_metrics(label, score, flagged)
     counts = {"benign-test": int((label == 0).sum()), _ATTACK: int((label == 1).sum()),
-              "flagged-benign": int(flagged[label == 0].sum()), "flagged-attack": int(flagged[label == 1].sum())}
+              "flagged-benign": int(flagged[label == 0].sum()), "flagged-attack": int(flagged[label == 1].sum()),
+              "training": len(split.train), "validation": len(split.val)}  # how coarse its threshold is
     histograms = {_BENIGN: _histogram(score[label == 0]), _ATTACK: _histogram(score[label == 1])}
     for family, rows in scores[scores["label"] == 1].groupby("family", sort=True):
         histograms[f"{_ATTACK}:{family}"] = _histogram(rows["score"].to_numpy())
@@ -130,13 +131,16 @@ def _malformed(reply: RecordDict, names: set[str]) -> str:
                 return f"histogram {key} does not sum to its row count"
         if any(not 0 <= flagged[k] <= counts[k] for k in counts):
             return "flagged rows are not between 0 and the row counts"
+        if any(k in m and int(m[k]) < 0 for k in ("training", "validation")):
+            return "a negative count of training or validation rows"
     except (KeyError, TypeError, ValueError) as missing:
         return f"unreadable ({type(missing).__name__}: {missing})"
     return f"a second reply named {name}" if name in names else ""
 
 
-def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]) -> dict:
-    """fleet.json from the nodes' replies (in partition order) and the run's history."""
+def _summary(replies: list[RecordDict], failures: list[str], history: list[dict], fpr_target: float) -> dict:
+    """fleet.json from the nodes' replies (in partition order) and the run's history (``fpr_target``: the
+    run's, for :func:`~fedcl.eval.metrics.few_rows`)."""
     nodes, benign, attack, families = {}, 0, 0, {}
     flagged_benign = flagged_attack = 0
     for reply in replies:
@@ -144,7 +148,8 @@ def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]
         m, h = reply[METRICS_KEY], reply[HISTOGRAMS_KEY]
         excluded = [r["round"] for r in history if r["nodes"].get(name, {}).get("excluded")]
         nodes[name] = {**{k: m.get(k) for k in METRIC_KEYS}, "benign_test": int(m["benign-test"]),
-                       "attack": int(m[_ATTACK]), "partition_id": partition, "rounds_excluded": excluded}
+                       "attack": int(m[_ATTACK]), "partition_id": partition, "rounds_excluded": excluded,
+                       **{k: int(m[k]) for k in ("training", "validation") if k in m}}  # older nodes send none
         benign, attack = benign + np.asarray(h[_BENIGN]), attack + np.asarray(h[_ATTACK])
         flagged_benign, flagged_attack = flagged_benign + int(m["flagged-benign"]), flagged_attack + int(m["flagged-attack"])
         for key in h:
@@ -164,6 +169,7 @@ def _summary(replies: list[RecordDict], failures: list[str], history: list[dict]
         "families": {f: pooled_metrics(benign, hist, flagged_benign, caught) for f, (hist, caught) in
                      sorted(families.items())},
         "counts": {"benign_test": int(np.sum(benign)), "attack": int(np.sum(attack))},
+        "few_rows": few_rows({name: n for name, n in nodes.items() if "validation" in n}, fpr_target),
         "not_evaluated": failures,
     }
 
@@ -251,7 +257,7 @@ def evaluate_fleet(grid: Grid, config: FedCLConfig, arrays: list[np.ndarray], re
     replies = sorted(kept, key=lambda r: read_node_record(r)[1])
     for failure in failures:
         logging.getLogger("flwr").warning("evaluation: %s", failure)
-    summary = _summary(replies, failures, history)
+    summary = _summary(replies, failures, history, config.fpr_target)
     if config.acceptance_margin:
         summary["acceptance"] = {"margin": config.acceptance_margin, "views_released": sorted(peers),
                                  "not_released": unreleased}
