@@ -94,9 +94,10 @@ def few_rows(rows: dict[str, dict[str, int]], fpr_target: float) -> list[str]:
     lines = []
     for name, r in rows.items():
         why = []
-        if r["validation"] > 0 and expected_fpr(r["validation"], fpr_target) >= 1.5 * fpr_target:
+        expected = expected_fpr(r["validation"], fpr_target) if r["validation"] > 0 else fpr_target
+        if expected >= 1.5 * fpr_target:
             why.append(f"its threshold comes from {r['validation']:,} benign validation rows: expect an FPR of "
-                       f"about {expected_fpr(r['validation'], fpr_target):.3f} at it, not {fpr_target:g}")
+                       f"about {expected:.3f} at it, not {fpr_target:g}")
         if 0 < r["benign_test"] < 100:
             why.append(f"{r['benign_test']:,} benign test rows: each moves its FPR by {1 / r['benign_test']:.3f}")
         if why:
