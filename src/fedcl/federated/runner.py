@@ -21,7 +21,7 @@ from fedcl.federated.aggregate import (
 )
 from fedcl.federated.behaviours import Behaviour, RoundContext
 from fedcl.federated.compress import Broadcast, compressed_update
-from fedcl.federated.local import TRAIN_ONLY, LocalUpdate, local_train, node_generator
+from fedcl.federated.local import LocalUpdate, local_train, node_generator, trainable_parameters
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.seeding import node_rng
@@ -170,10 +170,9 @@ def run_federation(
         raise ValueError(f"behaviours for unknown nodes: {sorted(set(behaviours) - set(node_rows))}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if train_only is not None and train_only not in TRAIN_ONLY:
-        raise ValueError(f"train_only must be one of {sorted(TRAIN_ONLY)}, got {train_only!r}")
     n_features = next(iter(node_rows.values())).shape[1]
     encoder = initial_encoder(config, n_features)
+    trainable_parameters(encoder, train_only)  # an unknown train_only fails here, before any round
     arrays = get_arrays(encoder) if initial is None else [a.copy() for a in initial]
     # Under compression nodes train from θ̂, the model the quantised broadcasts add up to; the server keeps θ.
     # A federation of one node (its own encoder, a pooled reference, fine-tuning) sends nothing anywhere.
