@@ -289,11 +289,12 @@ def test_a_killed_supernode_does_not_stop_the_run(federation):
     out = federation.root / "run-node-killed"
     victim = NODES[-1]
     started = time.monotonic()
-    # min-nodes 2: rounds go on with two nodes; the round timeout bounds the wait for the dead
-    # node's reply. Healthy rounds take ~15 s on an idle machine but ~50 s on a busy one, and
-    # round 1 must hear from all three nodes.
-    run_id = submit_run(federation.env, {"rounds": 3, "out-dir": str(out), "min-nodes": 2,
-                                         "round-timeout": 90.0})
+    # min-nodes 2: rounds go on with two nodes. Round 1 must hear from all three (healthy rounds take
+    # ~15 s on an idle machine, ~50 s on a busy one: the round timeout); in round 2 the dead node gets
+    # 3 x the time the two live ones took, at least the floor (Flower itself answers for it once its
+    # heartbeats stop, within 60 s).
+    run_id = submit_run(federation.env, {"rounds": 2, "out-dir": str(out), "min-nodes": 2,
+                                         "round-timeout": 90.0, "timeout-floor": 15.0})
     # Kill the node once round 1 is saved: round 2 has just been sent to it.
     checkpoint = out / "checkpoint.pt"
     deadline = time.monotonic() + 180
@@ -305,11 +306,11 @@ def test_a_killed_supernode_does_not_stop_the_run(federation):
     killed_at = time.monotonic() - started
 
     status = wait_finished(run_id, federation.env, timeout=300)
-    print(f"\n3 rounds, node {victim} SIGKILLed at {killed_at:.0f} s: {time.monotonic() - started:.1f} s")
+    print(f"\n2 rounds, node {victim} SIGKILLed at {killed_at:.0f} s: {time.monotonic() - started:.1f} s")
     assert status == "finished:completed"
-    assert torch.load(checkpoint, weights_only=True)["round"] == 3
+    assert torch.load(checkpoint, weights_only=True)["round"] == 2
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert [h["round"] for h in history] == [1, 2, 3]
+    assert [h["round"] for h in history] == [1, 2]
     assert list(history[0]["nodes"]) == [f"Client-{i}" for i in NODES]
     assert f"Client-{victim}" not in history[-1]["nodes"]
     assert all(len(h["nodes"]) >= 2 for h in history)
