@@ -65,8 +65,8 @@ print(sent, time.monotonic() - start, flush=True)
 # argv: interface. Captures and decodes (no features, no scoring) until SIGTERM; prints packets, libpcap's counts.
 CAPTURE_ONLY = """
 import sys
-from fedcl.traffic import LiveCapture, stop_on_signals
-with LiveCapture(sys.argv[1]) as capture, stop_on_signals(capture):
+from fedcl.traffic import LiveCapture, stop_capture_on_signals
+with LiveCapture(sys.argv[1]) as capture, stop_capture_on_signals(capture):
     print("capturing", flush=True)
     for packets in capture.batches():
         pass

@@ -231,9 +231,9 @@ def test_capture_not_permitted_exits_2_in_one_line(run_and_bundle, tmp_path):
 
 def test_a_signal_ends_the_batches_and_a_second_one_interrupts():
     # Prepare: loopback, in this process (what other jobs send on it does not matter here)
-    from fedcl.traffic import LiveCapture, stop_on_signals
+    from fedcl.traffic import LiveCapture, stop_capture_on_signals
 
-    with LiveCapture("lo", latency=0.05) as capture, stop_on_signals(capture):
+    with LiveCapture("lo", latency=0.05) as capture, stop_capture_on_signals(capture):
         # Execute
         os.kill(os.getpid(), signal.SIGTERM)
         n_batches = sum(1 for _ in capture.batches())

@@ -91,9 +91,9 @@ def _live(scorer, window: int, interface: str, out: Path, alerts: Path | None) -
     """Capture, score and write as :func:`_stream` until SIGINT or SIGTERM; the summary gains the capture's
     counts. An alarm episode also ends once its channel has been silent for ``_EPISODE_IDLE`` s."""
     from fedcl.detect import live_chunks
-    from fedcl.traffic import LiveCapture, stop_on_signals
+    from fedcl.traffic import LiveCapture, stop_capture_on_signals
 
-    with LiveCapture(interface) as capture, stop_on_signals(capture):  # a bad interface fails before any output
+    with LiveCapture(interface) as capture, stop_capture_on_signals(capture):  # a bad interface fails before any output
         frames = live_chunks(scorer.detector, capture.batches(), window, guard=scorer.leakage_guard)
         summary, n_episodes = _stream(scorer, window, frames, out, alerts, Path(interface), idle=_EPISODE_IDLE)
     received, dropped, if_dropped = capture.stats()

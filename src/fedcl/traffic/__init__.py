@@ -11,7 +11,7 @@ Typical use::
     with FeatureWriter("features.parquet") as out:   # to disk chunk by chunk: CSV, or Parquet by name
         out.write(rows)
 
-    with LiveCapture("eth0") as capture, stop_on_signals(capture):   # a live interface, until SIGINT/SIGTERM
+    with LiveCapture("eth0") as capture, stop_capture_on_signals(capture):   # a live interface, until SIGINT/SIGTERM
         for packets in capture.batches():            # at most 1,024 packets or 0.2 s each
             rows = extractor.extract(packets)
 
@@ -23,7 +23,7 @@ from fedcl import _lazy_exports
 # Names load on first use (fedcl._lazy_exports): reading packets does not load the simulator.
 _EXPORTS = {
     "._extractor": ["LAMBDAS", "VAR_RTOL", "FeatureExtractor", "extract_features", "pass_aligned_chunks"],
-    "._live": ["LiveCapture", "stop_on_signals"],
+    "._live": ["LiveCapture", "stop_capture_on_signals"],
     "._packets": ["CaptureReader", "Packet", "PacketBatch", "read_packets"],
     "._profiles": ["DEVICES", "DeviceProfile"],
     "._simulate": ["ATTACKS", "simulate_network"],
@@ -48,6 +48,6 @@ __all__ = [
     "pass_aligned_chunks",
     "read_packets",
     "simulate_network",
-    "stop_on_signals",
+    "stop_capture_on_signals",
     "write_synthetic_capture",
 ]

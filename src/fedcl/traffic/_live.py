@@ -30,10 +30,11 @@ from collections.abc import Iterator
 
 from fedcl.data import DataError
 from fedcl.errors import ConfigError
+from fedcl.signals import handling
 
 from ._packets import Packet, _decode
 
-__all__ = ["LiveCapture", "stop_on_signals"]
+__all__ = ["LiveCapture", "stop_capture_on_signals"]
 
 _ETHERNET = 1  # DLT_EN10MB: Ethernet, and Linux loopback
 _META = struct.Struct("=IIII")  # next_batch: seconds, microseconds, offset, captured length
@@ -74,7 +75,7 @@ class LiveCapture:
 
     Examples
     --------
-    >>> with LiveCapture("eth0") as capture, stop_on_signals(capture):  # doctest: +SKIP
+    >>> with LiveCapture("eth0") as capture, stop_capture_on_signals(capture):  # doctest: +SKIP
     ...     for packets in capture.batches():
     ...         rows = extractor.extract(packets)
     """
@@ -195,7 +196,7 @@ def _one_line(error: Exception) -> str:
 
 
 @contextlib.contextmanager
-def stop_on_signals(capture: LiveCapture, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
+def stop_capture_on_signals(capture: LiveCapture, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)):
     """Within the block, SIGINT and SIGTERM stop ``capture`` (its batches end) instead of the process; a
     second one raises KeyboardInterrupt (a scorer that hangs can still be interrupted). The previous
     handlers come back afterwards. Only the main thread can set handlers."""
@@ -205,9 +206,5 @@ def stop_on_signals(capture: LiveCapture, signals: tuple[int, ...] = (signal.SIG
             raise KeyboardInterrupt
         capture.stop()
 
-    previous = {s: signal.signal(s, handler) for s in signals}
-    try:
+    with handling(handler, signals):
         yield capture
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)

@@ -21,6 +21,7 @@ from typing import IO, TextIO
 
 from fedcl.errors import InputError
 from fedcl.federated.flower.processes import stop_processes
+from fedcl.signals import handling
 
 __all__ = ["Service", "Stopped", "child_error", "clean_line", "stop_on_signals"]
 
@@ -121,12 +122,8 @@ def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) ->
             received.append(signum)
             raise Stopped(signum)
 
-    previous = {s: signal.signal(s, handler) for s in signums}
-    try:
+    with handling(handler, signums):
         yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 class Service:
