@@ -3,6 +3,7 @@ and their resumable results.csv."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -148,6 +149,41 @@ def test_corruption_resumes_running_only_what_is_missing(corruption_run, fedmse_
     clean = with_mcar[(with_mcar["kind"] == "contamination") & (with_mcar["level"] == 0)].set_index("method")
     assert len(mcar) == len(corruption_methods()) and mcar.loc["fedcl (ours)", "auroc"] == 0.123
     pd.testing.assert_series_equal(mcar["seconds"], clean["seconds"])
+
+
+def test_a_rerun_with_other_settings_is_refused_not_mixed_in(corruption_run, fedmse_slice, tmp_path):
+    # Prepare: the quick run's folder, and a config that changes one key
+    out = tmp_path / "again"
+    shutil.copytree(corruption_run, out)
+    before = (out / "results.csv").read_text()
+    lr = tmp_path / "lr.toml"
+    lr.write_text("lr = 0.05\n")
+
+    # Execute: the same cells without --quick, then quick with the other lr
+    said = []
+    for extra in ([], ["--quick", "--config", str(lr)]):
+        result = runner.invoke(app, ["experiment", "corruption", "--data", str(fedmse_slice), "--out", str(out),
+                                     "--seeds", "1", "--kinds", "contamination", "--levels", "0,0.05", *extra])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        said.append(result.output)
+
+    # Assert: refused in one line each, naming what differs; not one row added
+    assert "other settings (quick True → False)" in said[0] and "lr 0.001 → 0.05" in said[1]
+    assert all(len(text.strip().splitlines()) == 1 for text in said)
+    assert (out / "results.csv").read_text() == before
+
+
+def test_a_folder_of_rows_from_before_settings_were_recorded_is_taken_and_stamped(tmp_path):
+    from fedcl.experiments._resume import SETTINGS, claim_folder
+
+    (tmp_path / "results.csv").write_text("method,seed,auroc\nk-NN per node,0,0.9\n")
+
+    claim_folder(tmp_path, FedCLConfig(), quick=False)
+
+    assert json.loads((tmp_path / SETTINGS).read_text())["quick"] is False
+    with pytest.raises(ConfigError, match="quick False → True"):
+        claim_folder(tmp_path, FedCLConfig(), quick=True)
+    claim_folder(tmp_path, FedCLConfig(seed=7, data="elsewhere"), quick=False)  # rows carry data and seed
 
 
 @pytest.mark.parametrize("args, says", [

@@ -26,7 +26,7 @@ def prepare_run_dir(run_dir: str | Path) -> Path:
         probe.touch()
         probe.unlink()
     except FileExistsError:
-        raise ConfigError(f"{run}: is a file, not a run directory (--out)") from None
+        raise ConfigError(f"{run}: is a file, not a folder (--out)") from None
     except NotADirectoryError:
         raise ConfigError(f"{run}: a part of this path is a file, not a folder (--out)") from None
     except OSError as e:

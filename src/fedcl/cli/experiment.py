@@ -36,6 +36,15 @@ def _nbaiot_only(config: FedCLConfig, what: str) -> None:
         raise ConfigError(f"{what} read(s) N-BaIoT's named columns; leave it out with --schema {config.schema}")
 
 
+def _seeds(count: int) -> range:
+    """Seeds 0 … count − 1, or a one-line refusal."""
+    from fedcl.errors import ConfigError
+
+    if count < 1:
+        raise ConfigError(f"--seeds {count}: give at least one seed")
+    return range(count)
+
+
 def _done(report: Path) -> None:
     typer.echo(f"report: {report}")
 
@@ -51,7 +60,7 @@ def compare_command(data: Data, out: Annotated[Path, typer.Option(help="Result f
     cfg = _config(data, config, schema)
     if supervised:
         _nbaiot_only(cfg, "the supervised rows (--no-supervised)")
-    _done(compare(cfg, range(seeds), quick, out, progress=typer.echo, supervised=supervised))
+    _done(compare(cfg, _seeds(seeds), quick, out, progress=typer.echo, supervised=supervised))
 
 
 @experiment_app.command("ablation")
@@ -61,7 +70,7 @@ def ablation_command(data: Data, out: Annotated[Path, typer.Option(help="Result 
     """fedcl with each part removed: FedAvg weights, λ = 0, no node normalisation, no federation."""
     from fedcl.experiments import ablation
 
-    _done(ablation(_config(data, config, schema), range(seeds), quick, out, progress=typer.echo))
+    _done(ablation(_config(data, config, schema), _seeds(seeds), quick, out, progress=typer.echo))
 
 
 @experiment_app.command("sweep")
@@ -72,7 +81,7 @@ def sweep_command(param: Annotated[str, typer.Argument(help="lr (AUROC) or tempe
     """fedcl's sensitivity to one hyperparameter (7-point grid), PNG + CSV."""
     from fedcl.experiments import sweep_parameter
 
-    _done(sweep_parameter(param, _config(data, config, schema), range(seeds), quick, out, progress=typer.echo))
+    _done(sweep_parameter(param, _config(data, config, schema), _seeds(seeds), quick, out, progress=typer.echo))
 
 
 @experiment_app.command("heterogeneity")
@@ -84,7 +93,7 @@ def heterogeneity_command(data: Data,
     quantity-skewed partitions of the same rows: AUROC, FPR@TPR0.99, worst-node AUROC (CSV, PNG, Markdown)."""
     from fedcl.experiments import heterogeneity
 
-    _done(heterogeneity(_config(data, config, schema), range(seeds), quick, out, progress=typer.echo))
+    _done(heterogeneity(_config(data, config, schema), _seeds(seeds), quick, out, progress=typer.echo))
 
 
 def _items(text: str) -> list[str]:
@@ -136,7 +145,7 @@ def corruption_command(
     corruption_plan(kind_names, level_values)  # bad options fail before the default data are made
     if "missing-streams" in kind_names:
         _nbaiot_only(_config("", config, schema), "the missing-streams corruption (N-BaIoT's stream groups)")
-    _done(corruption(_config(_data_or_default(data), config, schema), range(seeds), quick, out, progress=typer.echo,
+    _done(corruption(_config(_data_or_default(data), config, schema), _seeds(seeds), quick, out, progress=typer.echo,
                      kinds=kind_names, levels=level_values))
 
 
@@ -167,8 +176,8 @@ def attacks_command(
     names = _items(behaviours) if behaviours is not None else list(ATTACK_SCENARIOS)
     counts = None if bad_nodes is None else _numbers(bad_nodes, "bad-nodes", int)
     # bad options fail before the default data are made
-    check_attack_grid(rule_names, names, counts, range(seeds), quick)
-    _done(attacks_report(_config(_data_or_default(data), config, schema), range(seeds), quick, out, progress=typer.echo,
+    check_attack_grid(rule_names, names, counts, _seeds(seeds), quick)
+    _done(attacks_report(_config(_data_or_default(data), config, schema), _seeds(seeds), quick, out, progress=typer.echo,
                          rules=rule_names, behaviours=names, bad_nodes=counts, target_family=target_family))
 
 
@@ -193,7 +202,7 @@ def benchmark_command(
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    _done(benchmark(_config("", config, schema), data, range(seeds), quick, out, progress=typer.echo,
+    _done(benchmark(_config("", config, schema), data, _seeds(seeds), quick, out, progress=typer.echo,
                     only=cell, methods=methods))
 
 
@@ -233,10 +242,10 @@ def privacy_command(
 
         data = [str(ensure_default_data())]
     if level == "node":
-        _done(node_privacy(_config("", config), data, range(seeds), quick, out, epsilons=values, node_counts=counts,
+        _done(node_privacy(_config("", config), data, _seeds(seeds), quick, out, epsilons=values, node_counts=counts,
                            progress=typer.echo))
         return
-    _done(privacy(_config("", config), data, range(seeds), quick, out, epsilons=values, only=cell,
+    _done(privacy(_config("", config), data, _seeds(seeds), quick, out, epsilons=values, only=cell,
                   progress=typer.echo))
 
 
@@ -262,5 +271,5 @@ def audit_command(
         from fedcl.default_data import ensure_default_data
 
         data = [str(ensure_default_data())]
-    _done(audit(_config("", config), data, range(seeds), quick, out, epsilons=values, only=cell,
+    _done(audit(_config("", config), data, _seeds(seeds), quick, out, epsilons=values, only=cell,
                 progress=typer.echo))

@@ -29,7 +29,7 @@ from fedcl.config import AGGREGATIONS, FedCLConfig
 from fedcl.data import NodeSplit, scaled_gaussian_noise
 from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method, shrink
-from fedcl.experiments._resume import ResultsFile
+from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.federated import run_federation
 from fedcl.federated.behaviours import ALIASES as BEHAVIOUR_ALIASES
@@ -212,7 +212,7 @@ def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: 
     seen = shrink(first, grid.seeds[0]) if quick else first  # the nodes the runs will see
     check_node_count(grid, len(seen), quick)
     family = check_target_family(seen, target_family)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config, quick)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     measured = len(seen) - max(grid.bad_nodes)
     for seed in grid.seeds:

@@ -28,7 +28,7 @@ from fedcl.config import FedCLConfig
 from fedcl.data import NodeSplit
 from fedcl.experiments._benchmark import cell_splits, named_cells, report_seed_rows
 from fedcl.experiments._privacy import check_epsilons
-from fedcl.experiments._resume import ResultsFile
+from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.federated import run_federation
 from fedcl.model import initial_encoder
@@ -74,7 +74,7 @@ def audit(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], quick
     check_epsilons(epsilons)
     wanted = list(only or ("natural",))
     plan = named_cells(datas, quick, wanted)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config, quick)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
     with one_torch_thread():

@@ -19,6 +19,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, home_cluster_partition, read_dataset
 from fedcl.experiments._methods import Method, fedcl_method, shrink, unsupervised_methods
+from fedcl.experiments._resume import claim_folder
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.pipeline import score_nodes, split_nodes, summarise
 from fedcl.seeding import node_rng
@@ -237,7 +238,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
         Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
     chosen = named_cells(datas, quick, only or ())  # an unknown name fails before any run
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config, quick)
     results = out / RESULTS
     done = set()
     if results.is_file():

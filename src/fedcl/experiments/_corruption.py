@@ -28,7 +28,7 @@ from fedcl.data import (
 )
 from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method, fedcl_method, federated_autoencoder_method, per_node_method
-from fedcl.experiments._resume import ResultsFile
+from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.pipeline import load_splits
 from fedcl.seeding import node_rng
@@ -185,7 +185,7 @@ def corruption(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path
     if not seeds:
         raise ConfigError("need at least one seed")
     methods = corruption_methods() if methods is None else methods
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config, quick)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     for seed in seeds:
         cfg = config.updated(seed=seed)

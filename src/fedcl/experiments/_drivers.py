@@ -9,6 +9,7 @@ from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method, ablation_methods, unsupervised_methods
 from fedcl.experiments._runner import log_grid, mean_std_table, run_methods, save_scores, sweep
+from fedcl.rundir import prepare_run_dir
 
 PROTOCOL = """Protocol: unsupervised detectors train on benign rows only; each node's threshold is the 99th
 percentile of its benign validation scores; metrics on held-out benign test rows and attack rows,
@@ -32,7 +33,7 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
                   out: Path, progress: Callable[[str], None], supervised: bool = False) -> Path:
     from fedcl.eval.plots import plot_roc_methods
 
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out)
     rows, scores = run_methods(methods, config, seeds, quick, progress)
     rows.to_csv(out / "results.csv", index=False)
     save_scores(scores, out / "scores_first_seed.csv.gz")
@@ -71,7 +72,7 @@ def sweep_parameter(param: str, config: FedCLConfig, seeds: Sequence[int], quick
     if param not in SWEEPS:
         raise ConfigError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
     grid, metric, log_x = SWEEPS[param]
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out)
     rows = sweep(param, grid, config, seeds, quick, progress)
     rows.to_csv(out / f"sweep_{param}.csv", index=False)
     import pandas as pd

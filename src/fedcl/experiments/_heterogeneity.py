@@ -21,6 +21,7 @@ from fedcl.experiments._drivers import protocol_text
 from fedcl.experiments._methods import Method, federated_autoencoder_method, fedcl_method
 from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.pipeline import split_nodes
+from fedcl.rundir import prepare_run_dir
 
 ALPHAS = (100.0, 1.0, 0.5, 0.1)
 QUANTITY_RATIO = 10.0
@@ -126,7 +127,7 @@ def heterogeneity(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: P
         ``out / "heterogeneity.md"``.
     """
     groups = dirichlet_groups(config)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_dir(out)
     frames = []
     for p in partitions(groups):
         rows, _ = run_methods(heterogeneity_methods(), config, seeds, quick,

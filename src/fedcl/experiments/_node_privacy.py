@@ -22,7 +22,7 @@ from fedcl.data import dirichlet_partition, read_dataset
 from fedcl.experiments._benchmark import report_seed_rows
 from fedcl.experiments._methods import fedcl_method, shrink
 from fedcl.experiments._privacy import check_epsilons, plain_markdown
-from fedcl.experiments._resume import ResultsFile
+from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.errors import ConfigError
 from fedcl.pipeline import score_nodes, split_nodes, summarise
@@ -67,7 +67,7 @@ def node_privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int]
     check_epsilons(epsilons)
     counts = check_node_counts(node_counts if node_counts is not None else
                                QUICK_NODE_COUNTS if quick else NODE_COUNTS)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config, quick)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
     with one_torch_thread():

@@ -22,7 +22,7 @@ from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
 from fedcl.experiments._benchmark import cell_splits, named_cells, report_seed_rows, run_cell
 from fedcl.experiments._methods import Method, fedcl_method
-from fedcl.experiments._resume import ResultsFile
+from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
@@ -62,7 +62,7 @@ def privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], qui
     check_epsilons(epsilons)
     wanted = list(only or (("natural",) if quick else DEFAULT_CELLS))
     plan = named_cells(datas, quick, wanted)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, config, quick)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
     with one_torch_thread():

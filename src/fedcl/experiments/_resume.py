@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+
+from fedcl.config import FedCLConfig
+from fedcl.errors import ConfigError
+from fedcl.rundir import prepare_run_dir
+
+SETTINGS = "settings.json"
+
+
+def claim_folder(out: Path, config: FedCLConfig, quick: bool) -> None:
+    """Make ``out`` a result folder for runs of these settings, or refuse in one line: rows made with
+    other settings (``quick``, any config key but ``data`` and ``seed``, which rows carry) would be
+    reported as if made with these. A folder of rows written before settings were recorded is taken as is."""
+    prepare_run_dir(out)
+    settings = {"quick": quick} | {k: v for k, v in config.to_dict().items() if k not in ("data", "seed")}
+    path = out / SETTINGS
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in settings.items() if saved.get(k, v) != v]
+        if changed:
+            raise ConfigError(f"{out} holds results of other settings ({', '.join(changed)}); give another --out, "
+                              f"or the same settings to resume")
+    path.write_text(json.dumps(settings, indent=1) + "\n")
 
 
 class ResultsFile:
