@@ -205,3 +205,33 @@ def test_simulate_command_writes_the_layout(tmp_path):
     assert result.exit_code == 0, result.output
     assert "89 captures" in result.output
     assert len(read_dataset(tmp_path / "out", "uci")) == 9
+
+
+@pytest.mark.parametrize("target, args, says", [
+    ("data", [], "holds files of its own"),     # a data set is never written over
+    ("a-file", [], "is a file"),
+    ("new", ["--seed", "-1"], "seed ≥ 0"),
+    ("new", ["--scale", "-1"], "scale > 0"),
+])
+def test_simulate_refuses_in_one_line_and_writes_nothing(tmp_path, target, args, says):
+    from fedcl.cli import app as fedcl_app
+
+    # Prepare: a folder holding someone's rows, and a file
+    (tmp_path / "data" / "Doorbell").mkdir(parents=True)
+    (tmp_path / "data" / "Doorbell" / "benign_traffic.csv").write_text("real rows\n")
+    (tmp_path / "a-file").write_text("x\n")
+
+    result = CliRunner().invoke(fedcl_app, ["data", "simulate", str(tmp_path / target), "--scale", "0.02", *args])
+
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (tmp_path / "data" / "Doorbell" / "benign_traffic.csv").read_text() == "real rows\n"
+    assert not (tmp_path / "new").exists() and (tmp_path / "a-file").read_text() == "x\n"
+
+
+def test_simulate_writes_again_over_an_earlier_simulation(tmp_path):
+    from fedcl.cli import app as fedcl_app
+
+    for _ in range(2):
+        result = CliRunner().invoke(fedcl_app, ["data", "simulate", str(tmp_path / "sim"), "--scale", "0.02"])
+        assert result.exit_code == 0, result.output

@@ -81,8 +81,15 @@ def simulate_command(
 
     The output is in the UCI per-device layout, readable with `fedcl.data.read_dataset(out, "uci")`.
     """
+    from fedcl.errors import ConfigError
     from fedcl.traffic import simulate_network
 
+    if seed < 0 or not scale > 0:
+        raise ConfigError(f"--seed {seed} --scale {scale:g}: give a seed ≥ 0 and a scale > 0")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "SIMULATION.json").is_file():
+        raise ConfigError(f"{out}: holds files of its own (not an earlier simulation); give a new or empty folder")
     with Progress(TextColumn("[bold]simulate[/bold] {task.fields[label]}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total} captures"), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=False) as bar:
