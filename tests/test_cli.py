@@ -45,6 +45,30 @@ def test_train_then_evaluate_as_separate_steps(fedmse_slice, tmp_path):
     assert metrics["pooled"]["auroc"] > 0.5
 
 
+def test_a_run_interrupted_in_a_folder_of_an_earlier_run_leaves_none_of_its_files(fedmse_slice, tmp_path):
+    import pytest
+
+    from fedcl.config import FedCLConfig
+    from fedcl.pipeline import train
+
+    # Prepare: a trained and evaluated run
+    run = tmp_path / "r"
+    assert runner.invoke(app, ["run", "--data", str(fedmse_slice), "--out", str(run), "--rounds", "1"]).exit_code == 0
+
+    def interrupt(entry):
+        raise KeyboardInterrupt  # Ctrl-C after the first round
+
+    # Execute: a second run into the same folder, stopped in its first round
+    with pytest.raises(KeyboardInterrupt):
+        train(FedCLConfig(data=str(fedmse_slice), rounds=3), run, on_round=interrupt)
+    evaluated = runner.invoke(app, ["evaluate", "--out", str(run)])
+
+    # Assert: the new config and history alone, so nothing reports the old model as the new run
+    assert sorted(p.name for p in run.iterdir()) == ["config.toml", "history.jsonl"]
+    assert "rounds = 3" in (run / "config.toml").read_text()
+    assert evaluated.exit_code == 2 and "not a trained run directory" in evaluated.output
+
+
 def test_bad_csv_is_one_line_error_with_exit_2(tmp_path):
     # Prepare: a client folder whose training file has text in column 3 of line 2
     bad = tmp_path / "Client-1" / "normal" / "data.csv"

@@ -15,6 +15,9 @@ HISTORY_FILE = "history.jsonl"
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.csv"
 REPORT_FILE = "report.md"
+# What training and evaluation write: a new run into the folder removes the last run's first, so that an
+# interrupted run never leaves its config beside an older model, metrics or report.
+RESULT_FILES = (MODEL_FILE, METRICS_FILE, SCORES_FILE, REPORT_FILE, "roc.png", "training.png")
 
 
 def prepare_run_dir(run_dir: str | Path) -> Path:
@@ -32,6 +35,12 @@ def prepare_run_dir(run_dir: str | Path) -> Path:
     except OSError as e:
         raise ConfigError(f"{run}: cannot write the run directory here ({e.strerror}) (--out)") from None
     return run
+
+
+def clear_results(run: Path) -> None:
+    """Remove the files an earlier run wrote into ``run`` (:data:`RESULT_FILES`)."""
+    for name in RESULT_FILES:
+        (run / name).unlink(missing_ok=True)
 
 
 def append_history(run_dir: Path, entry: dict) -> None:

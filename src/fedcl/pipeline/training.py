@@ -19,7 +19,7 @@ from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.model import ENCODERS, AcceptingDetector, FedCLDetector, PersonalDetector, accepting, choose_window, encoder_for
-from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir
+from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, clear_results, prepare_run_dir
 
 
 def split_nodes(nodes: list[NodeData], config: FedCLConfig) -> list[NodeSplit]:
@@ -255,6 +255,7 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     out = prepare_run_dir(out_dir)
     splits = load_splits(config) if splits is None else splits
     check_trainable(splits, config)
+    clear_results(out)
     save_config(config.updated(data=str(Path(config.data).resolve())), out / CONFIG_FILE)  # valid from anywhere
     (out / HISTORY_FILE).write_text("")
 
