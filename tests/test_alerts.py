@@ -84,12 +84,13 @@ def plain_run(tmp_path_factory, one_torch_thread):
     return train(config, tmp_path_factory.mktemp("alerts") / "run")
 
 
-def test_alerts_on_a_capture_agree_with_the_per_packet_csv(plain_run, tmp_path):
+def test_alerts_on_a_capture_agree_with_the_per_packet_csv(plain_run, tmp_path, monkeypatch):
     # Prepare: traffic of another network than the node's, so it alarms on many channels
     from fedcl.traffic import write_synthetic_capture
 
     capture = tmp_path / "c.pcap"
     write_synthetic_capture(capture, 600, seed=3)
+    monkeypatch.chdir(tmp_path)  # the per-packet CSV's default folder
 
     # Execute
     to_file = runner.invoke(app, ["detect", str(capture), "--model", str(plain_run), "--node", "Client-2",

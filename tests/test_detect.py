@@ -33,7 +33,7 @@ def test_choose_window_is_the_smallest_without_false_alarms():
     assert choose_window(np.ones(50, dtype=int)) == 51
 
 
-def test_detect_command_on_a_feature_file_and_a_capture(tmp_path):
+def test_detect_command_on_a_feature_file_and_a_capture(tmp_path, monkeypatch):
     # Prepare: a model of one real device, and a capture of synthetic traffic
     from fedcl.traffic import write_synthetic_capture
 
@@ -42,6 +42,7 @@ def test_detect_command_on_a_feature_file_and_a_capture(tmp_path):
     assert trained.exit_code == 0, trained.output
     capture = tmp_path / "c.pcap"
     write_synthetic_capture(capture, 500, seed=2)
+    monkeypatch.chdir(tmp_path / "m")  # where the default output goes, not beside the traffic
 
     # Execute
     attacks = runner.invoke(app, ["detect", str(device / "gafgyt_attacks" / "scan.csv"), "--model", str(tmp_path / "m"),
@@ -55,7 +56,8 @@ def test_detect_command_on_a_feature_file_and_a_capture(tmp_path):
     assert len(alerts) == 200 and alerts["alert"].mean() > 0.9  # a scan is caught packet by packet
     assert packets.exit_code == 0, packets.output
     assert "windowed alerts per minute" in packets.output
-    result = pd.read_csv(tmp_path / "c.alerts.csv")
+    result = pd.read_csv(tmp_path / "m" / "c.alerts.csv")
+    assert not (tmp_path / "c.alerts.csv").exists()
     assert {"timestamp", "channel", "score", "alert", "alert_w3"} <= set(result.columns) and len(result) == 500
     assert wrong_node.exit_code == 2 and "Nope" in wrong_node.output
 

@@ -149,7 +149,7 @@ def test_bundle_path_imports_neither_torch_nor_flwr(runs, tmp_path):
     )
 
     # Execute
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
     # Assert
     assert done.returncode == 0, done.stderr

@@ -33,7 +33,8 @@ def detect_command(
     window: Annotated[int | None, typer.Option(
         help="Vote window w (default: the node's, chosen on benign validation rows).")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="CSV of per-packet scores and alerts (default: TRAFFIC.alerts.csv, or IFACE.alerts.csv).")] = None,
+        help="CSV of per-packet scores and alerts (default: TRAFFIC's or IFACE's name .alerts.csv, in the current "
+             "directory).")] = None,
     alerts: Annotated[Path | None, typer.Option(help="JSON lines, one per alarm episode (docs/gateway.md); "
                                                      "- for stdout, the summary then goes to stderr.")] = None,
     schema: Annotated[str | None, typer.Option(
@@ -55,7 +56,8 @@ def detect_command(
         check_schema(model or Path("runs/latest"), schema)
     if alerts not in (None, _STDOUT) and not alerts.parent.is_dir():
         raise ConfigError(f"{alerts}: no such directory for the alerts file (--alerts)")
-    out = out or (traffic.with_suffix(".alerts.csv") if traffic else Path(f"{interface}.alerts.csv"))
+    # In the current directory: beside the input, it would land in a data folder and be read as traffic.
+    out = out or Path(f"{traffic.stem if traffic else interface}.alerts.csv")
     # Output is written while the input is still read: one file in two roles would destroy it.
     written = [p.resolve() for p in (out, alerts) if p not in (None, _STDOUT)]
     if len(set(written)) < len(written) or (traffic and traffic.resolve() in written):

@@ -38,7 +38,8 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
         return with_acceptance({name: make_detector(encoder, config, *map(node_encoder, personal)).load_state_dict(state)
                                 for name, state in saved["nodes"].items()}, config)
     if splits is None:
-        raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run); give --data to fit them")
+        raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run: each node fits its own); "
+                          f"`fedcl evaluate --data DATA` fits them from the rows, `detect` and `export` need them saved")
     return fit_node_detectors(encoder, splits, config)
 
 
