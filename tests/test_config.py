@@ -84,6 +84,10 @@ def test_wrong_type_raises(tmp_path, line, key):
     ('aggregation = "mean"', "aggregation"),
     ("temperature = 0", "temperature"),
     ("temperature = -0.5", "temperature"),
+    ("temperature = 1e-30", "temperature"),  # the loss's own floor, refused before training
+    ("lr = inf", "lr must be positive and finite"),
+    ("consistency_weight = inf", "consistency_weight"),
+    ("noise_std = nan", "noise_std"),
     ("rounds = 0", "rounds"),
     ("batch_size = 1", "batch_size"),
     ("mask_prob = 1.0", "mask_prob"),
@@ -110,6 +114,11 @@ def test_constructor_validates(kwargs):
 def test_missing_or_malformed_file_raises_value_error(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_config(tmp_path / "absent.toml")
+    with pytest.raises(ValueError, match="is a folder"):
+        load_config(tmp_path)
+    (tmp_path / "binary.toml").write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match="not a text file"):
+        load_config(tmp_path / "binary.toml")
     with pytest.raises(ValueError, match="TOML"):
         load_config(write(tmp_path, "rounds = = 3\n"))
 
