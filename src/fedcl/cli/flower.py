@@ -79,6 +79,10 @@ def certs_command(
     from fedcl.federated.flower.certificates import (LOOPBACK_HOSTS, check_new_pki, generate_certificates,
                                                      generate_node_keys)
 
+    if days < 1 or nodes < 0:
+        raise ConfigError(f"--days {days} --nodes {nodes}: give at least one day and a node count ≥ 0")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, not a folder")
     if not force:
         check_new_pki(out, nodes)  # all refused before anything is written
     hosts = tuple(dict.fromkeys([*(host or []), *LOOPBACK_HOSTS]))  # the SuperLink's own executor uses loopback

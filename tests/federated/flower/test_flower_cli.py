@@ -123,3 +123,17 @@ def test_certs_refuses_when_only_node_keys_exist_and_writes_nothing(tmp_path):
     # Assert
     assert "node keys" in _one_line_exit_2(result)
     assert not (tmp_path / "pki" / "ca.crt").exists()
+
+
+@pytest.mark.parametrize("target, args, says", [
+    ("a-file", [], "is a file"),
+    ("pki", ["--days", "-5"], "at least one day"),
+    ("pki", ["--nodes", "-1"], "node count ≥ 0"),
+])
+def test_certs_mistakes_exit_2_in_one_line_writing_nothing(tmp_path, target, args, says):
+    (tmp_path / "a-file").write_text("x\n")
+
+    result = runner.invoke(app, ["flower", "certs", str(tmp_path / target), *args])
+
+    assert says in _one_line_exit_2(result)
+    assert not (tmp_path / "pki").exists() and (tmp_path / "a-file").read_text() == "x\n"
