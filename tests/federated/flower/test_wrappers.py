@@ -8,6 +8,7 @@ itself stopped by SIGTERM with everything it started, the pending run's ServerAp
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -65,14 +66,15 @@ def _wait_for(condition, timeout: float, what: str):
     return found
 
 
-def _stop_and_check(wrapper: subprocess.Popen, sig: int) -> str:
-    """Send ``sig`` to the wrapper alone; it must exit 128 + sig and leave no descendant running.
+def _stop_and_check(wrapper: subprocess.Popen, sig: int, group: bool = False) -> str:
+    """Send ``sig`` to the wrapper alone (``group``: to its process group, as a terminal's Ctrl-C does; the
+    wrapper must lead one); it must exit 128 + sig and leave no descendant running.
 
     Returns the command lines of the descendants it had, so a test can check there were some.
     """
     tree = _tree(wrapper)
     commands = " | ".join(_cmdline(p) for p in tree)
-    wrapper.send_signal(sig)
+    os.killpg(wrapper.pid, sig) if group else wrapper.send_signal(sig)
     assert wrapper.wait(timeout=60) == 128 + sig
     _wait_for(lambda: not [p for p in tree if _alive(p)], 5, "descendants still running")
     return commands
@@ -140,17 +142,19 @@ def test_sigint_on_supernode_wrapper_stops_its_superexec(link, fedmse_slice):
     wrapper = subprocess.Popen([FEDCL, "flower", "supernode", "--insecure", "--superlink", link.address,
                                 "--data", str(fedmse_slice / "Client-1"), "--partition-id", "1",
                                 "--port", str(_free_port()), "--log-file", str(log)],
-                               env=base_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=base_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # a terminal of its own
     try:
-        _wait_for(lambda: _running(wrapper, "flower-superexec"), 120,
-                  "flower-superexec started")
+        _wait_for(lambda: _running(wrapper, "flower-superexec") and _running(wrapper, "warm"), 120,
+                  "flower-superexec and the warm worker started")
 
-        # Execute / Assert
-        children = _stop_and_check(wrapper, signal.SIGINT)
+        # Execute / Assert: Ctrl-C, which a terminal sends to the whole group
+        children = _stop_and_check(wrapper, signal.SIGINT, group=True)
     finally:
         stop_processes([wrapper])
     assert "flower-supernode" in children and "flower-superexec" in children
-    assert "\x1b" not in log.read_text()
+    text = log.read_text()
+    assert "\x1b" not in text and "Traceback" not in text  # each program stopped once, by the wrapper
 
 
 def test_sigterm_on_superlink_wrapper_stops_everything_it_started(link):

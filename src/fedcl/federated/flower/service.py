@@ -149,8 +149,10 @@ class Service:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._sink = self.log_file.open("a", encoding="utf-8")
+        # Its own session: a terminal's Ctrl-C reaches the wrapper alone, which then stops the program once
+        # (a program signalled by both printed tracebacks into the log).
         self.process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=self.env)
+                                        stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
         self._pump = _LogPump(self.process.stdout, self._sink)
         self._pump.start()
         return self
