@@ -25,3 +25,17 @@ def test_a_run_saved_before_a_key_existed_reads_back_as_it_trained(tmp_path):
                 config.relative_distance, config.rounds)
     assert settings == ("off", 0, 1, False, 3)
     assert load_run_config(_saved(tmp_path / "new", FedCLConfig())) == FedCLConfig()
+
+
+def test_an_unknown_schema_is_named_as_such_not_as_another_runs(tmp_path):
+    import pytest
+
+    from fedcl.errors import ConfigError
+    from fedcl.rundir import check_schema
+
+    run = _saved(tmp_path / "r", FedCLConfig())
+
+    with pytest.raises(ConfigError, match="--schema foo: choose one of nbaiot, auto"):
+        check_schema(run, "foo")
+    with pytest.raises(ConfigError, match="trained with --schema nbaiot, not auto"):
+        check_schema(run, "auto")

@@ -94,6 +94,10 @@ def load_columns(run_dir: str | Path) -> tuple[str, ...]:
 
 def check_schema(run_dir: str | Path, schema: str) -> None:
     """ConfigError unless the run was trained with ``schema`` (``--schema`` of evaluate and detect)."""
+    from fedcl.config import SCHEMAS
+
+    if schema not in SCHEMAS:
+        raise ConfigError(f"--schema {schema}: choose one of {', '.join(SCHEMAS)}")
     trained = load_run_config(run_dir).schema
     if schema != trained:
         raise ConfigError(f"{run_dir}: the run was trained with --schema {trained}, not {schema}")
