@@ -126,6 +126,7 @@ def test_flower_simulate_trains_with_the_flower_apps_and_reports(fedmse_slice, t
     auroc = float(result.output.split("pooled AUROC ")[1].split(";")[0])
     assert auroc > 0.9
     assert len((tmp_path / "f" / "history.jsonl").read_text().splitlines()) == 2
+    assert "federated rounds" in result.stderr and "2/2 loss" in result.stderr  # progress, round by round
 
 
 def test_features_command_writes_csv_and_rejects_a_non_capture(tmp_path):

@@ -12,7 +12,7 @@ import typer
 
 from fedcl.cli.errors import bad_input_exits_2, command_group
 from fedcl.cli.training import (CompressionBits, DpDelta, DpEpsilon, DpLevel, DpSampleRate, DpUpdateClip,
-                                SecureAggregation, note_few_rows)
+                                SecureAggregation, note_few_rows, round_info)
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.errors import ConfigError, InputError
 
@@ -41,6 +41,9 @@ def simulate_command(
     resume: Annotated[bool, typer.Option(help="Continue from the run directory's last checkpoint.")] = False,
 ) -> None:
     """Run the Flower ServerApp and ClientApps in this process (no servers), then evaluate."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from fedcl import pipeline
     from fedcl.federated.flower import InProcessGrid, run_server
     from fedcl.federated.flower.client_app import app as client_app
@@ -57,7 +60,20 @@ def simulate_command(
     logging.getLogger("flwr").setLevel(logging.WARNING)
     # Partition ids 1..N, as the deployment guide numbers nodes (the order, which is what counts, is the same).
     nodes = [{"data-path": data, "node-name": name, "partition-id": i} for i, name in enumerate(names, start=1)]
-    run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume)
+    progress = Progress(TextColumn("[bold]federated rounds"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+    rounds = []
+
+    def on_round(record: dict) -> None:
+        if not rounds:  # shown from the first round saved: settings the server refuses end without a bar
+            progress.start()
+            rounds.append(progress.add_task("rounds", total=cfg.rounds, completed=record["round"] - 1, info=""))
+        progress.update(rounds[0], completed=record["round"], info=round_info(record))
+
+    try:
+        run_server(InProcessGrid(client_app, nodes), cfg, out, min_nodes=len(nodes), resume=resume, on_round=on_round)
+    finally:
+        progress.stop()
     summary = pipeline.evaluate(out, data=data)
     note_few_rows(summary)
     fleet = f"; the nodes' own evaluation: {out / 'fleet.md'}" if (out / "fleet.md").is_file() else ""

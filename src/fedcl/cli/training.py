@@ -64,7 +64,7 @@ def _columns_line(split) -> str:
     return line
 
 
-def _round_info(record: dict) -> str:
+def round_info(record: dict) -> str:
     """The progress bar's note on a round: its loss, or under differential privacy (losses not sent) the ε spent."""
     if "epsilon" in record:
         return f"ε spent {record['epsilon']:.3g}"
@@ -145,7 +145,7 @@ def train_command(
         nodes = progress.add_task("node detectors", total=len(splits), info="")
         run_dir = pipeline.train(
             cfg, out, splits=splits,
-            on_round=lambda h: progress.update(rounds, advance=1, info=_round_info(h)),
+            on_round=lambda h: progress.update(rounds, advance=1, info=round_info(h)),
             on_node=lambda name: progress.update(nodes, advance=1, info=name))
     typer.echo(f"model: {run_dir / MODEL_FILE}")
     return run_dir

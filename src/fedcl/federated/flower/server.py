@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -54,7 +55,7 @@ def load_checkpoint(out_dir: Path) -> Checkpoint | None:
 def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_features: int = 115,
                min_nodes: float = 2, round_timeout: float = 600.0, resume: bool = False,
                evaluate: bool = True, sample_fraction: float = 1.0, timeout_multiple: float = 3.0,
-               timeout_floor: float = 60.0) -> FedCLStrategy:
+               timeout_floor: float = 60.0, on_round: Callable[[dict], None] | None = None) -> FedCLStrategy:
     """Drive ``config.rounds`` rounds of fedcl over ``grid``; θ and g are saved after every round.
 
     ``min_nodes``: the fewest connected nodes a round needs, so a run carries on when nodes drop out;
@@ -68,6 +69,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     whose ε does not count them). With ``config.secure_aggregation`` each round's masked sums run as
     extra exchanges, each waiting up to ``round_timeout`` too (docs/privacy.md). With ``config.dp_level``
     "node" the server runs DP-FedAvg and samples the nodes itself (``sample_fraction`` must stay 1).
+    ``on_round`` gets each round's history record once it is saved.
     """
     check_pacing(round_timeout, timeout_multiple, timeout_floor, sample_fraction)
     if config.node_differential_privacy and sample_fraction != 1:
@@ -103,6 +105,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
                       "reference": torch.from_numpy(g) if g is not None else torch.empty(0),
                       "fleet_size": strategy.fleet_size}, out / CHECKPOINT_FILE)
         append_history(out, record)
+        if on_round is not None:
+            on_round(record)
 
     strategy = FedCLStrategy(config, reference=reference, on_round=save_round, round_offset=done,
                              timeout=round_timeout, sample_fraction=sample_fraction,
