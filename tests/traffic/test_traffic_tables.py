@@ -83,3 +83,17 @@ def test_parquet_reader_names_the_bad_column(tmp_path):
     # Execute / Assert: one line, naming the file and the column found where another is expected
     with pytest.raises(DataError, match=r"g\.parquet: .*column 4 is 'MI_dir_L3_mean', expected 'MI_dir_L3_weight'"):
         read_feature_csv(tmp_path / "g.parquet")
+
+
+def test_a_file_of_the_client_layout_reads_without_a_header_and_a_bad_header_still_fails(tmp_path):
+    # Prepare: fedmse-iid's client files have no header row; the same rows with one
+    rows = _awkward_rows()
+    _write(tmp_path / "f.csv", [rows])
+    lines = (tmp_path / "f.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "headerless.csv").write_text("".join(lines[1:]))
+    (tmp_path / "misnamed.csv").write_text("packets," + lines[0].split(",", 1)[1] + "".join(lines[1:]))
+
+    # Execute / Assert
+    np.testing.assert_array_equal(read_feature_csv(tmp_path / "headerless.csv"), rows)
+    with pytest.raises(DataError, match="header names 'packets'"):
+        read_feature_csv(tmp_path / "misnamed.csv")

@@ -484,7 +484,8 @@ def _check_field_counts(raw, starts, ends, first, stop, path, fields: _Fields) -
 
 
 def read_feature_csv(path, columns=None) -> np.ndarray:
-    """One feature file with a header row: (n, 115) float64 for N-BaIoT, else (n, len(columns)).
+    """One feature file with a header row: (n, 115) float64 for N-BaIoT, else (n, len(columns)). An
+    N-BaIoT file whose first line is numbers is read without a header, as the client layout's files are.
 
     Parameters
     ----------
@@ -508,13 +509,19 @@ def read_feature_csv(path, columns=None) -> np.ndarray:
     if path.suffix.lower() == ".parquet":
         return _read_parquet(path, columns)
     if columns is None:
-        return _read_matrix(path, header=True)
+        return _read_matrix(path, header=not _starts_with_a_number(path))
     raw, starts, ends, stop = _lines(path)
     names = _header_names(raw, starts, ends, path)
     used = _positions(names, columns, path)
     if stop <= 1:
         raise DataError("no rows (the file has only a header)", path=path)
     return _parse(raw, starts, ends, 1, stop, path, _Fields(names, used, _AUTO_MISSING))
+
+
+def _starts_with_a_number(path: Path) -> bool:
+    with path.open("rb") as f:
+        first = f.readline(4096).split(b",", 1)[0].strip().strip(b'"').strip()
+    return bool(_NUMBER.fullmatch(first.decode("utf-8", "replace")))
 
 
 def _read_parquet(path: Path, columns=None) -> np.ndarray:
