@@ -213,7 +213,7 @@ def nodes_command(
 
 @contextmanager
 def _until_signalled() -> Iterator[None]:
-    """SIGTERM/SIGINT stop the command's child processes, then exit 128 + the signal number."""
+    """SIGTERM/SIGINT/SIGHUP stop the command's child processes, then exit 128 + the signal number."""
     from fedcl.federated.flower.service import Stopped, stop_on_signals
 
     try:

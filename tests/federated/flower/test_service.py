@@ -124,3 +124,12 @@ def test_the_first_sigterm_raises_stopped_and_a_second_one_is_ignored():
                 time.sleep(0.2)
     assert stopped.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before  # restored after the block
+
+
+def test_a_closed_terminals_sighup_stops_too():
+    # The programs run in sessions of their own, so only the wrapper hears the terminal go
+    with pytest.raises(Stopped) as stopped:
+        with stop_on_signals():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(5)  # interrupted by Stopped
+    assert stopped.value.signum == signal.SIGHUP

@@ -112,9 +112,10 @@ class Stopped(Exception):
 
 
 @contextmanager
-def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
-    """Inside the block, the first SIGTERM/SIGINT raises :class:`Stopped` (so ``finally`` and
-    ``with`` blocks stop children); later ones are ignored while that happens. Main thread only."""
+def stop_on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)) -> Iterator[None]:
+    """Inside the block, the first SIGTERM/SIGINT/SIGHUP raises :class:`Stopped` (so ``finally`` and
+    ``with`` blocks stop children, which run in sessions of their own: a closed terminal's SIGHUP reaches
+    the wrapper alone); later ones are ignored while that happens. Main thread only."""
     received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
