@@ -149,8 +149,10 @@ class FedCLConfig:
             (self.min_rows_per_round >= 0, "min_rows_per_round must be >= 0 (0: local_epochs for all)"),
             (self.batch_size >= 2, "batch_size must be >= 2 (InfoNCE needs negatives)"),
             (0 < self.lr < math.inf, f"lr must be positive and finite, got {self.lr}"),
-            (1e-8 < self.temperature < math.inf, f"temperature must be above 1e-8 and finite, got {self.temperature}"),
-            (0 <= self.consistency_weight < math.inf, f"consistency_weight must be >= 0 and finite, got {self.consistency_weight}"),
+            (1e-8 < self.temperature < math.inf,  # the loss's own floor
+             f"temperature must be above 1e-8 and finite, got {self.temperature}"),
+            (0 <= self.consistency_weight < math.inf,
+             f"consistency_weight must be >= 0 and finite, got {self.consistency_weight}"),
             (self.embedding_dim >= 1 and self.hidden >= 1, "embedding_dim and hidden must be >= 1"),
             (0 <= self.mask_prob < 1, "mask_prob must be in [0, 1)"),
             (0 <= self.noise_std < math.inf, f"noise_std must be >= 0 and finite, got {self.noise_std}"),
