@@ -21,15 +21,19 @@ def default_data_dir() -> Path:
 
 def ensure_default_data(progress=None) -> Path:
     """The default data folder, simulating it first if it is not there yet."""
+    target = default_data_dir()
+    if not (target / "SIMULATION.json").is_file():
+        simulate_into(target, seed=DEFAULT_SEED, progress=progress)
+    return target
+
+
+def simulate_into(target: Path, seed: int = DEFAULT_SEED, scale: float = 1.0, progress=None) -> None:
+    """Simulate the network into ``target``, replacing what is there (a folder of files; an earlier simulation)."""
     from fedcl.traffic import simulate_network
 
-    target = default_data_dir()
-    if (target / "SIMULATION.json").is_file():
-        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Simulate beside the target and rename: an interrupted run never leaves half a data set.
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        simulate_network(Path(tmp) / "data", seed=DEFAULT_SEED, progress=progress)
+        simulate_network(Path(tmp) / "data", seed=seed, scale=scale, progress=progress)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(Path(tmp) / "data", target)
-    return target

@@ -212,6 +212,7 @@ def test_simulate_command_writes_the_layout(tmp_path):
     ("a-file", [], "is a file"),
     ("new", ["--seed", "-1"], "seed ≥ 0"),
     ("new", ["--scale", "-1"], "scale > 0"),
+    ("new", ["--scale", "inf"], "finite scale"),
 ])
 def test_simulate_refuses_in_one_line_and_writes_nothing(tmp_path, target, args, says):
     from fedcl.cli import app as fedcl_app
@@ -229,9 +230,21 @@ def test_simulate_refuses_in_one_line_and_writes_nothing(tmp_path, target, args,
     assert not (tmp_path / "new").exists() and (tmp_path / "a-file").read_text() == "x\n"
 
 
-def test_simulate_writes_again_over_an_earlier_simulation(tmp_path):
+def test_simulate_writes_again_over_an_earlier_simulation_and_an_interrupted_one_leaves_nothing(tmp_path, monkeypatch):
     from fedcl.cli import app as fedcl_app
+    from fedcl.traffic import _simulate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the captures are written
 
     for _ in range(2):
         result = CliRunner().invoke(fedcl_app, ["data", "simulate", str(tmp_path / "sim"), "--scale", "0.02"])
         assert result.exit_code == 0, result.output
+    with monkeypatch.context() as patch:
+        patch.setattr(_simulate, "_write_csv", interrupted)
+        cut = CliRunner().invoke(fedcl_app, ["data", "simulate", str(tmp_path / "cut"), "--scale", "0.02"])
+    assert cut.exit_code != 0 and not (tmp_path / "cut").exists()
+    again = CliRunner().invoke(fedcl_app, ["data", "simulate", str(tmp_path / "cut"), "--scale", "0.02"])
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "sim"]  # no half data set, no temporary folder
+    assert again.exit_code == 0, again.output

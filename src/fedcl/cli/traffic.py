@@ -4,6 +4,7 @@ the simulated IoT network."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -81,11 +82,11 @@ def simulate_command(
 
     The output is in the UCI per-device layout, readable with `fedcl.data.read_dataset(out, "uci")`.
     """
+    from fedcl.default_data import simulate_into
     from fedcl.errors import ConfigError
-    from fedcl.traffic import simulate_network
 
-    if seed < 0 or not scale > 0:
-        raise ConfigError(f"--seed {seed} --scale {scale:g}: give a seed ≥ 0 and a scale > 0")
+    if seed < 0 or not 0 < scale < math.inf:
+        raise ConfigError(f"--seed {seed} --scale {scale:g}: give a seed ≥ 0 and a finite scale > 0")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "SIMULATION.json").is_file():
@@ -98,7 +99,7 @@ def simulate_command(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, label=label)
 
-        simulate_network(out, seed=seed, scale=scale, progress=progress)
+        simulate_into(out, seed=seed, scale=scale, progress=progress)
     meta = json.loads((out / "SIMULATION.json").read_text(encoding="utf-8"))
     typer.echo(f"{len(meta['files'])} captures, {meta['rows']:,} rows → {out}")
 
