@@ -173,17 +173,26 @@ def test_a_rerun_with_other_settings_is_refused_not_mixed_in(corruption_run, fed
     assert (out / "results.csv").read_text() == before
 
 
-def test_a_folder_of_rows_from_before_settings_were_recorded_is_taken_and_stamped(tmp_path):
+def test_settings_bind_a_folder_once_it_holds_rows_and_only_in_the_keys_runs_do_not_set(tmp_path):
     from fedcl.experiments._resume import SETTINGS, claim_folder
 
-    (tmp_path / "results.csv").write_text("method,seed,auroc\nk-NN per node,0,0.9\n")
+    results = tmp_path / "results.csv"
 
-    claim_folder(tmp_path, FedCLConfig(), quick=False)
+    # A folder without rows (a run stopped before its first) takes any settings
+    claim_folder(results, FedCLConfig(), quick=True)
+    claim_folder(results, FedCLConfig(), quick=False)
 
-    assert json.loads((tmp_path / SETTINGS).read_text())["quick"] is False
+    # Rows written before settings were recorded are taken, and the settings recorded
+    results.write_text("method,seed,auroc\nk-NN per node,0,0.9\n")
+    claim_folder(results, FedCLConfig(dp_epsilon=float("inf")), quick=False)
+    assert json.loads((tmp_path / SETTINGS).read_text())["dp_epsilon"] == "inf"  # plain JSON
+
+    # From then on: other settings are refused; data, seed and the keys the experiment sets are not settings
     with pytest.raises(ConfigError, match="quick False → True"):
-        claim_folder(tmp_path, FedCLConfig(), quick=True)
-    claim_folder(tmp_path, FedCLConfig(seed=7, data="elsewhere"), quick=False)  # rows carry data and seed
+        claim_folder(results, FedCLConfig(), quick=True)
+    with pytest.raises(ConfigError, match="dp_epsilon 'inf' → 8.0"):
+        claim_folder(results, FedCLConfig(dp_epsilon=8.0), quick=False)
+    claim_folder(results, FedCLConfig(seed=7, data="elsewhere", dp_epsilon=8.0), quick=False, sets=("dp_epsilon",))
 
 
 @pytest.mark.parametrize("args, says", [

@@ -212,7 +212,7 @@ def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: 
     seen = shrink(first, grid.seeds[0]) if quick else first  # the nodes the runs will see
     check_node_count(grid, len(seen), quick)
     family = check_target_family(seen, target_family)
-    claim_folder(out, config, quick)
+    claim_folder(out / RESULTS, config, quick, sets=("aggregation",))  # each rule's
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     measured = len(seen) - max(grid.bad_nodes)
     for seed in grid.seeds:

@@ -74,7 +74,7 @@ def audit(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], quick
     check_epsilons(epsilons)
     wanted = list(only or ("natural",))
     plan = named_cells(datas, quick, wanted)
-    claim_folder(out, config, quick)
+    claim_folder(out / RESULTS, config, quick, sets=("dp_epsilon", "dp_level", "dp_sample_rate", "personalisation"))
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
     with one_torch_thread():

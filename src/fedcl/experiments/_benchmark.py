@@ -238,7 +238,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
         Run only the cells of these names (e.g. ``["natural"]``); default: every cell.
     """
     chosen = named_cells(datas, quick, only or ())  # an unknown name fails before any run
-    claim_folder(out, config, quick)
+    claim_folder(out / RESULTS, config, quick)
     results = out / RESULTS
     done = set()
     if results.is_file():

@@ -185,7 +185,7 @@ def corruption(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: Path
     if not seeds:
         raise ConfigError("need at least one seed")
     methods = corruption_methods() if methods is None else methods
-    claim_folder(out, config, quick)
+    claim_folder(out / RESULTS, config, quick)
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     for seed in seeds:
         cfg = config.updated(seed=seed)

@@ -67,7 +67,8 @@ def node_privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int]
     check_epsilons(epsilons)
     counts = check_node_counts(node_counts if node_counts is not None else
                                QUICK_NODE_COUNTS if quick else NODE_COUNTS)
-    claim_folder(out, config, quick)
+    claim_folder(out / RESULTS, config, quick,
+                 sets=("dp_epsilon", "dp_level", "dp_sample_rate", "aggregation", "personalisation"))
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
     with one_torch_thread():

@@ -62,7 +62,7 @@ def privacy(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], qui
     check_epsilons(epsilons)
     wanted = list(only or (("natural",) if quick else DEFAULT_CELLS))
     plan = named_cells(datas, quick, wanted)
-    claim_folder(out, config, quick)
+    claim_folder(out / RESULTS, config, quick, sets=("dp_epsilon", "dp_level", "dp_sample_rate", "personalisation"))
     results = ResultsFile(out / RESULTS, KEY, COLUMNS)
     done = {tuple(str(v) for v in key) for key in results.done()}
     with one_torch_thread():

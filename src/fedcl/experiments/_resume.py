@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,16 +16,20 @@ from fedcl.rundir import prepare_run_dir
 SETTINGS = "settings.json"
 
 
-def claim_folder(out: Path, config: FedCLConfig, quick: bool) -> None:
-    """Make ``out`` a result folder for runs of these settings, or refuse in one line: rows made with
-    other settings (``quick``, any config key but ``data`` and ``seed``, which rows carry) would be
-    reported as if made with these. A folder of rows written before settings were recorded is taken as is."""
-    prepare_run_dir(out)
-    settings = {"quick": quick} | {k: v for k, v in config.to_dict().items() if k not in ("data", "seed")}
+def claim_folder(results: Path, config: FedCLConfig, quick: bool, sets: Sequence[str] = ()) -> None:
+    """Make ``results``' folder a result folder for runs of these settings, or refuse in one line once it holds
+    rows made with others (``quick``; any config key but ``data``, ``seed`` and the keys the experiment
+    ``sets`` per run itself), which would be reported as if made with these. Rows written before settings
+    were recorded are taken as they are."""
+    out = prepare_run_dir(results.parent)
+    ignored = {"data", "seed", *sets}
+    # Non-finite floats as text: settings.json stays JSON that any reader (jq) takes
+    settings = {k: v if not isinstance(v, float) or math.isfinite(v) else repr(v)
+                for k, v in {"quick": quick, **config.to_dict()}.items() if k not in ignored}
     path = out / SETTINGS
-    if path.is_file():
+    if results.is_file() and path.is_file():
         saved = json.loads(path.read_text())
-        changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in settings.items() if saved.get(k, v) != v]
+        changed = [f"{k} {saved[k]!r} → {v!r}" for k, v in settings.items() if k in saved and saved[k] != v]
         if changed:
             raise ConfigError(f"{out} holds results of other settings ({', '.join(changed)}); give another --out, "
                               f"or the same settings to resume")
