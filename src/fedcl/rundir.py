@@ -15,9 +15,14 @@ HISTORY_FILE = "history.jsonl"
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.csv"
 REPORT_FILE = "report.md"
-# What training and evaluation write: a new run into the folder removes the last run's first, so that an
-# interrupted run never leaves its config beside an older model, metrics or report.
-RESULT_FILES = (MODEL_FILE, METRICS_FILE, SCORES_FILE, REPORT_FILE, "roc.png", "training.png")
+ROC_PLOT = "roc.png"
+TRAINING_PLOT = "training.png"
+CHECKPOINT_FILE = "checkpoint.pt"  # a Flower run's, every round
+FLEET_FILE = "fleet.json"  # a Flower run's nodes' own evaluation, with fleet.md and fleet_roc.png
+# What a run writes besides its config and history: a new run into the folder removes the last run's first,
+# so that an interrupted run never leaves its config beside an older model, metrics, report or checkpoint.
+RESULT_FILES = (MODEL_FILE, METRICS_FILE, SCORES_FILE, REPORT_FILE, ROC_PLOT, TRAINING_PLOT, CHECKPOINT_FILE,
+                FLEET_FILE, "fleet.md", "fleet_roc.png")
 
 
 def prepare_run_dir(run_dir: str | Path) -> Path:

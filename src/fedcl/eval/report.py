@@ -11,7 +11,7 @@ from fedcl.config import FedCLConfig
 from fedcl.eval.metrics import METRIC_KEYS, histogram_roc
 from fedcl.eval.plots import plot_history, plot_roc, plot_roc_curves
 from fedcl.model._detector import LOCAL_WEIGHT
-from fedcl.rundir import REPORT_FILE, SCORES_FILE, read_history
+from fedcl.rundir import REPORT_FILE, ROC_PLOT, SCORES_FILE, TRAINING_PLOT, read_history
 
 
 def _cell(value: float | None) -> str:
@@ -89,12 +89,12 @@ def _run_lines(config: FedCLConfig, summary: dict) -> str:
 def write_report(run_dir: Path, config: FedCLConfig, summary: dict) -> Path:
     """Write report.md, roc.png and training.png into ``run_dir``; ``summary`` as in metrics.json (its
     ``privacy`` under differential privacy)."""
-    plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / "roc.png")
+    plot_roc(pd.read_csv(run_dir / SCORES_FILE), run_dir / ROC_PLOT)
     history = read_history(run_dir)
     # node-level DP keeps who was sampled secret: its history holds the ε spent only, nothing to plot
     plotted = bool(history) and "nodes" in history[0]
     if plotted:
-        plot_history(history, run_dir / "training.png")
+        plot_history(history, run_dir / TRAINING_PLOT)
     training = "![training](training.png)" if plotted else \
         "Node-level differential privacy: the history holds the ε spent per round only (docs/privacy.md)."
     text = f"""# fedcl run report
@@ -144,7 +144,7 @@ def write_fleet_report(run_dir: Path, config: FedCLConfig, summary: dict,
     plot_roc_curves(nodes, pooled, run_dir / "fleet_roc.png", "ROC on the nodes' held-out rows (score histograms)")
     history = read_history(run_dir)
     if history:
-        plot_history(history, run_dir / "training.png")
+        plot_history(history, run_dir / TRAINING_PLOT)
     rows = "\n".join(f"| {name} | {n['partition_id']} | {n['benign_test']:,} | {n['attack']:,} | "
                       f"{', '.join(map(str, n['rounds_excluded'])) or 'none'} |" for name, n in summary["nodes"].items())
     missing = "\n" + "\n".join(f"- {line}" for line in summary["not_evaluated"]) if summary["not_evaluated"] \

@@ -65,7 +65,11 @@ def test_resume_continues_from_the_last_checkpoint(fedmse_slice, tmp_path):
     names = ["Client-1", "Client-2", "Client-3"]
     nodes = node_configs(fedmse_slice, names)
     full = run_inprocess(FedCLConfig(rounds=3), nodes, tmp_path / "full")
+    (tmp_path / "resumed").mkdir()
+    for name in ("metrics.json", "report.md"):  # an earlier `fedcl run` in the folder: a new run clears them
+        (tmp_path / "resumed" / name).write_text("an earlier run's\n")
     run_inprocess(FedCLConfig(rounds=2), nodes, tmp_path / "resumed")
+    left = [name for name in ("metrics.json", "report.md") if (tmp_path / "resumed" / name).exists()]
 
     # Execute
     from fedcl.federated.flower import InProcessGrid, run_server
@@ -75,6 +79,7 @@ def test_resume_continues_from_the_last_checkpoint(fedmse_slice, tmp_path):
                          min_nodes=3, resume=True)
 
     # Assert: only round 3 ran, and it ended where the uninterrupted run ended
+    assert left == []
     assert [h["round"] for h in resumed.history] == [3]
     a = torch.load(tmp_path / "full" / CHECKPOINT_FILE, weights_only=True)
     b = torch.load(tmp_path / "resumed" / CHECKPOINT_FILE, weights_only=True)

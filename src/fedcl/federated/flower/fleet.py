@@ -39,11 +39,11 @@ from fedcl.federated.flower._records import (
     config_record,
     read_node_record,
 )
+from fedcl.rundir import FLEET_FILE
 
 __all__ = ["FLEET_FILE", "SCORE_EDGES", "evaluate_fleet", "node_evaluation", "node_view", "pooled_metrics",
            "released_views"]
 
-FLEET_FILE = "fleet.json"
 #: Score histogram bins: 100 per decade from 1e-4 to 1e6, and one below and one above.
 SCORE_EDGES = np.r_[-np.inf, np.logspace(-4, 6, 1001), np.inf]
 HISTOGRAMS_KEY = "histograms"

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from fedcl.config import FedCLConfig, load_config
 from fedcl.errors import ConfigError
-from fedcl.rundir import CONFIG_FILE
+from fedcl.rundir import CHECKPOINT_FILE, CONFIG_FILE
 
 __all__ = ["CHECKPOINT_FILE", "REFUSED", "RESUMABLE_CHANGES", "check_run_dir"]
 
-CHECKPOINT_FILE = "checkpoint.pt"
 #: Settings a resumed run may change: node data paths are node-local, and more rounds extend the run.
 RESUMABLE_CHANGES = ("data", "rounds")
 #: How a run's status details begin when the ServerApp refused its settings (not a bug of fedcl).

@@ -23,7 +23,8 @@ from fedcl.federated.flower.strategy import FedCLStrategy
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.pipeline import trained_encoder
-from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, prepare_run_dir, read_history
+from fedcl.rundir import (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, clear_results, prepare_run_dir,
+                          read_history)
 
 __all__ = ["CHECKPOINT_FILE", "load_checkpoint", "run_server"]
 
@@ -93,6 +94,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     checkpoint = load_checkpoint(out) if resume else None
     if checkpoint is None:
         done, arrays, reference = 0, get_arrays(initial_encoder(config, n_features)), None  # as in-process
+        clear_results(out)
         (out / HISTORY_FILE).write_text("")
     else:
         done, arrays, reference = checkpoint.round, checkpoint.arrays, checkpoint.reference
