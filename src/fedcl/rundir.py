@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from fedcl.config import FedCLConfig, load_config
+from fedcl.config import SCHEMAS, FedCLConfig, load_config
 from fedcl.errors import ConfigError
 
 CONFIG_FILE = "config.toml"
@@ -99,8 +99,6 @@ def load_columns(run_dir: str | Path) -> tuple[str, ...]:
 
 def check_schema(run_dir: str | Path, schema: str) -> None:
     """ConfigError unless the run was trained with ``schema`` (``--schema`` of evaluate and detect)."""
-    from fedcl.config import SCHEMAS
-
     if schema not in SCHEMAS:
         raise ConfigError(f"--schema {schema}: choose one of {', '.join(SCHEMAS)}")
     trained = load_run_config(run_dir).schema

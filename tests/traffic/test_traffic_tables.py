@@ -91,9 +91,11 @@ def test_a_file_of_the_client_layout_reads_without_a_header_and_a_bad_header_sti
     _write(tmp_path / "f.csv", [rows])
     lines = (tmp_path / "f.csv").read_text().splitlines(keepends=True)
     (tmp_path / "headerless.csv").write_text("".join(lines[1:]))
+    (tmp_path / "first-missing.csv").write_text("nan" + lines[1][lines[1].index(","):])
     (tmp_path / "misnamed.csv").write_text("packets," + lines[0].split(",", 1)[1] + "".join(lines[1:]))
 
     # Execute / Assert
     np.testing.assert_array_equal(read_feature_csv(tmp_path / "headerless.csv"), rows)
+    assert np.isnan(read_feature_csv(tmp_path / "first-missing.csv")[0, 0])
     with pytest.raises(DataError, match="header names 'packets'"):
         read_feature_csv(tmp_path / "misnamed.csv")

@@ -176,8 +176,9 @@ def attacks_command(
     names = _items(behaviours) if behaviours is not None else list(ATTACK_SCENARIOS)
     counts = None if bad_nodes is None else _numbers(bad_nodes, "bad-nodes", int)
     # bad options fail before the default data are made
-    check_attack_grid(rule_names, names, counts, _seeds(seeds), quick)
-    _done(attacks_report(_config(_data_or_default(data), config, schema), _seeds(seeds), quick, out, progress=typer.echo,
+    seed_list = _seeds(seeds)
+    check_attack_grid(rule_names, names, counts, seed_list, quick)
+    _done(attacks_report(_config(_data_or_default(data), config, schema), seed_list, quick, out, progress=typer.echo,
                          rules=rule_names, behaviours=names, bad_nodes=counts, target_family=target_family))
 
 

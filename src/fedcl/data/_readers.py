@@ -519,9 +519,10 @@ def read_feature_csv(path, columns=None) -> np.ndarray:
 
 
 def _starts_with_a_number(path: Path) -> bool:
+    """Whether the first cell is a number or a missing one, so the first line is a row, not a header."""
     with path.open("rb") as f:
-        first = f.readline(4096).split(b",", 1)[0].strip().strip(b'"').strip()
-    return bool(_NUMBER.fullmatch(first.decode("utf-8", "replace")))
+        first = f.readline(4096).split(b",", 1)[0].strip().strip(b'"').strip().decode("utf-8", "replace")
+    return bool(_NUMBER.fullmatch(first)) or first in _MISSING
 
 
 def _read_parquet(path: Path, columns=None) -> np.ndarray:

@@ -39,7 +39,7 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
                                 for name, state in saved["nodes"].items()}, config)
     if splits is None:
         raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run: each node fits its own); "
-                          f"`fedcl evaluate --data DATA` fits them from the rows, `detect` and `export` need them saved")
+                          f"`fedcl evaluate --data DATA` fits them from the rows; `detect` and `export` take a run of `fedcl train`")
     return fit_node_detectors(encoder, splits, config)
 
 
