@@ -45,6 +45,26 @@ def test_compare_quick_runs_every_method_and_reports(fedmse_slice, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 10_000
 
 
+def test_an_interrupted_table_keeps_the_rows_of_the_runs_it_finished(fedmse_slice, tmp_path):
+    from fedcl.config import FedCLConfig
+    from fedcl.experiments import ablation
+
+    (tmp_path / "results.csv").write_text("method,seed\nan earlier table's row,0\n")
+    finished = []
+
+    def ctrl_c_after_two(line):
+        finished.append(line)
+        if len(finished) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ablation(FedCLConfig(data=str(fedmse_slice)), range(1), True, tmp_path, progress=ctrl_c_after_two)
+
+    rows = pd.read_csv(tmp_path / "results.csv")
+    assert list(rows["method"]) == [line.split(": ")[1] for line in finished]  # this table's two, no other
+    assert rows["auroc"].between(0, 1).all()
+
+
 def test_ablation_and_sweep_quick(fedmse_slice, tmp_path):
     ablation = runner.invoke(app, ["experiment", "ablation", "--data", str(fedmse_slice), "--out",
                                    str(tmp_path / "a"), "--seeds", "1", "--quick"])

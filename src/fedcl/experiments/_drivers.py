@@ -33,12 +33,17 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
                   out: Path, progress: Callable[[str], None], supervised: bool = False) -> Path:
     from fedcl.eval.plots import plot_roc_methods
 
-    prepare_run_dir(out)
-    rows, scores = run_methods(methods, config, seeds, quick, progress)
-    rows.to_csv(out / "results.csv", index=False)
-    save_scores(scores, out / "scores_first_seed.csv.gz")
     import pandas as pd
 
+    results = prepare_run_dir(out) / "results.csv"
+    results.unlink(missing_ok=True)
+
+    def keep(row: dict) -> None:  # each run's row as it ends: an interrupted table keeps what it finished
+        pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
+
+    rows, scores = run_methods(methods, config, seeds, quick, progress, on_row=keep)
+    rows.to_csv(results, index=False)
+    save_scores(scores, out / "scores_first_seed.csv.gz")
     plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv.gz"), out / "roc.png")
     report = out / "report.md"
     report.write_text(f"# {title}\n\nData: `{config.data}`\n\n{protocol_text(config, seeds, quick, supervised)}\n\n"

@@ -37,10 +37,12 @@ def one_torch_thread():
 def run_methods(methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[int], quick: bool,
                 progress: Callable[[str], None] = print,
                 make_splits: Callable[[FedCLConfig], list[NodeSplit]] = load_splits,
+                on_row: Callable[[dict], None] | None = None,
                 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """One row per (method, seed) with pooled metrics, and the first seed's test scores per method.
 
-    ``make_splits(config)`` gives the nodes of one seed (default: the data folder as it is).
+    ``make_splits(config)`` gives the nodes of one seed (default: the data folder as it is); ``on_row``
+    gets each row as its run ends.
     """
     rows, first_scores = [], {}
     for seed in seeds:
@@ -58,6 +60,8 @@ def run_methods(methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[
                          "worst_node_auroc": min(node_auroc) if node_auroc else None,
                          "seconds": time.perf_counter() - start})
             first_scores.setdefault(method.name, scores)
+            if on_row is not None:
+                on_row(rows[-1])
             progress(f"seed {seed}: {method.name}: AUROC {summary['pooled']['auroc']:.4f}")
     return pd.DataFrame(rows), first_scores
 
