@@ -74,6 +74,7 @@ class FedCLConfig:
     n_neighbors: int = 5
     n_references: int = 256  # k-means centroids of a node's benign training embeddings, at most
     rows_per_reference: int = 2  # and at most one per this many rows (1: a small node's rows themselves)
+    validation_references: bool = False  # references from training and validation rows (threshold: the latter's scores before)
     relative_distance: bool = True  # scores in units of the references' spacing, so nodes' scores pool
     # At most this share of a node's training rows is left out of each round's local training and of its
     # references: dense groups of embeddings far from the rest (attack rows in the training window,

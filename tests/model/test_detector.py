@@ -349,3 +349,21 @@ def test_a_saved_state_scores_alike_and_refuses_a_detector_of_the_other_units(re
     assert loaded.local_weight == (0.3 if relative else 0.5)  # a relative state keeps the weight it was fitted with
     with pytest.raises(ValueError, match="saved state scores"):
         FedCLDetector(make_encoder(), relative=not relative).load_state_dict(state)
+
+
+def test_validation_references_keep_the_out_of_sample_threshold_and_cover_the_validation_rows():
+    # Prepare: a node of few rows, and validation rows of a mode its training rows barely hold
+    X = benign(60, seed=0)
+    X_val = np.vstack([benign(20, seed=3), benign(10, seed=4) * 3.0])
+
+    # Execute
+    plain = FedCLDetector(make_encoder(), n_neighbors=3).fit(X, X_val=X_val)
+    covered = FedCLDetector(make_encoder(), n_neighbors=3, validation_references=True).fit(X, X_val=X_val)
+
+    # Assert: the threshold and the validation scores are those of references without the validation rows;
+    # the references now hold them (a centroid per two rows of either), so they score lower
+    assert covered.threshold_ == plain.threshold_
+    np.testing.assert_array_equal(covered.validation_scores_, plain.decision_function(X_val))
+    assert len(covered.references_) == 45 and len(plain.references_) == 30
+    assert covered.decision_function(X_val[20:]).mean() < plain.decision_function(X_val[20:]).mean()
+    np.testing.assert_array_equal(covered.decision_scores_, plain.decision_scores_)  # the training rows' own

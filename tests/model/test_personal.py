@@ -155,3 +155,14 @@ def test_a_nodes_own_encoder_depends_only_on_its_rows_and_the_recipe(fedmse_slic
     assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(first, retrained, cached))
     fewer_rows = get_arrays(own_encoder(replace(node, train=node.train[:-20]), config))
     assert not all(np.array_equal(a, b) for a, b in zip(first, fewer_rows))
+
+
+def test_with_validation_references_every_view_calibrates_on_its_out_of_sample_scores():
+    X, X_val, test = rows(300, 2.0, 0), rows(200, 2.0, 1), rows(50, 2.5, 6)
+    plain = personal("weighted").fit(X, X_val=X_val)
+    covered = PersonalDetector(*(FedCLDetector(encoder(s), n_neighbors=3, n_references=64, validation_references=True)
+                                 for s in (0, 1)), combine="weighted").fit(X, X_val=X_val)
+
+    assert covered.threshold_ == plain.threshold_
+    assert covered.scales_ == plain.scales_ and covered.weights_ == plain.weights_
+    assert not np.array_equal(covered.decision_function(test), plain.decision_function(test))  # other references

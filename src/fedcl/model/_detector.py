@@ -77,6 +77,11 @@ class FedCLDetector(BaseEstimator):
     public : {"nbaiot", "auto"}, optional
         Scale rows with this schema's public statistics instead of the node's
         (:func:`fedcl.data.public_statistics`): for an encoder trained so under differential privacy.
+    validation_references : bool, default=False
+        Once the validation rows are scored against references of the training rows alone (the threshold
+        and ``validation_scores_`` stay those out-of-sample scores), build the references again from the
+        training and validation rows together, in the frame (scaler, μ_i, σ_i) of the training rows: a
+        small node's rare benign modes get more cover (a design study: docs/benchmark.md).
 
     Attributes
     ----------
@@ -95,13 +100,15 @@ class FedCLDetector(BaseEstimator):
     decision_scores_ : ndarray of shape (n_samples,)
         Scores of the training rows.
     threshold_ : float
+    validation_scores_ : ndarray of shape (n_val,)
+        Scores of ``X_val`` against the training rows' references (when given).
     """
 
     def __init__(self, encoder: nn.Module, *, normalise: bool = True, n_neighbors: int = 5,
                  n_references: int = 256, relative: bool = True, local_weight: float = LOCAL_WEIGHT,
                  rows_per_reference: int = 2,
                  fpr_target: float = 0.01, clip: float = 10.0, random_state: int = 0,
-                 trim_fraction: float = 0.0, public: str | None = None) -> None:
+                 trim_fraction: float = 0.0, public: str | None = None, validation_references: bool = False) -> None:
         self.encoder = encoder
         self.normalise = normalise
         self.n_neighbors = n_neighbors
@@ -114,6 +121,7 @@ class FedCLDetector(BaseEstimator):
         self.random_state = random_state
         self.trim_fraction = trim_fraction
         self.public = public
+        self.validation_references = validation_references
 
     def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "FedCLDetector":
         """Learn the node's statistics and k-NN references from benign rows ``X`` (n, 115), NaN allowed.
@@ -136,15 +144,9 @@ class FedCLDetector(BaseEstimator):
         trimmed = island_rows(z_norm.numpy(), self.trim_fraction, self.random_state)
         self.n_trimmed_ = int(trimmed.sum())
         kept = z_norm[torch.from_numpy(~trimmed)]
-        n_references = min(self.n_references, max(self.n_neighbors, math.ceil(len(kept) / self.rows_per_reference)))
-        if len(kept) > n_references:
-            km = KMeans(n_references, n_init=1, random_state=self.random_state).fit(kept.numpy())
-            self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
-            self._fit_spacing()
+        if self._fit_references(kept):
             self.decision_scores_ = self._score(z_norm)
         else:
-            self.references_ = kept.clone()
-            self._fit_spacing()
             # The references are the kept rows, each its own nearest reference (distance 0): score
             # them leave-one-out so a threshold fitted on them is not too low.
             self.decision_scores_ = np.empty(len(z_norm))
@@ -152,9 +154,27 @@ class FedCLDetector(BaseEstimator):
             if self.n_trimmed_:
                 self.decision_scores_[trimmed] = self._score(z_norm[torch.from_numpy(trimmed)])
         # Without validation rows, the kept rows calibrate: islands sit far from references built without them.
-        calibration = self.decision_scores_[~trimmed] if X_val is None else self.decision_function(X_val)
-        self.threshold_ = threshold_at_fpr(calibration, self.fpr_target)
+        if X_val is None:
+            self.threshold_ = threshold_at_fpr(self.decision_scores_[~trimmed], self.fpr_target)
+            return self
+        self.validation_scores_ = self.decision_function(X_val)
+        self.threshold_ = threshold_at_fpr(self.validation_scores_, self.fpr_target)
+        if self.validation_references:
+            self._fit_references(torch.cat([kept, (self._embed(self.scaler_.transform(X_val)) - self.mean_) / self.std_]))
         return self
+
+    def _fit_references(self, rows: Tensor) -> bool:
+        """``references_`` (and spacing) from embedded ``rows``: k-means centroids, or the rows themselves when
+        there are too few (then False: each row is its own nearest reference)."""
+        n_references = min(self.n_references, max(self.n_neighbors, math.ceil(len(rows) / self.rows_per_reference)))
+        centroids = len(rows) > n_references
+        if centroids:
+            km = KMeans(n_references, n_init=1, random_state=self.random_state).fit(rows.numpy())
+            self.references_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
+        else:
+            self.references_ = rows.clone()
+        self._fit_spacing()
+        return centroids
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Anomaly scores of rows ``X`` (n, 115), shape (n,); higher = more anomalous."""

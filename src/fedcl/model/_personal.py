@@ -52,20 +52,27 @@ class PersonalDetector:
         return {"shared": self.shared, "own": self.own} | ({"tuned": self.tuned} if self.tuned is not None else {})
 
     def fit(self, X: np.ndarray, y: None = None, X_val: np.ndarray | None = None) -> "PersonalDetector":
-        """Fit every view on benign rows ``X``; scales, weights and threshold from ``X_val`` (benign) when given."""
+        """Fit every view on benign rows ``X``; scales, weights and threshold from ``X_val`` (benign) when given,
+        scored as each view scored them before any took them as references."""
         for view in self.views.values():
             view.fit(X, X_val=X_val)
-        return self.calibrate(X if X_val is None else X_val)
+        if X_val is None:
+            return self.calibrate(X)
+        return self._calibrate({name: view.validation_scores_ for name, view in self.views.items()})
 
     def calibrate(self, calibration: np.ndarray) -> "PersonalDetector":
-        """The views' scales and weights and the threshold from benign rows ``calibration``."""
-        validation = {name: view.decision_function(calibration) for name, view in self.views.items()}
+        """The views' scales and weights and the threshold from benign rows ``calibration``, scored by the views."""
+        return self._calibrate({name: view.decision_function(calibration) for name, view in self.views.items()})
+
+    def _calibrate(self, validation: dict[str, np.ndarray]) -> "PersonalDetector":
+        """The views' scales and weights and the threshold from each view's scores of benign rows."""
         quantiles = {name: np.quantile(scores, SCALE_QUANTILE) for name, scores in validation.items()}
         unit = quantiles["own" if self.combine == "tuned" else "shared"]
         self.scales_ = {name: float(unit / max(q, 1e-12)) for name, q in quantiles.items()}
         self.weights_ = (view_weights(validation, OWN_VIEW_ODDS.get(self.combine, 1.0))
                          if self.combine in ("weighted", "tuned") else dict.fromkeys(validation, 1 / len(validation)))
-        self.threshold_ = threshold_at_fpr(self.decision_function(calibration), self.fpr_target)
+        self.threshold_ = threshold_at_fpr(combine_views(self.combine, validation, self.scales_, self.weights_),
+                                           self.fpr_target)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

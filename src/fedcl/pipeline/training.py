@@ -118,7 +118,8 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig, own_encoder: to
                              n_references=config.n_references, relative=config.relative_distance,
                              rows_per_reference=config.rows_per_reference,
                              fpr_target=config.fpr_target, trim_fraction=config.trim_fraction,
-                             random_state=config.seed, public=public)
+                             random_state=config.seed, public=public,
+                             validation_references=config.validation_references)
 
     shared = view(encoder, training_scaler(config.differential_privacy, config.schema).public)  # as it trained
     if config.personalisation == "off":
