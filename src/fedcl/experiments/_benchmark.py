@@ -19,7 +19,7 @@ import pandas as pd
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, home_cluster_partition, read_dataset
 from fedcl.experiments._methods import Method, fedcl_method, shrink, unsupervised_methods
-from fedcl.experiments._resume import claim_folder
+from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
 from fedcl.pipeline import score_nodes, split_nodes, summarise
 from fedcl.seeding import node_rng
@@ -251,7 +251,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
             splits = cell_splits(cell, cfg, quick) if todo else []  # read and dealt once per cell and seed
             for method in todo:
                 row = run_cell(cell, method, cfg, splits)
-                pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
+                ResultsFile(results, KEY).append(row)
                 progress(f"{Path(cell.data).name} | {cell.name} | seed {seed} | {method.name}: "
                          f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
     return write_benchmark_report(out, config, seeds, quick)

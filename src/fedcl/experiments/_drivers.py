@@ -9,6 +9,7 @@ from fedcl.config import FedCLConfig
 from fedcl.errors import ConfigError
 from fedcl.experiments._methods import Method, ablation_methods, unsupervised_methods
 from fedcl.experiments._runner import log_grid, mean_std_table, run_methods, save_scores, sweep
+from fedcl.experiments._resume import ResultsFile
 from fedcl.rundir import prepare_run_dir
 
 PROTOCOL = """Protocol: unsupervised detectors train on benign rows only; each node's threshold is the 99th
@@ -37,11 +38,8 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
 
     results = prepare_run_dir(out) / "results.csv"
     results.unlink(missing_ok=True)
-
-    def keep(row: dict) -> None:  # each run's row as it ends: an interrupted table keeps what it finished
-        pd.DataFrame([row]).to_csv(results, mode="a", header=not results.is_file(), index=False)
-
-    rows, scores = run_methods(methods, config, seeds, quick, progress, on_row=keep)
+    # each run's row as it ends: an interrupted table keeps what it finished
+    rows, scores = run_methods(methods, config, seeds, quick, progress, on_row=ResultsFile(results, ("method", "seed")).append)
     rows.to_csv(results, index=False)
     save_scores(scores, out / "scores_first_seed.csv.gz")
     plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv.gz"), out / "roc.png")

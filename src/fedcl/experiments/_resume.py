@@ -38,12 +38,13 @@ def claim_folder(results: Path, config: FedCLConfig, quick: bool, sets: Sequence
 
 class ResultsFile:
     """``path`` holds one row per run, written as each run ends; ``key`` names the columns that
-    identify a run, ``columns`` every column, in file order (so rows appended later line up)."""
+    identify a run, ``columns`` every column, in file order (so rows appended later line up; default:
+    each row's own keys, for rows that all have the same)."""
 
-    def __init__(self, path: Path, key: Sequence[str], columns: Sequence[str]):
+    def __init__(self, path: Path, key: Sequence[str], columns: Sequence[str] | None = None):
         self.path = path
         self.key = list(key)
-        self.columns = list(columns)
+        self.columns = None if columns is None else list(columns)
 
     def rows(self) -> pd.DataFrame:
         """Every run written so far (an empty frame with the file's columns if none)."""
@@ -60,7 +61,7 @@ class ResultsFile:
         missing = set(self.key) - set(row)
         if missing:
             raise ValueError(f"a result row needs its key columns; missing {sorted(missing)}")
-        frame = pd.DataFrame([row]).reindex(columns=self.columns)
+        frame = pd.DataFrame([row]) if self.columns is None else pd.DataFrame([row]).reindex(columns=self.columns)
         with open(self.path, "a", newline="") as f:
             frame.to_csv(f, header=f.tell() == 0, index=False)
             f.flush()
