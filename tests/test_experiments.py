@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,11 +47,14 @@ def test_compare_quick_runs_every_method_and_reports(fedmse_slice, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 10_000
 
 
-def test_an_interrupted_table_keeps_the_rows_of_the_runs_it_finished(fedmse_slice, tmp_path):
-    from fedcl.config import FedCLConfig
-    from fedcl.experiments import ablation
+@pytest.mark.parametrize("experiment, csv", [("ablation", "results.csv"), ("sweep", "sweep_lr.csv"),
+                                             ("heterogeneity", "heterogeneity.csv")])
+def test_an_interrupted_experiment_keeps_the_rows_of_the_runs_it_finished(experiment, csv, fedmse_slice, tmp_path):
+    from fedcl import experiments
 
-    (tmp_path / "results.csv").write_text("method,seed\nan earlier table's row,0\n")
+    run = {"ablation": experiments.ablation, "heterogeneity": experiments.heterogeneity,
+           "sweep": partial(experiments.sweep_parameter, "lr")}[experiment]
+    (tmp_path / csv).write_text("method,seed\nan earlier run's row,0\n")
     finished = []
 
     def ctrl_c_after_two(line):
@@ -58,10 +63,11 @@ def test_an_interrupted_table_keeps_the_rows_of_the_runs_it_finished(fedmse_slic
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ablation(FedCLConfig(data=str(fedmse_slice)), range(1), True, tmp_path, progress=ctrl_c_after_two)
+        run(FedCLConfig(data=str(fedmse_slice)), range(1), True, tmp_path, progress=ctrl_c_after_two)
 
-    rows = pd.read_csv(tmp_path / "results.csv")
-    assert list(rows["method"]) == [line.split(": ")[1] for line in finished]  # this table's two, no other
+    rows = pd.read_csv(tmp_path / csv)
+    # this run's two rows, no other (a progress line ends "<method>: AUROC <value>")
+    assert list(rows["method"]) == [line.split(": ")[-2] for line in finished]
     assert rows["auroc"].between(0, 1).all()
 
 

@@ -30,15 +30,21 @@ def protocol_text(config: FedCLConfig, seeds: Sequence[int], quick: bool, superv
                            ) + (SUPERVISED_NOTE if supervised else "")
 
 
+def fresh_results(out: Path, name: str) -> Path:
+    """``out / name``, emptied of an earlier run's rows: each run's row is appended as it ends, so an
+    interrupted experiment keeps what it finished and nothing else."""
+    results = prepare_run_dir(out) / name
+    results.unlink(missing_ok=True)
+    return results
+
+
 def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[int], quick: bool,
                   out: Path, progress: Callable[[str], None], supervised: bool = False) -> Path:
     from fedcl.eval.plots import plot_roc_methods
 
     import pandas as pd
 
-    results = prepare_run_dir(out) / "results.csv"
-    results.unlink(missing_ok=True)
-    # each run's row as it ends: an interrupted table keeps what it finished
+    results = fresh_results(out, "results.csv")
     rows, scores = run_methods(methods, config, seeds, quick, progress, on_row=ResultsFile(results, ("method", "seed")).append)
     rows.to_csv(results, index=False)
     save_scores(scores, out / "scores_first_seed.csv.gz")
@@ -75,9 +81,9 @@ def sweep_parameter(param: str, config: FedCLConfig, seeds: Sequence[int], quick
     if param not in SWEEPS:
         raise ConfigError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
     grid, metric, log_x = SWEEPS[param]
-    prepare_run_dir(out)
-    rows = sweep(param, grid, config, seeds, quick, progress)
-    rows.to_csv(out / f"sweep_{param}.csv", index=False)
+    results = fresh_results(out, f"sweep_{param}.csv")
+    rows = sweep(param, grid, config, seeds, quick, progress, on_row=ResultsFile(results, ("seed", param)).append)
+    rows.to_csv(results, index=False)
     import pandas as pd
 
     plot_sweep(pd.read_csv(out / f"sweep_{param}.csv"), param, metric, out / f"sweep_{param}.png", log_x)

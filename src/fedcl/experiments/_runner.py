@@ -88,14 +88,16 @@ def save_scores(scores: dict[str, pd.DataFrame], path: Path) -> None:
 
 
 def sweep(param: str, values: Sequence[float], config: FedCLConfig, seeds: Sequence[int], quick: bool,
-          progress: Callable[[str], None] = print) -> pd.DataFrame:
-    """fedcl with one hyperparameter varied; every other setting as in ``config``."""
+          progress: Callable[[str], None] = print, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """fedcl with one hyperparameter varied; every other setting as in ``config``; ``on_row`` gets each row
+    (with the parameter's value) as its run ends."""
     from fedcl.experiments._methods import fedcl_method
 
     rows = []
     for value in values:
         method = Method(f"{param}={value:g}", "ours", fedcl_method(**{param: float(value)}))
-        df, _ = run_methods([method], config, seeds, quick, progress)
+        with_value = None if on_row is None else (lambda row, v=float(value): on_row({**row, param: v}))
+        df, _ = run_methods([method], config, seeds, quick, progress, on_row=with_value)
         rows.append(df.assign(**{param: float(value)}))
     return pd.concat(rows, ignore_index=True)
 
