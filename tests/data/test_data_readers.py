@@ -10,6 +10,7 @@ from fedcl.data import (
     N_FEATURES,
     DataError,
     detect_layout,
+    node_names,
     read_dataset,
 )
 
@@ -113,6 +114,12 @@ def test_detect_layout_and_override(tmp_path):
     assert detect_layout(tmp_path / "kaggle") == "kaggle"
     assert detect_layout(tmp_path / "clients") == "clients"
     assert read_dataset(tmp_path / "clients", layout="clients")[0].name == "Client-1"
+    # the names read_dataset gives, from folders and file names alone
+    write_csv(tmp_path / "uci/Cam/benign_traffic.csv", make_rows(2))
+    write_csv(tmp_path / "kaggle/1.benign.csv", make_rows(2))
+    for folder in ("uci", "uci/Dev", "kaggle", "clients"):
+        assert node_names(tmp_path / folder) == [n.name for n in read_dataset(tmp_path / folder)]
+    assert node_names(tmp_path / "kaggle") == [KAGGLE_DEVICES[0], KAGGLE_DEVICES[2]]
     with pytest.raises(DataError, match="no known layout"):
         detect_layout(tmp_path / "nothing")
     with pytest.raises(DataError, match="no client folders"):

@@ -318,6 +318,21 @@ def superlink_command(
             raise link.failure()
 
 
+def _served_node(data: Path, node_name: str | None) -> str:
+    """The name of the node a SuperNode serves from ``data``, or a one-line refusal now rather than at its
+    first round: a folder of several nodes needs ``--node-name``, which must be one of them."""
+    from fedcl.data import node_names
+
+    if not data.exists():
+        raise ConfigError(f"{data}: data folder not found")
+    names = node_names(data)
+    if node_name is not None and node_name not in names:
+        raise ConfigError(f"{data}: no node named {node_name!r} (found {', '.join(names)}) (--node-name)")
+    if node_name is None and len(names) > 1:
+        raise ConfigError(f"{data} holds {len(names)} nodes ({', '.join(names)}); give --node-name")
+    return node_name or names[0]
+
+
 @flower_app.command("supernode")
 @bad_input_exits_2
 def supernode_command(
@@ -353,8 +368,7 @@ def supernode_command(
     from fedcl.federated.flower.health import check_address
     from fedcl.federated.flower.service import Service
 
-    if not data.exists():
-        raise ConfigError(f"{data}: data folder not found")
+    name = _served_node(data, node_name)
     if not insecure and root_certificates is None:
         raise ConfigError("give --root-certificates ca.crt or --insecure")
     check_address(superlink)
@@ -377,7 +391,6 @@ def supernode_command(
                                           insecure=insecure, private_key=auth_key, port=port, worker_socket=socket,
                                           max_epsilon=max_epsilon, privacy_ledger=privacy_ledger, max_delta=max_delta)
         node = services.enter_context(Service("flower-supernode", argv, base_env(), log_file))
-        name = node_name or data.resolve().name  # the node's name unless the folder holds several nodes
         typer.echo(f"SuperNode {name} (partition {partition_id}, data {data}) -> {superlink}; "
                    f"log {log_file if log_file else 'on stdout'}", err=True)
         if node.wait() != 0:  # a node that cannot join (TLS, key) exits within seconds

@@ -20,8 +20,8 @@ _EXPORTS = {
     "._partition": ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "home_cluster_partition",
                     "quantity_skew_partition"],
     "._preprocess": ["JITTER_LIMIT", "NodeScaler", "leakage_guard", "public_statistics", "training_scaler"],
-    "._readers": ["KAGGLE_DEVICES", "LAYOUTS", "NodeData", "SCHEMAS", "detect_layout", "read_dataset",
-                   "read_feature_csv"],
+    "._readers": ["KAGGLE_DEVICES", "LAYOUTS", "NodeData", "SCHEMAS", "detect_layout", "node_names",
+                   "read_dataset", "read_feature_csv"],
     "._schema": ["COLUMNS", "JITTER_COLUMNS", "JITTER_MEAN_COLUMNS", "JITTER_VARIANCE_COLUMNS", "N_FEATURES"],
     "._splits": ["ROW_SETS", "NodeSplit", "split_node"],
 }
@@ -43,6 +43,7 @@ __all__ = [
     "ROW_SETS",
     "NodeScaler",
     "detect_layout",
+    "node_names",
     "leakage_guard",
     "public_statistics",
     "training_scaler",

@@ -748,6 +748,19 @@ def detect_layout(path) -> str:
     return found[0]
 
 
+def node_names(path, layout="auto") -> list[str]:
+    """The names of a data set's nodes, in :func:`read_dataset`'s order, from its folders and file names
+    alone (no row is read): what a SuperNode checks its ``--node-name`` against before it joins."""
+    root = _existing_dir(path)
+    layout = detect_layout(root) if layout == "auto" else layout
+    if layout == "kaggle":
+        numbers = {int(m.group(1)) for p in root.iterdir() if (m := _KAGGLE_FILE.fullmatch(p.name)) and p.is_file()}
+        return [KAGGLE_DEVICES[n - 1] for n in sorted(numbers) if 1 <= n <= len(KAGGLE_DEVICES)]
+    is_node = _is_uci_device if layout == "uci" else _is_client
+    nodes = [root] if is_node(root) else [d for d in _subdirs(root) if is_node(d)]
+    return [d.resolve().name for d in nodes]
+
+
 def iter_dataset(path, layout="auto", attack_dtype=np.float64) -> Iterator[NodeData]:
     """The nodes of an N-BaIoT data set one at a time, in :func:`read_dataset`'s order, each read (and
     validated, with the same errors) when it is asked for: a caller that keeps only part of each node

@@ -48,6 +48,23 @@ def test_supernode_node_config_carries_the_partition_id_and_an_absolute_quoted_p
     assert node_config == {"data-path": str(data.resolve()), "partition-id": 3, "node-name": "Client-2"}
 
 
+@pytest.mark.parametrize("node, refusal", [
+    (None, "holds 3 nodes (Client-1, Client-2, Client-3); give --node-name"),
+    ("Client-9", "no node named 'Client-9' (found Client-1, Client-2, Client-3) (--node-name)"),
+])
+def test_a_supernode_on_a_folder_of_several_nodes_names_one_of_them_before_it_starts(node, refusal, fedmse_slice,
+                                                                                    monkeypatch):
+    started = []
+    monkeypatch.setattr(service.Service, "__enter__", lambda self: started.append(self.argv) or self)
+
+    result = CliRunner().invoke(fedcl_cli, ["flower", "supernode", "--data", str(fedmse_slice), "--superlink",
+                                            "127.0.0.1:9092", "--partition-id", "1", "--insecure",
+                                            *(["--node-name", node] if node else [])])
+
+    assert result.exit_code == 2 and refusal in result.output
+    assert len(result.output.strip().splitlines()) == 1 and started == []
+
+
 def test_fedcl_flower_supernode_requires_a_partition_id(fedmse_slice, monkeypatch):
     # Prepare: never start a real SuperNode
     started = []
