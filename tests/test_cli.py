@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fedcl.cli import app
@@ -100,6 +104,20 @@ def test_unknown_option_and_bad_values_exit_2(tmp_path):
         refused = runner.invoke(app, ["train", "--data", str(tmp_path), *margin])
         assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
         assert "acceptance_margin" in refused.output
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--no-such-option"], "fedcl run: No such option '--no-such-option'"),
+    (["experiment", "compare"], "fedcl experiment compare: Missing option '--data'"),
+    (["train", "--rounds", "many"], "fedcl train: Invalid value for '--rounds': 'many' is not a valid integer"),
+])
+def test_a_mistyped_command_line_is_one_line_and_exit_2(argv, message):
+    result = subprocess.run([str(Path(sys.executable).with_name("fedcl")), *argv], capture_output=True, text=True,
+                            timeout=120)
+
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {message}") and line.endswith("(--help: the options)")
 
 
 def test_a_node_with_no_other_to_accept_from_exits_2(fedmse_slice, tmp_path):
@@ -225,8 +243,10 @@ def test_a_bug_shows_its_traceback_without_local_variables(tmp_path):
         "    secret = 'hunter2-do-not-print'\n"
         "    raise ValueError('internal shape mismatch')\n"
         "p.load_splits = broken\n"
-        "from fedcl.cli import app\n"
-        f"app(['train', '--data', 'whatever', '--out', {str(tmp_path / 'r')!r}])\n"
+        "import sys\n"
+        f"sys.argv = ['fedcl', 'train', '--data', 'whatever', '--out', {str(tmp_path / 'r')!r}]\n"
+        "from fedcl.cli import main\n"
+        "main()\n"  # the installed `fedcl`
     )
 
     # Execute

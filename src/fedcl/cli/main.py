@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
+import click
+
 from fedcl.cli.detect import detect_command, export_command
-from fedcl.cli.errors import bad_input_exits_2, command_group
+from fedcl.cli.errors import bad_input_exits_2, command_group, fail
 from fedcl.cli.experiment import experiment_app
 from fedcl.cli.flower import flower_app
 from fedcl.cli.traffic import data_app, features_command
@@ -20,5 +24,26 @@ app.add_typer(data_app, name="data")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(flower_app, name="flower")
 
+
+
+def main() -> None:
+    """The installed `fedcl`: as ``app()``, but a mistyped command line (unknown or missing option, bad value)
+    is one line on stderr and exit 2, as every other bad input, not typer's boxed usage."""
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError:  # the help is already printed
+        code = 2
+    except click.UsageError as e:
+        where = f"{e.ctx.command_path}: " if e.ctx is not None else ""
+        code = fail(f"{where}{e.format_message()} (--help: the options)").exit_code
+    except click.ClickException as e:
+        e.show()
+        code = e.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()
