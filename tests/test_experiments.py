@@ -11,8 +11,10 @@ from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from conftest import NBAIOT
+from fedcl import experiments
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
+from fedcl.data import DataError
 from fedcl.eval.plots import plot_curves
 from fedcl.experiments import ablation_methods, shrink, unsupervised_methods
 from fedcl.experiments._heterogeneity import (ALPHAS, MIN_BENIGN_ROWS, dirichlet_groups, heterogeneity_methods,
@@ -47,13 +49,13 @@ def test_compare_quick_runs_every_method_and_reports(fedmse_slice, tmp_path):
     assert (tmp_path / "roc.png").stat().st_size > 10_000
 
 
-@pytest.mark.parametrize("experiment, csv", [("ablation", "results.csv"), ("sweep", "sweep_lr.csv"),
-                                             ("heterogeneity", "heterogeneity.csv")])
-def test_an_interrupted_experiment_keeps_the_rows_of_the_runs_it_finished(experiment, csv, fedmse_slice, tmp_path):
-    from fedcl import experiments
+# experiments that write a table of their own runs (no resuming): their CSV
+TABLES = {experiments.ablation: "results.csv", partial(experiments.sweep_parameter, "lr"): "sweep_lr.csv",
+          experiments.heterogeneity: "heterogeneity.csv"}
 
-    run = {"ablation": experiments.ablation, "heterogeneity": experiments.heterogeneity,
-           "sweep": partial(experiments.sweep_parameter, "lr")}[experiment]
+
+@pytest.mark.parametrize("run, csv", TABLES.items())
+def test_an_interrupted_experiment_keeps_the_rows_of_the_runs_it_finished(run, csv, fedmse_slice, tmp_path):
     (tmp_path / csv).write_text("method,seed\nan earlier run's row,0\n")
     finished = []
 
@@ -69,6 +71,17 @@ def test_an_interrupted_experiment_keeps_the_rows_of_the_runs_it_finished(experi
     # this run's two rows, no other (a progress line ends "<method>: AUROC <value>")
     assert list(rows["method"]) == [line.split(": ")[-2] for line in finished]
     assert rows["auroc"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("run, csv", TABLES.items())
+def test_a_rerun_that_fails_before_its_first_row_keeps_the_earlier_rows(run, csv, tmp_path):
+    earlier = "method,seed\nan earlier run's row,0\n"
+    (tmp_path / csv).write_text(earlier)
+
+    with pytest.raises(DataError, match="does not exist"):
+        run(FedCLConfig(data=str(tmp_path / "no such data")), range(1), True, tmp_path, progress=print)
+
+    assert (tmp_path / csv).read_text() == earlier
 
 
 def test_ablation_and_sweep_quick(fedmse_slice, tmp_path):

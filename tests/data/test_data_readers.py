@@ -120,6 +120,14 @@ def test_detect_layout_and_override(tmp_path):
     for folder in ("uci", "uci/Dev", "kaggle", "clients"):
         assert node_names(tmp_path / folder) == [n.name for n in read_dataset(tmp_path / folder)]
     assert node_names(tmp_path / "kaggle") == [KAGGLE_DEVICES[0], KAGGLE_DEVICES[2]]
+    with pytest.raises(DataError, match="unknown layout 'bogus'"):
+        node_names(tmp_path / "uci", layout="bogus")
+    with pytest.raises(DataError, match="no client folders"):
+        node_names(tmp_path / "uci", layout="clients")
+    write_csv(tmp_path / "kaggle/10.benign.csv", make_rows(2))
+    for unread in (node_names, read_dataset):
+        with pytest.raises(DataError, match="unknown device number 10"):
+            unread(tmp_path / "kaggle")
     with pytest.raises(DataError, match="no known layout"):
         detect_layout(tmp_path / "nothing")
     with pytest.raises(DataError, match="no client folders"):

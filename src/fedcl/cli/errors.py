@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fedcl.errors import ConfigError, InputError
 
@@ -16,7 +17,7 @@ _err = Console(stderr=True)
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr; raise the returned Exit to stop with code 2."""
-    _err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # "[/x]" is text
     return typer.Exit(2)
 
 

@@ -321,11 +321,14 @@ def superlink_command(
 def _served_node(data: Path, node_name: str | None) -> str:
     """The name of the node a SuperNode serves from ``data``, or a one-line refusal now rather than at its
     first round: a folder of several nodes needs ``--node-name``, which must be one of them."""
-    from fedcl.data import node_names
+    from fedcl.data import AmbiguousLayout, node_names
 
     if not data.exists():
         raise ConfigError(f"{data}: data folder not found")
-    names = node_names(data)
+    try:
+        names = node_names(data)
+    except AmbiguousLayout:  # the run's layout key says how to read it, at the first round
+        return node_name or data.resolve().name
     if node_name is not None and node_name not in names:
         raise ConfigError(f"{data}: no node named {node_name!r} (found {', '.join(names)}) (--node-name)")
     if node_name is None and len(names) > 1:
@@ -368,6 +371,7 @@ def supernode_command(
     from fedcl.federated.flower.health import check_address
     from fedcl.federated.flower.service import Service
 
+    node_name = node_name or None  # as the ClientApp reads an empty name
     name = _served_node(data, node_name)
     if not insecure and root_certificates is None:
         raise ConfigError("give --root-certificates ca.crt or --insecure")

@@ -25,7 +25,6 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(flower_app, name="flower")
 
 
-
 def main() -> None:
     """The installed `fedcl`: as ``app()``, but a mistyped command line (unknown or missing option, bad value)
     is one line on stderr and exit 2, as every other bad input, not typer's boxed usage."""
@@ -34,13 +33,13 @@ def main() -> None:
     except click.exceptions.NoArgsIsHelpError:  # the help is already printed
         code = 2
     except click.UsageError as e:
-        where = f"{e.ctx.command_path}: " if e.ctx is not None else ""
-        code = fail(f"{where}{e.format_message()} (--help: the options)").exit_code
+        hint = f" Try '{e.ctx.command_path} --help' for help." if e.ctx is not None else ""
+        code = fail(f"{e.format_message()}{hint}").exit_code
     except click.ClickException as e:
         e.show()
         code = e.exit_code
     except click.Abort:
-        click.echo("Aborted!", err=True)
+        click.echo("Aborted.", err=True)
         code = 1
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -16,7 +16,7 @@ from fedcl import _lazy_exports
 _EXPORTS = {
     "._corrupt": ["FEATURE_GROUPS", "contaminate", "missing_completely_at_random", "missing_feature_group",
                   "missing_row_blocks", "scaled_gaussian_noise"],
-    "._errors": ["DataError"],
+    "._errors": ["AmbiguousLayout", "DataError"],
     "._partition": ["GROUPINGS", "MIN_BENIGN", "dirichlet_partition", "home_cluster_partition",
                     "quantity_skew_partition"],
     "._preprocess": ["JITTER_LIMIT", "NodeScaler", "leakage_guard", "public_statistics", "training_scaler"],
@@ -37,6 +37,7 @@ __all__ = [
     "KAGGLE_DEVICES",
     "LAYOUTS",
     "SCHEMAS",
+    "AmbiguousLayout",
     "DataError",
     "NodeData",
     "NodeSplit",

@@ -1,10 +1,10 @@
-"""The one exception the data layer raises for bad input."""
+"""The exception the data layer raises for bad input (and its one special case)."""
 
 import os
 
 from fedcl.errors import InputError
 
-__all__ = ["DataError"]
+__all__ = ["AmbiguousLayout", "DataError"]
 
 
 class DataError(InputError):
@@ -46,3 +46,7 @@ class DataError(InputError):
             where.append(f"column {column}")
         message = f"{', '.join(where)}: {reason}" if where else reason
         super().__init__(message)
+
+
+class AmbiguousLayout(DataError):
+    """A data folder that matches several layouts: only an explicit ``layout`` says how to read it."""

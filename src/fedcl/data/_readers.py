@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError
+from ._errors import AmbiguousLayout, DataError
 from ._schema import COLUMNS, N_FEATURES
 
 __all__ = ["NodeData", "KAGGLE_DEVICES", "LAYOUTS", "SCHEMAS", "detect_layout", "iter_dataset", "read_dataset",
@@ -636,17 +636,21 @@ def _read_uci_device(d: Path, read) -> NodeData:
     return NodeData(d.resolve().name, benign, attack, family, None, True)
 
 
-def _read_uci(root: Path, read) -> Iterator[NodeData]:
+def _uci_devices(root: Path) -> list[Path]:
     if _is_uci_device(root):
-        yield _read_uci_device(root, read)
-        return
+        return [root]
     devices = [d for d in _subdirs(root) if _is_uci_device(d)]
     if not devices:
         raise DataError("no UCI device folders (with benign_traffic.csv) found", path=root)
-    yield from (_read_uci_device(d, read) for d in devices)
+    return devices
 
 
-def _read_kaggle(root: Path, read) -> Iterator[NodeData]:
+def _read_uci(root: Path, read) -> Iterator[NodeData]:
+    yield from (_read_uci_device(d, read) for d in _uci_devices(root))
+
+
+def _kaggle_devices(root: Path) -> dict[int, dict[str, Path]]:
+    """Device number -> {file kind ("benign", "gafgyt.combo", ...): path}, in number order."""
     groups: dict[int, dict[str, Path]] = {}
     for p in root.iterdir():
         match = _KAGGLE_FILE.fullmatch(p.name)
@@ -660,8 +664,11 @@ def _read_kaggle(root: Path, read) -> Iterator[NodeData]:
         groups.setdefault(number, {})[match.group(2)] = p
     if not groups:
         raise DataError("no Kaggle files (like 1.benign.csv) found", path=root)
-    for number in sorted(groups):
-        files = groups[number]
+    return dict(sorted(groups.items()))
+
+
+def _read_kaggle(root: Path, read) -> Iterator[NodeData]:
+    for number, files in _kaggle_devices(root).items():
         name = KAGGLE_DEVICES[number - 1]
         if "benign" not in files:
             raise DataError(
@@ -690,17 +697,25 @@ def _read_client(d: Path, read) -> NodeData:
     return NodeData(d.resolve().name, benign, attack, family, benign_test, False)
 
 
-def _read_clients(root: Path, read) -> Iterator[NodeData]:
+def _client_folders(root: Path) -> list[Path]:
     if _is_client(root):
-        yield _read_client(root, read)
-        return
+        return [root]
     clients = [d for d in _subdirs(root) if _is_client(d)]
     if not clients:
         raise DataError("no client folders (with normal/data.csv) found", path=root)
-    yield from (_read_client(d, read) for d in clients)
+    return clients
+
+
+def _read_clients(root: Path, read) -> Iterator[NodeData]:
+    yield from (_read_client(d, read) for d in _client_folders(root))
 
 
 _READERS = {"uci": _read_uci, "kaggle": _read_kaggle, "clients": _read_clients}
+# Each layout's nodes by name, in its reader's order, from folder and file names alone.
+# resolve(): a device passed as "." still gets its folder's name.
+_NODE_NAMES = {"uci": lambda root: [d.resolve().name for d in _uci_devices(root)],
+               "kaggle": lambda root: [KAGGLE_DEVICES[n - 1] for n in _kaggle_devices(root)],
+               "clients": lambda root: [d.resolve().name for d in _client_folders(root)]}
 
 
 def detect_layout(path) -> str:
@@ -741,24 +756,27 @@ def detect_layout(path) -> str:
             path=root,
         )
     if len(found) > 1:
-        raise DataError(
+        raise AmbiguousLayout(
             f"matches several layouts ({', '.join(found)}); pass the layout explicitly",
             path=root,
         )
     return found[0]
 
 
-def node_names(path, layout="auto") -> list[str]:
-    """The names of a data set's nodes, in :func:`read_dataset`'s order, from its folders and file names
-    alone (no row is read): what a SuperNode checks its ``--node-name`` against before it joins."""
+def _layout_root(path, layout: str) -> tuple[Path, str]:
+    """The data set's folder and its layout (``"auto"`` detected), or the readers' DataError."""
+    if layout != "auto" and layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}, expected one of: auto, {', '.join(LAYOUTS)}")
     root = _existing_dir(path)
-    layout = detect_layout(root) if layout == "auto" else layout
-    if layout == "kaggle":
-        numbers = {int(m.group(1)) for p in root.iterdir() if (m := _KAGGLE_FILE.fullmatch(p.name)) and p.is_file()}
-        return [KAGGLE_DEVICES[n - 1] for n in sorted(numbers) if 1 <= n <= len(KAGGLE_DEVICES)]
-    is_node = _is_uci_device if layout == "uci" else _is_client
-    nodes = [root] if is_node(root) else [d for d in _subdirs(root) if is_node(d)]
-    return [d.resolve().name for d in nodes]
+    return root, detect_layout(root) if layout == "auto" else layout
+
+
+def node_names(path, layout="auto") -> list[str]:
+    """The names of a data set's nodes, in :func:`read_dataset`'s order and with its errors about the
+    layout, from folder and file names alone (no row is read): what a SuperNode checks its
+    ``--node-name`` against before it joins."""
+    root, layout = _layout_root(path, layout)
+    return _NODE_NAMES[layout](root)
 
 
 def iter_dataset(path, layout="auto", attack_dtype=np.float64) -> Iterator[NodeData]:
@@ -777,13 +795,9 @@ def iter_dataset(path, layout="auto", attack_dtype=np.float64) -> Iterator[NodeD
         then rounded; a finite one beyond float32's range (never in N-BaIoT) is stored at float32's
         largest magnitude.
     """
-    if layout != "auto" and layout not in LAYOUTS:
-        raise DataError(f"unknown layout {layout!r}, expected one of: auto, {', '.join(LAYOUTS)}")
     if attack_dtype not in (np.float64, np.float32):
         raise ValueError(f"attack_dtype must be float64 or float32, got {attack_dtype!r}")
-    root = _existing_dir(path)
-    if layout == "auto":
-        layout = detect_layout(root)
+    root, layout = _layout_root(path, layout)
     # Every layout reader yields in natural name order already (the Kaggle numbers follow the names).
     yield from _READERS[layout](root, functools.partial(_read_matrix, attack_dtype=attack_dtype))
 

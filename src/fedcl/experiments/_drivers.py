@@ -30,12 +30,10 @@ def protocol_text(config: FedCLConfig, seeds: Sequence[int], quick: bool, superv
                            ) + (SUPERVISED_NOTE if supervised else "")
 
 
-def fresh_results(out: Path, name: str) -> Path:
-    """``out / name``, emptied of an earlier run's rows: each run's row is appended as it ends, so an
-    interrupted experiment keeps what it finished and nothing else."""
-    results = prepare_run_dir(out) / name
-    results.unlink(missing_ok=True)
-    return results
+def fresh_results(out: Path, name: str, key: Sequence[str]) -> ResultsFile:
+    """``out / name`` as a table of this run's rows, each written as its run ends (an interrupted
+    experiment keeps what it finished, and nothing of an earlier run once it has a row)."""
+    return ResultsFile(prepare_run_dir(out) / name, key, replace=True)
 
 
 def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, seeds: Sequence[int], quick: bool,
@@ -44,9 +42,9 @@ def _table_report(title: str, methods: Sequence[Method], config: FedCLConfig, se
 
     import pandas as pd
 
-    results = fresh_results(out, "results.csv")
-    rows, scores = run_methods(methods, config, seeds, quick, progress, on_row=ResultsFile(results, ("method", "seed")).append)
-    rows.to_csv(results, index=False)
+    results = fresh_results(out, "results.csv", ("method", "seed"))
+    rows, scores = run_methods(methods, config, seeds, quick, progress, on_row=results.append)
+    rows.to_csv(results.path, index=False)
     save_scores(scores, out / "scores_first_seed.csv.gz")
     plot_roc_methods(pd.read_csv(out / "scores_first_seed.csv.gz"), out / "roc.png")
     report = out / "report.md"
@@ -81,9 +79,9 @@ def sweep_parameter(param: str, config: FedCLConfig, seeds: Sequence[int], quick
     if param not in SWEEPS:
         raise ConfigError(f"unknown sweep {param!r}; choose one of {', '.join(SWEEPS)}")
     grid, metric, log_x = SWEEPS[param]
-    results = fresh_results(out, f"sweep_{param}.csv")
-    rows = sweep(param, grid, config, seeds, quick, progress, on_row=ResultsFile(results, ("seed", param)).append)
-    rows.to_csv(results, index=False)
+    results = fresh_results(out, f"sweep_{param}.csv", ("seed", param))
+    rows = sweep(param, grid, config, seeds, quick, progress, on_row=results.append)
+    rows.to_csv(results.path, index=False)
     import pandas as pd
 
     plot_sweep(pd.read_csv(out / f"sweep_{param}.csv"), param, metric, out / f"sweep_{param}.png", log_x)

@@ -19,7 +19,6 @@ from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, quantity_skew_partition, read_dataset
 from fedcl.experiments._drivers import fresh_results, protocol_text
 from fedcl.experiments._methods import Method, federated_autoencoder_method, fedcl_method
-from fedcl.experiments._resume import ResultsFile
 from fedcl.experiments._runner import mean_std, run_methods
 from fedcl.pipeline import split_nodes
 
@@ -127,15 +126,14 @@ def heterogeneity(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: P
         ``out / "heterogeneity.md"``.
     """
     groups = dirichlet_groups(config)
-    results = fresh_results(out, "heterogeneity.csv")
+    results = fresh_results(out, "heterogeneity.csv", ("partition", "method", "seed"))
     frames = []
     for p in partitions(groups):
-        append = ResultsFile(results, ("partition", "method", "seed")).append
         rows, _ = run_methods(heterogeneity_methods(), config, seeds, quick,
                               lambda line: progress(f"{p.label}: {line}"), make_splits=p.make_splits,
-                              on_row=lambda row, p=p: append({**row, "partition": p.label, "alpha": p.alpha}))
+                              on_row=lambda row, p=p: results.append({**row, "partition": p.label, "alpha": p.alpha}))
         frames.append(rows.assign(partition=p.label, alpha=p.alpha))
-    pd.concat(frames, ignore_index=True).to_csv(results, index=False)
+    pd.concat(frames, ignore_index=True).to_csv(results.path, index=False)
     return write_heterogeneity_report(out, config, seeds, quick)
 
 

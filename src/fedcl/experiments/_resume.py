@@ -39,12 +39,15 @@ def claim_folder(results: Path, config: FedCLConfig, quick: bool, sets: Sequence
 class ResultsFile:
     """``path`` holds one row per run, written as each run ends; ``key`` names the columns that
     identify a run, ``columns`` every column, in file order (so rows appended later line up; default:
-    each row's own keys, for rows that all have the same)."""
+    each row's own keys, for rows that all have the same). ``replace``: the first row written replaces
+    the file's earlier rows (a table that does not resume), so a run that fails before it has a row to
+    write leaves them as they were."""
 
-    def __init__(self, path: Path, key: Sequence[str], columns: Sequence[str] | None = None):
+    def __init__(self, path: Path, key: Sequence[str], columns: Sequence[str] | None = None, replace: bool = False):
         self.path = path
         self.key = list(key)
         self.columns = None if columns is None else list(columns)
+        self._replace = replace
 
     def rows(self) -> pd.DataFrame:
         """Every run written so far (an empty frame with the file's columns if none)."""
@@ -62,6 +65,7 @@ class ResultsFile:
         if missing:
             raise ValueError(f"a result row needs its key columns; missing {sorted(missing)}")
         frame = pd.DataFrame([row]) if self.columns is None else pd.DataFrame([row]).reindex(columns=self.columns)
-        with open(self.path, "a", newline="") as f:
+        with open(self.path, "w" if self._replace else "a", newline="") as f:
             frame.to_csv(f, header=f.tell() == 0, index=False)
             f.flush()
+        self._replace = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from dataclasses import fields
 
@@ -63,6 +64,17 @@ def test_a_supernode_on_a_folder_of_several_nodes_names_one_of_them_before_it_st
 
     assert result.exit_code == 2 and refusal in result.output
     assert len(result.output.strip().splitlines()) == 1 and started == []
+
+
+def test_a_folder_of_several_layouts_is_left_to_the_run_s_layout_key(fedmse_slice, tmp_path):
+    from fedcl.cli.flower import _served_node
+
+    both = tmp_path / "gateway"
+    shutil.copytree(fedmse_slice / "Client-1", both / "Client-1")
+    (both / "1.benign.csv").write_text("")  # a Kaggle file too: only the run's layout says which to read
+
+    assert _served_node(both, None) == "gateway"
+    assert _served_node(both, "Client-1") == "Client-1"
 
 
 def test_fedcl_flower_supernode_requires_a_partition_id(fedmse_slice, monkeypatch):
