@@ -84,7 +84,7 @@ def sweep_parameter(param: str, config: FedCLConfig, seeds: Sequence[int], quick
     rows.to_csv(results.path, index=False)
     import pandas as pd
 
-    plot_sweep(pd.read_csv(out / f"sweep_{param}.csv"), param, metric, out / f"sweep_{param}.png", log_x)
+    plot_sweep(pd.read_csv(results.path), param, metric, out / f"sweep_{param}.png", log_x)
     stats = rows.groupby(param)[metric].agg(["mean", "std"])
     table = "\n".join([f"| {param} | {metric} mean | std |", "|---|---|---|"] +
                       [f"| {v:g} | {r['mean']:.4f} | {r['std']:.4f} |" for v, r in stats.iterrows()])
