@@ -147,6 +147,17 @@ def test_the_vote_and_summary_carry_across_chunks():
     assert summary.lines()[2:] == [f"  {count:6,d}  {channel}" for channel, count in top.items()]
 
 
+def test_a_window_longer_than_the_traffic_says_it_cannot_alarm():
+    flagged = pd.DataFrame({"alert": np.ones(50, dtype=np.int64), "alert_w101": np.zeros(50, dtype=np.int64)})
+
+    long, fitting = detect.summarise_alerts(flagged, 101), detect.summarise_alerts(flagged.iloc[:, :1].assign(
+        alert_w99=majority_vote(np.ones(50, dtype=np.int64), 99)), 99)
+
+    assert long[-1] == ("window 101 needs more than 50 flagged packets to alarm, and 50 were scored: a shorter "
+                        "--window, or a longer capture")
+    assert len(fitting) == 1 and fitting[0].endswith("window 99: 1 (2.00%)")  # the 50th of 99 is a majority
+
+
 def test_an_interrupt_keeps_the_rows_written(plain_run, capture_20k, tmp_path, monkeypatch):
     # Prepare: Ctrl-C while the second frame is scored
     scored = detect.detect_chunks

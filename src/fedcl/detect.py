@@ -289,6 +289,9 @@ class AlertSummary:
         rate = (lambda k: k / n) if n else (lambda k: float("nan"))
         lines = [f"{n:,} packets; per-packet alerts {self.alerts:,} ({rate(self.alerts):.2%}); "
                  f"window {self.window}: {windowed:,} ({rate(windowed):.2%})"]
+        if 0 < n <= self.window // 2:  # a windowed alarm needs more flagged packets than there are
+            lines.append(f"window {self.window} needs more than {self.window // 2:,} flagged packets to alarm, and "
+                         f"{n:,} were scored: a shorter --window, or a longer capture")
         if self.first_time is not None and n > 1:
             minutes = max((self.last_time - self.first_time) / 60, 1 / 60)
             lines.append(f"{minutes:.1f} min of traffic: {windowed / minutes:.1f} windowed alerts per minute")
