@@ -148,10 +148,10 @@ def test_the_vote_and_summary_carry_across_chunks():
 
 
 def test_a_window_longer_than_the_traffic_says_it_cannot_alarm():
-    flagged = pd.DataFrame({"alert": np.ones(50, dtype=np.int64), "alert_w101": np.zeros(50, dtype=np.int64)})
+    flags = np.ones(50, dtype=np.int64)  # every packet flagged
 
-    long, fitting = detect.summarise_alerts(flagged, 101), detect.summarise_alerts(flagged.iloc[:, :1].assign(
-        alert_w99=majority_vote(np.ones(50, dtype=np.int64), 99)), 99)
+    long = detect.summarise_alerts(pd.DataFrame({"alert": flags, "alert_w101": majority_vote(flags, 101)}), 101)
+    fitting = detect.summarise_alerts(pd.DataFrame({"alert": flags, "alert_w99": majority_vote(flags, 99)}), 99)
 
     assert long[-1] == ("window 101 needs more than 50 flagged packets to alarm, and 50 were scored: a shorter "
                         "--window, or a longer capture")

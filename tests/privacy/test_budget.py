@@ -118,8 +118,9 @@ def test_node_config_carries_the_budget_as_flower_parses_it_and_wants_both_halve
 
 
 def test_supernode_refuses_half_a_budget_in_one_line_before_starting_anything(fedmse_slice):
-    result = CliRunner().invoke(app, ["flower", "supernode", "--data", str(fedmse_slice / "Client-1"), "--superlink", "127.0.0.1:9092",
-                                      "--partition-id", "1", "--insecure", "--max-epsilon", "4"])
+    result = CliRunner().invoke(app, ["flower", "supernode", "--data", str(fedmse_slice / "Client-1"),
+                                      "--superlink", "127.0.0.1:9092", "--partition-id", "1", "--insecure",
+                                      "--max-epsilon", "4"])
 
     assert result.exit_code == 2 and "--max-epsilon with --privacy-ledger" in result.output
     assert len(result.output.strip().splitlines()) == 1
