@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.data import read_dataset
-from fedcl.experiments._benchmark import (ACCEPTING, SHARED_ONLY, WEIGHTED, Cell, benchmark, benchmark_methods, cells,
-                                          federation_benign_fpr, foreign_cells, named_cells, no_regret)
+from fedcl.experiments._benchmark import (ACCEPTING, OURS, SHARED_ONLY, TPR_GRID, WEIGHTED, Cell, behind_curves, benchmark,
+                                          benchmark_methods, cells, federation_benign_fpr, foreign_cells, named_cells,
+                                          no_regret)
 from fedcl.experiments._methods import Method, per_node_method
 from fedcl.baselines import KNNDetector
 
@@ -35,6 +36,13 @@ def test_quick_benchmark_runs_every_cell_and_method_and_reports(fedmse_slice, tm
     report = (tmp_path / "benchmark.md").read_text()
     assert "## No regret" in report and "natural, unseen device" in report and "## No regret of fedcl with two views" in report
     assert (tmp_path / "benchmark.png").stat().st_size > 10_000
+    assert (tmp_path / "no-regret.png").stat().st_size > 10_000 and "![no regret](no-regret.png)" in report
+    # every run's ROC tail, kept beside its row: FPR grows with TPR and meets the row's FPR@TPR0.99
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves[["cell", "method"]].equals(rows[["cell", "method"]])
+    fprs = curves[[str(t) for t in TPR_GRID]].to_numpy()
+    assert (np.diff(fprs, axis=1) >= 0).all()
+    np.testing.assert_allclose(curves["0.99"], rows["fpr_at_tpr99"])
 
 
 def test_an_interrupted_benchmark_resumes_where_it_stopped(fedmse_slice, tmp_path):
@@ -53,6 +61,18 @@ def test_an_interrupted_benchmark_resumes_where_it_stopped(fedmse_slice, tmp_pat
     again = pd.read_csv(tmp_path / "results.csv")
     assert len(ran) == 1 and len(again) == len(full)
     np.testing.assert_allclose(again["auroc"], full["auroc"])
+
+
+def test_seeds_run_as_listed_and_a_bad_list_exits_2(fedmse_slice, tmp_path):
+    args = ["experiment", "benchmark", "--data", str(fedmse_slice), "--out", str(tmp_path), "--quick", "--cell",
+            "natural", "--method", "k-NN per node", "--seeds"]
+
+    listed = runner.invoke(app, [*args, "2,1"])
+    repeated = runner.invoke(app, [*args, "1,1"])
+
+    assert listed.exit_code == 0, listed.output
+    assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [2, 1]  # the report seeds, without seed 0
+    assert repeated.exit_code == 2 and "distinct seeds" in repeated.output and "Traceback" not in repeated.output
 
 
 def test_only_the_cells_asked_for_run(fedmse_slice, tmp_path):
@@ -135,6 +155,27 @@ def test_no_regret_needs_both_auroc_and_fpr_at_least_as_good():
     assert not table.loc["c1", "no regret"] and table.loc["c2", "no regret"]
     assert table.loc["c1", "by"] == "LOF"
     assert list(two_views.index) == ["c1"] and two_views.loc["c1", "best baseline auroc"] == 0.98
+
+
+def test_behind_curves_show_fedcl_and_the_baselines_ahead_where_it_is_behind():
+    # Prepare: c1 behind LOF on AUROC and k-NN on FPR; c2 ahead; curves of two seeds and of a seed not shown
+    rows = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": 1, "auroc": a, "fpr_at_tpr99": f}
+                         for c, m, a, f in [("c1", OURS, 0.99, 0.05), ("c1", "LOF", 0.995, 0.06),
+                                            ("c1", "k-NN", 0.98, 0.04), ("c1", "IF", 0.9, 0.5),
+                                            ("c2", OURS, 0.99, 0.01), ("c2", "LOF", 0.98, 0.04)]])
+    curves = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": seed, "0.9": f / 2, "0.99": f}
+                           for c, m in [("c1", OURS), ("c1", "LOF"), ("c1", "k-NN"), ("c1", "IF"), ("c2", OURS)]
+                           for seed, f in [(1, 0.1), (2, 0.3), (0, 0.9)]])
+
+    # Execute
+    tails = behind_curves(no_regret(rows), curves, seeds=[1, 2])
+
+    # Assert: only c1; fedcl and the two baselines ahead of it, each the mean over the shown seeds
+    assert set(tails["panel"]) == {"d: c1"}
+    assert list(pd.unique(tails["method"])) == [OURS, "LOF", "k-NN"]
+    ours = tails[tails["method"] == OURS]
+    np.testing.assert_allclose(ours["tpr"], [0.9, 0.99])
+    np.testing.assert_allclose(ours["fpr"], [0.1, 0.2])
 
 
 def test_a_node_from_another_network_joins_each_folder(fedmse_slice, tmp_path):

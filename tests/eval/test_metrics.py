@@ -99,6 +99,8 @@ def test_fpr_at_tpr_by_hand():
     assert fpr_at_tpr(y, scores, 0.75) == pytest.approx(0.25)
     assert fpr_at_tpr(y, scores, 0.99) == pytest.approx(0.75)
     assert fpr_at_tpr(y, scores, 1.0) == pytest.approx(0.75)
+    # several targets at once: the curve sampled at each, as one call per target gives
+    np.testing.assert_allclose(fpr_at_tpr(y, scores, np.array([0.5, 0.75, 0.99])), [0.0, 0.25, 0.75])
 
 
 def test_fpr_at_tpr_perfect_separation_is_zero():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,8 @@ experiment_app = command_group("Reproducible experiments: compare, ablation, swe
                                "attacks, benchmark, privacy, audit.")
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
-Seeds = Annotated[int, typer.Option(help="Number of seeds (0 … n−1).")]
+Seeds = Annotated[str, typer.Option(help="Number of seeds n (seeds 0 … n−1), or the seeds, comma-separated "
+                                         "(1,2,3: the report seeds, without the development seed 0).")]
 Quick = Annotated[bool, typer.Option(help="Small slices and 3 rounds: minutes become seconds (for CI).")]
 Config = Annotated[Path | None, typer.Option(help="TOML file with FedCLConfig keys.")]
 Schema = Annotated[str | None, typer.Option(help="nbaiot (default) | auto: the numeric columns of any header "
@@ -36,13 +38,18 @@ def _nbaiot_only(config: FedCLConfig, what: str) -> None:
         raise ConfigError(f"{what} read(s) N-BaIoT's named columns; leave it out with --schema {config.schema}")
 
 
-def _seeds(count: int) -> range:
-    """Seeds 0 … count − 1, or a one-line refusal."""
+def _seeds(text: str) -> Sequence[int]:
+    """Seeds 0 … n − 1 for a count n, the seeds named for a comma-separated list; or a one-line refusal."""
     from fedcl.errors import ConfigError
 
-    if count < 1:
-        raise ConfigError(f"--seeds {count}: give at least one seed")
-    return range(count)
+    values = _numbers(text, "seeds", int)
+    if "," not in text and values:
+        if values[0] < 1:
+            raise ConfigError(f"--seeds {text}: give at least one seed")
+        return range(values[0])
+    if not values or min(values) < 0 or len(set(values)) < len(values):
+        raise ConfigError(f"--seeds {text!r}: give a number of seeds, or distinct seeds ≥ 0 comma-separated")
+    return values
 
 
 def _done(report: Path) -> None:
@@ -52,7 +59,7 @@ def _done(report: Path) -> None:
 @experiment_app.command("compare")
 @bad_input_exits_2
 def compare_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/compare"),
-                    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
+                    seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None,
                     supervised: Annotated[bool, typer.Option(help="Include the supervised rows.")] = True) -> None:
     """fedcl against every baseline on the same splits: table (Markdown + CSV) and ROC curves."""
     from fedcl.experiments import compare
@@ -66,7 +73,7 @@ def compare_command(data: Data, out: Annotated[Path, typer.Option(help="Result f
 @experiment_app.command("ablation")
 @bad_input_exits_2
 def ablation_command(data: Data, out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/ablation"),
-                     seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
+                     seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
     """fedcl with each part removed: FedAvg weights, λ = 0, no node normalisation, no federation."""
     from fedcl.experiments import ablation
 
@@ -77,7 +84,7 @@ def ablation_command(data: Data, out: Annotated[Path, typer.Option(help="Result 
 @bad_input_exits_2
 def sweep_command(param: Annotated[str, typer.Argument(help="lr (AUROC) or temperature (F1).")], data: Data,
                   out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/sweep"),
-                  seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
+                  seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
     """fedcl's sensitivity to one hyperparameter (7-point grid), PNG + CSV."""
     from fedcl.experiments import sweep_parameter
 
@@ -88,7 +95,7 @@ def sweep_command(param: Annotated[str, typer.Argument(help="lr (AUROC) or tempe
 @bad_input_exits_2
 def heterogeneity_command(data: Data,
                           out: Annotated[Path, typer.Option(help="Result folder.")] = Path("runs/heterogeneity"),
-                          seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
+                          seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None) -> None:
     """fedcl (dynamic, FedAvg, guarded weights) and the federated autoencoder on natural, Dirichlet(α) and
     quantity-skewed partitions of the same rows: AUROC, FPR@TPR0.99, worst-node AUROC (CSV, PNG, Markdown)."""
     from fedcl.experiments import heterogeneity
@@ -129,7 +136,7 @@ def corruption_command(
     data: OptionalData = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")]
     = Path("runs/corruption"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
+    seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None,
     kinds: Annotated[str, typer.Option(help="Corruptions, comma-separated: mcar, missing-streams, row-blocks, "
                                             "noise, contamination.")]
     = "mcar,missing-streams,row-blocks,noise,contamination",
@@ -155,7 +162,7 @@ def attacks_command(
     data: OptionalData = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")]
     = Path("runs/attacks"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
+    seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None,
     rules: Annotated[str, typer.Option(help="Server rules, comma-separated (--aggregation names).")]
     = ",".join(AGGREGATIONS),
     behaviours: Annotated[str | None, typer.Option(help="Behaviours of the bad nodes, comma-separated: noisy, "
@@ -187,7 +194,7 @@ def attacks_command(
 def benchmark_command(
     data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/benchmark"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None, schema: Schema = None,
+    seeds: Seeds = "3", quick: Quick = False, config: Config = None, schema: Schema = None,
     cell: Annotated[list[str] | None, typer.Option(help="Only this cell (repeat for several), e.g. 'natural' or "
                                                     "'natural, 250 train rows'.")] = None,
     method: Annotated[list[str] | None, typer.Option(help="Only this method (repeat for several), e.g. "
@@ -212,7 +219,7 @@ def benchmark_command(
 def privacy_command(
     data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/privacy"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    seeds: Seeds = "3", quick: Quick = False, config: Config = None,
     epsilons: Annotated[str | None, typer.Option(help="Record-level ε per node for the whole run, comma-separated; "
                                                       "inf: in the clear (default: 0.5,1,2,4,8,inf).")] = None,
     cell: Annotated[list[str] | None, typer.Option(help="Only this benchmark cell (repeat for several); default: "
@@ -255,7 +262,7 @@ def privacy_command(
 def audit_command(
     data: Annotated[list[str] | None, typer.Option(help="Data folder (repeat for several); default: the simulated network.")] = None,
     out: Annotated[Path, typer.Option(help="Result folder; a rerun resumes from its results.csv.")] = Path("runs/audit"),
-    seeds: Seeds = 3, quick: Quick = False, config: Config = None,
+    seeds: Seeds = "3", quick: Quick = False, config: Config = None,
     epsilons: Annotated[str | None, typer.Option(help="Record-level ε per node for the whole run, comma-separated; "
                                                       "inf: in the clear (default: 1,8,inf).")] = None,
     cell: Annotated[list[str] | None, typer.Option(help="Only this benchmark cell (repeat for several); default: "

@@ -10,12 +10,14 @@ METRIC_KEYS = (
 )
 
 
-def fpr_at_tpr(y_true: np.ndarray, scores: np.ndarray, tpr_target: float = 0.99,
-               sample_weight: np.ndarray | None = None) -> float:
-    """Smallest false-positive rate of any threshold that catches ``tpr_target`` of the attacks."""
+def fpr_at_tpr(y_true: np.ndarray, scores: np.ndarray, tpr_target: float | np.ndarray = 0.99,
+               sample_weight: np.ndarray | None = None) -> float | np.ndarray:
+    """Smallest false-positive rate of any threshold that catches ``tpr_target`` of the attacks (an array of
+    targets: one rate each, a ROC curve sampled where it matters)."""
     # Keep every threshold: collinear points that roc_curve drops by default can be the best one.
     fpr, tpr, _ = roc_curve(y_true, scores, sample_weight=sample_weight, drop_intermediate=False)
-    return float(fpr[np.searchsorted(tpr, tpr_target, side="left")])
+    at = fpr[np.searchsorted(tpr, tpr_target, side="left")]
+    return float(at) if np.ndim(tpr_target) == 0 else at
 
 
 def ranking_metrics(y_true: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None = None,

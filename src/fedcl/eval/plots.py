@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
@@ -182,3 +183,50 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
     fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1 - 0.3 / fig.get_figheight()))
     _save(fig, out)
     return out
+
+
+@_styled
+def plot_no_regret(table: pd.DataFrame, path: Path, floor: float = 1e-4) -> None:
+    """Per cell of a no-regret table (``fedcl.experiments.no_regret``), fedcl's misses (1 − AUROC) and
+    FPR@TPR0.99 as multiples of the best baseline's: left of 1 ahead, right of it (red) behind."""
+    ratios = {  # a figure of 0 counts as ``floor``: the ratio stays finite
+        "1 − AUROC": (1 - table["fedcl auroc"]).clip(lower=floor) / (1 - table["best baseline auroc"]).clip(lower=floor),
+        "FPR@TPR0.99": table["fedcl fpr@tpr99"].clip(lower=floor) / table["best baseline fpr@tpr99"].clip(lower=floor),
+    }
+    best = {"1 − AUROC": table["by"], "FPR@TPR0.99": table["by "]}
+    y = np.arange(len(table))[::-1]  # the table's first cell on top
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.2 * len(table) + 1.4), sharey=True)
+    for ax, (metric, ratio) in zip(axes, ratios.items()):
+        behind = ratio.to_numpy() > 1
+        ax.barh(y, ratio - 1, left=1, color=np.where(behind, "tab:red", "tab:blue"), height=0.7)
+        for yi, r, name in zip(y[behind], ratio[behind], best[metric][behind]):  # left of 1: that row is empty
+            ax.annotate(f"{r:.2f}× {name} ", (1, yi), va="center", ha="right", fontsize=6, color="tab:red")
+        ax.axvline(1, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # ratios span less than a decade or two
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"{metric}: fedcl ÷ best baseline (log; < 1 ahead)")
+    axes[0].set_yticks(y, [f"{d}: {c}" for d, c in zip(table["data"], table["cell"])])
+    fig.suptitle("No regret per cell: fedcl against the best baseline on each metric (means over seeds)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+@_styled
+def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str) -> None:
+    """The last stretch of pooled ROC curves, one panel per value of ``panel``: ``fpr`` at each ``tpr``
+    (columns), one line per ``method``, ``ours`` bold; log FPR axis, TPR from 0.9."""
+    panels = pd.unique(curves["panel"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for method, df in curves[curves["panel"] == panel].groupby("method", sort=False):
+            ax.plot(df["fpr"], df["tpr"], marker=".", ms=3, lw=2.2 if method == ours else 1.0, label=str(method))
+        ax.axhline(0.99, ls=":", color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_ylim(0.9, 1.001)
+        ax.set_title(str(panel))
+        ax.set_xlabel("false-positive rate (log)")
+    axes[0][0].set_ylabel("true-positive rate (attack rows caught)")
+    _legend_beside(axes[0][-1])
+    _save(fig, path)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from fedcl.config import FedCLConfig
 from fedcl.data import NodeData, NodeSplit, detect_layout, dirichlet_partition, home_cluster_partition, read_dataset
+from fedcl.eval.metrics import fpr_at_tpr
 from fedcl.experiments._methods import Method, fedcl_method, shrink, unsupervised_methods
 from fedcl.experiments._resume import ResultsFile, claim_folder
 from fedcl.experiments._runner import QUICK_ROUNDS, mean_std, one_torch_thread
@@ -54,6 +55,9 @@ threshold, on the other nodes' held-out benign rows (traffic the federation has 
 has not), apart from the FPR on its own benign test rows."""
 
 RESULTS = "results.csv"
+CURVES = "curves.csv"  # one row per run: its pooled FPR at each TPR of TPR_GRID
+# where pooled ROC curves part: the bulk coarsely, the last tenth of the attacks (FPR@TPR0.99's region) finely
+TPR_GRID = np.round(np.r_[np.arange(0.5, 0.9, 0.05), np.linspace(0.9, 1.0, 41)], 4)
 DEV_SEED = 0
 SMALL_TRAIN_ROWS = (1000, 500, 250)
 QUICK_SMALL_TRAIN_ROWS = (250,)
@@ -203,17 +207,25 @@ def cell_splits(cell: Cell, config: FedCLConfig, quick: bool) -> list[NodeSplit]
 
 def run_cell(cell: Cell, method: Method, config: FedCLConfig, splits: list[NodeSplit]) -> dict:
     """One row of results.csv: pooled and per-node figures of one method in one cell and seed."""
+    return run_cell_with_curve(cell, method, config, splits)[0]
+
+
+def run_cell_with_curve(cell: Cell, method: Method, config: FedCLConfig, splits: list[NodeSplit]) -> tuple[dict, dict]:
+    """:func:`run_cell`'s row, and one row of curves.csv: the pooled FPR at each TPR of :data:`TPR_GRID`."""
     start = time.perf_counter()
     detectors, test_splits = _fit(method, splits, config, cell.unseen)
-    summary = summarise(score_nodes(detectors, test_splits))
+    scores = score_nodes(detectors, test_splits)
+    summary = summarise(scores)
     node_auroc = [m["auroc"] for m in summary["nodes"].values() if m["auroc"] is not None]
-    return {"data": cell.data, "cell": cell.name, "method": method.name, "seed": config.seed,
+    key = {"data": cell.data, "cell": cell.name, "method": method.name, "seed": config.seed}
+    curve = dict(zip(map(str, TPR_GRID), fpr_at_tpr(scores["label"].to_numpy(), scores["score"].to_numpy(), TPR_GRID)))
+    return {**key,
             "auroc": summary["pooled"]["auroc"], "fpr_at_tpr99": summary["pooled"]["fpr_at_tpr99"],
             "mean_node_auroc": float(np.mean(node_auroc)) if node_auroc else None,
             "worst_node_auroc": min(node_auroc) if node_auroc else None,
             "own_benign_fpr": summary["pooled"]["fpr"],
             "federation_benign_fpr": federation_benign_fpr(detectors, test_splits),
-            "nodes": len(test_splits), "seconds": time.perf_counter() - start}
+            "nodes": len(test_splits), "seconds": time.perf_counter() - start}, {**key, **curve}
 
 
 @one_torch_thread()
@@ -250,7 +262,8 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
             todo = [m for m in methods if (cell.data, cell.name, m.name, str(seed)) not in done]
             splits = cell_splits(cell, cfg, quick) if todo else []  # read and dealt once per cell and seed
             for method in todo:
-                row = run_cell(cell, method, cfg, splits)
+                row, curve = run_cell_with_curve(cell, method, cfg, splits)
+                ResultsFile(out / CURVES, KEY).append(curve)  # before the row that marks the run done
                 ResultsFile(results, KEY).append(row)
                 progress(f"{Path(cell.data).name} | {cell.name} | seed {seed} | {method.name}: "
                          f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
@@ -295,9 +308,25 @@ def _method_table(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def behind_curves(table: pd.DataFrame, curves: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
+    """For each cell a no-regret ``table`` marks behind: the pooled ROC tail (mean FPR over ``seeds`` at each
+    TPR of the grid) of fedcl and of the baselines ahead of it, from those ``curves`` (curves.csv rows) ran."""
+    curves = curves[curves["seed"].isin(seeds)].drop_duplicates(KEY, keep="last")  # a run cut before its row
+    tprs = [c for c in curves.columns if c not in KEY]
+    frames = []
+    for _, miss in table[~table["no regret"]].iterrows():
+        methods = list(dict.fromkeys([OURS, miss["by"], miss["by "]]))
+        mine = curves[(curves["data"].map(lambda d: Path(d).name) == miss["data"]) & (curves["cell"] == miss["cell"])
+                      & curves["method"].isin(methods)]
+        for method, df in mine.groupby("method", sort=False):
+            frames.append(pd.DataFrame({"panel": f"{miss['data']}: {miss['cell']}", "method": method,
+                                        "tpr": np.asarray(tprs, dtype=float), "fpr": df[tprs].mean().to_numpy()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def write_benchmark_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
-    """benchmark.md and benchmark.png from ``out/results.csv``."""
-    from fedcl.eval.plots import plot_curves
+    """benchmark.md, benchmark.png, no-regret.png and (where fedcl is behind) behind.png from ``out``'s results."""
+    from fedcl.eval.plots import plot_curves, plot_no_regret, plot_tail_roc
     from fedcl.experiments._drivers import protocol_text
 
     rows = pd.read_csv(out / RESULTS)
@@ -307,6 +336,21 @@ def write_benchmark_report(out: Path, config: FedCLConfig, seeds: Sequence[int],
              else "the development seed only (no report seed has run)")
     plot_curves(shown.assign(data=shown["data"].map(lambda d: Path(d).name)), "cell", ["auroc", "fpr_at_tpr99"],
                 out / "benchmark.png", panel="data", title=f"Benchmark, {which}: mean ± std over seeds")
+    table = no_regret(shown)
+    figures = ""
+    if len(table):
+        plot_no_regret(table, out / "no-regret.png")
+        figures = "\n![no regret](no-regret.png)\n"
+        tails = (behind_curves(table, pd.read_csv(out / CURVES), pd.unique(shown["seed"]))
+                 if (out / CURVES).is_file() else pd.DataFrame())
+        if len(tails):
+            plot_tail_roc(tails, out / "behind.png", ours=OURS)
+            figures += f"""
+Where fedcl is behind: the pooled ROC curves' last stretch (mean FPR over the seeds at each TPR) of fedcl and
+of the baselines ahead of it, in the cells whose runs kept their curves ([{CURVES}]({CURVES})).
+
+![behind](behind.png)
+"""
     variant_text = "" if WEIGHTED not in set(shown["method"]) else f"""
 ## No regret of fedcl with two views (`personalisation = "weighted"`, the default before session 16)
 
@@ -323,8 +367,8 @@ the tables below are on {which}.
 
 ## No regret: fedcl against the best baseline of each cell (means over seeds)
 
-{_markdown(no_regret(shown))}
-{variant_text}
+{_markdown(table)}
+{figures}{variant_text}
 ## Every method in every cell
 
 {_method_table(shown)}
