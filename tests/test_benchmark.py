@@ -13,7 +13,7 @@ from fedcl.config import FedCLConfig
 from fedcl.data import read_dataset
 from fedcl.experiments._benchmark import (ACCEPTING, OURS, SHARED_ONLY, TPR_GRID, WEIGHTED, Cell, behind_curves, benchmark,
                                           benchmark_methods, cells, federation_benign_fpr, foreign_cells, named_cells,
-                                          no_regret)
+                                          no_regret, write_benchmark_report)
 from fedcl.experiments._methods import Method, per_node_method
 from fedcl.baselines import KNNDetector
 
@@ -176,6 +176,26 @@ def test_behind_curves_show_fedcl_and_the_baselines_ahead_where_it_is_behind():
     ours = tails[tails["method"] == OURS]
     np.testing.assert_allclose(ours["tpr"], [0.9, 0.99])
     np.testing.assert_allclose(ours["fpr"], [0.1, 0.2])
+
+
+def test_the_report_draws_the_curves_of_the_cells_behind_and_only_where_runs_kept_them(tmp_path):
+    # Prepare: fedcl behind LOF in c1 (with curves), behind in c2 (rows from before curves), ahead in c3
+    figures = {"c1": (0.99, 0.05, 0.995, 0.04), "c2": (0.99, 0.05, 0.995, 0.04), "c3": (0.999, 0.01, 0.99, 0.05)}
+    rows = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": 1, "auroc": a, "fpr_at_tpr99": f,
+                          "worst_node_auroc": a, "own_benign_fpr": 0.01, "federation_benign_fpr": 0.02}
+                         for c, (a, f, la, lf) in figures.items() for m, a, f in [(OURS, a, f), ("LOF", la, lf)]])
+    rows.to_csv(tmp_path / "results.csv", index=False)
+    curves = rows[rows["cell"] != "c2"][["data", "cell", "method", "seed"]]
+    curves.assign(**{str(t): t / 10 for t in TPR_GRID}).to_csv(tmp_path / "curves.csv", index=False)
+
+    # Execute
+    report = write_benchmark_report(tmp_path, FedCLConfig(), [1], quick=False).read_text()
+
+    # Assert: the no-regret chart always; the curves of c1 alone
+    assert "![no regret](no-regret.png)" in report and "![behind](behind.png)" in report
+    assert (tmp_path / "no-regret.png").stat().st_size > 10_000 and (tmp_path / "behind.png").stat().st_size > 10_000
+    (tmp_path / "curves.csv").unlink()
+    assert "behind.png" not in write_benchmark_report(tmp_path, FedCLConfig(), [1], quick=False).read_text()
 
 
 def test_a_node_from_another_network_joins_each_folder(fedmse_slice, tmp_path):

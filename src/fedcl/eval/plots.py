@@ -37,6 +37,14 @@ def _legend_beside(ax) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
 
 
+def _log_x(ax) -> None:
+    """A log x axis labelled at 1, 2 and 5 of each decade, in plain numbers: these spans are a decade or two."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path: Path) -> None:
     fig.savefig(path, bbox_inches="tight")  # "tight" keeps legends placed beside the axes
     plt.close(fig)
@@ -202,10 +210,7 @@ def plot_no_regret(table: pd.DataFrame, path: Path, floor: float = 1e-4) -> None
         for yi, r, name in zip(y[behind], ratio[behind], best[metric][behind]):  # left of 1: that row is empty
             ax.annotate(f"{r:.2f}× {name} ", (1, yi), va="center", ha="right", fontsize=6, color="tab:red")
         ax.axvline(1, color="black", lw=0.8)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # ratios span less than a decade or two
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_x(ax)
         ax.set_xlabel(f"{metric}: fedcl ÷ best baseline (log; < 1 ahead)")
     axes[0].set_yticks(y, [f"{d}: {c}" for d, c in zip(table["data"], table["cell"])])
     fig.suptitle("No regret per cell: fedcl against the best baseline on each metric (means over seeds)", fontsize=10)
@@ -214,19 +219,25 @@ def plot_no_regret(table: pd.DataFrame, path: Path, floor: float = 1e-4) -> None
 
 
 @_styled
-def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str) -> None:
+def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str, from_tpr: float = 0.9) -> None:
     """The last stretch of pooled ROC curves, one panel per value of ``panel``: ``fpr`` at each ``tpr``
-    (columns), one line per ``method``, ``ours`` bold; log FPR axis, TPR from 0.9."""
+    (columns) from ``from_tpr`` on, one line per ``method`` in one colour across panels, ``ours`` bold;
+    log FPR axis."""
+    curves = curves[curves["tpr"] >= from_tpr]
     panels = pd.unique(curves["panel"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 3.6), squeeze=False)
+    colours = dict(zip(pd.unique(curves["method"]), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 3.6), squeeze=False, sharey=True)
     for ax, panel in zip(axes[0], panels):
         for method, df in curves[curves["panel"] == panel].groupby("method", sort=False):
-            ax.plot(df["fpr"], df["tpr"], marker=".", ms=3, lw=2.2 if method == ours else 1.0, label=str(method))
+            ax.plot(df["fpr"], df["tpr"], marker=".", ms=3, lw=2.2 if method == ours else 1.0, color=colours[method],
+                    label=str(method))
         ax.axhline(0.99, ls=":", color="grey", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_ylim(0.9, 1.001)
+        _log_x(ax)
+        ax.set_ylim(from_tpr, 1.001)
         ax.set_title(str(panel))
         ax.set_xlabel("false-positive rate (log)")
     axes[0][0].set_ylabel("true-positive rate (attack rows caught)")
-    _legend_beside(axes[0][-1])
+    # One legend for every panel: each shows fedcl and the baselines ahead of it there
+    legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
+    axes[0][-1].legend(legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     _save(fig, path)
