@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.data import read_dataset
-from fedcl.experiments._benchmark import (ACCEPTING, OURS, SHARED_ONLY, TPR_GRID, WEIGHTED, Cell, behind_curves, benchmark,
-                                          benchmark_methods, cells, federation_benign_fpr, foreign_cells, named_cells,
-                                          no_regret, write_benchmark_report)
+from fedcl.experiments._benchmark import (ACCEPTING, CURVE_COLUMNS, OURS, SHARED_ONLY, TPR_GRID, WEIGHTED, Cell,
+                                          behind_curves, benchmark, benchmark_methods, cells, federation_benign_fpr,
+                                          foreign_cells, named_cells, no_regret, write_benchmark_report)
 from fedcl.experiments._methods import Method, per_node_method
 from fedcl.baselines import KNNDetector
 
@@ -57,10 +57,12 @@ def test_an_interrupted_benchmark_resumes_where_it_stopped(fedmse_slice, tmp_pat
     # Execute
     benchmark(config, [str(fedmse_slice)], [0], True, tmp_path, progress=ran.append, methods=[knn])
 
-    # Assert: only the missing row ran again, with the same figures
+    # Assert: only the missing row ran again, with the same figures; its curve, written before the row, twice
     again = pd.read_csv(tmp_path / "results.csv")
     assert len(ran) == 1 and len(again) == len(full)
     np.testing.assert_allclose(again["auroc"], full["auroc"])
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert len(curves) == len(full) + 1 and curves.iloc[-1].equals(curves.iloc[-2])
 
 
 def test_seeds_run_as_listed_and_a_bad_list_exits_2(fedmse_slice, tmp_path):
@@ -68,11 +70,12 @@ def test_seeds_run_as_listed_and_a_bad_list_exits_2(fedmse_slice, tmp_path):
             "natural", "--method", "k-NN per node", "--seeds"]
 
     listed = runner.invoke(app, [*args, "2,1"])
-    repeated = runner.invoke(app, [*args, "1,1"])
+    refused = {seeds: runner.invoke(app, [*args, seeds]) for seeds in ("1,1", "0", "-1", "", "a", "1,x")}
 
     assert listed.exit_code == 0, listed.output
     assert list(pd.read_csv(tmp_path / "results.csv")["seed"]) == [2, 1]  # the report seeds, without seed 0
-    assert repeated.exit_code == 2 and "distinct seeds" in repeated.output and "Traceback" not in repeated.output
+    for seeds, result in refused.items():
+        assert result.exit_code == 2 and "--seeds" in result.output and "Traceback" not in result.output, seeds
 
 
 def test_only_the_cells_asked_for_run(fedmse_slice, tmp_path):
@@ -153,33 +156,37 @@ def test_no_regret_needs_both_auroc_and_fpr_at_least_as_good():
     two_views = no_regret(rows, ours=WEIGHTED).set_index("cell")  # the default is not a baseline of a variant either
 
     assert not table.loc["c1", "no regret"] and table.loc["c2", "no regret"]
-    assert table.loc["c1", "by"] == "LOF"
+    assert table.loc["c1", "auroc by"] == "LOF"
     assert list(two_views.index) == ["c1"] and two_views.loc["c1", "best baseline auroc"] == 0.98
 
 
 def test_behind_curves_show_fedcl_and_the_baselines_ahead_where_it_is_behind():
-    # Prepare: c1 behind LOF on AUROC and k-NN on FPR; c2 ahead; curves of two seeds and of a seed not shown
-    rows = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": 1, "auroc": a, "fpr_at_tpr99": f}
-                         for c, m, a, f in [("c1", OURS, 0.99, 0.05), ("c1", "LOF", 0.995, 0.06),
-                                            ("c1", "k-NN", 0.98, 0.04), ("c1", "IF", 0.9, 0.5),
-                                            ("c2", OURS, 0.99, 0.01), ("c2", "LOF", 0.98, 0.04)]])
-    curves = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": seed, "0.9": f / 2, "0.99": f}
-                           for c, m in [("c1", OURS), ("c1", "LOF"), ("c1", "k-NN"), ("c1", "IF"), ("c2", OURS)]
-                           for seed, f in [(1, 0.1), (2, 0.3), (0, 0.9)]])
+    # Prepare: in c1 fedcl is behind LOF on AUROC and k-NN on FPR; c2 ahead; c3 behind, one run without a curve.
+    # Rows of seeds 1 and 2; curves of those, of a seed not shown, and one curve written twice (a run cut after it)
+    figures = {"c1": [(OURS, 0.99, 0.05), ("LOF", 0.995, 0.06), ("k-NN", 0.98, 0.04), ("IF", 0.9, 0.5)],
+               "c2": [(OURS, 0.99, 0.01), ("LOF", 0.98, 0.04)], "c3": [(OURS, 0.99, 0.05), ("LOF", 0.995, 0.06)]}
+    rows = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": seed, "auroc": a, "fpr_at_tpr99": f}
+                         for c, runs in figures.items() for m, a, f in runs for seed in (1, 2)])
+    curves = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": seed, **dict.fromkeys(CURVE_COLUMNS, f)}
+                           for c, runs in figures.items() for m, _, _ in runs
+                           for seed, f in [(1, 0.1), (2, 0.3), (0, 0.9)]
+                           if (c, m, seed) != ("c3", "LOF", 2)])
+    earlier = curves.assign(**dict.fromkeys(CURVE_COLUMNS, 0.7)).iloc[:1]  # the same run's curve, written before
+    curves = pd.concat([earlier, curves])
 
     # Execute
-    tails = behind_curves(no_regret(rows), curves, seeds=[1, 2])
+    tails, missing = behind_curves(no_regret(rows), curves, rows)
 
-    # Assert: only c1; fedcl and the two baselines ahead of it, each the mean over the shown seeds
-    assert set(tails["panel"]) == {"d: c1"}
+    # Assert: c1 alone, fedcl and the two baselines ahead, each the mean of its shown seeds' last curves; c3 named
+    assert set(tails["panel"]) == {"d: c1"} and missing == ["d: c3"]
     assert list(pd.unique(tails["method"])) == [OURS, "LOF", "k-NN"]
     ours = tails[tails["method"] == OURS]
-    np.testing.assert_allclose(ours["tpr"], [0.9, 0.99])
-    np.testing.assert_allclose(ours["fpr"], [0.1, 0.2])
+    np.testing.assert_allclose(ours["tpr"], TPR_GRID)
+    np.testing.assert_allclose(ours["fpr"], 0.2)
 
 
-def test_the_report_draws_the_curves_of_the_cells_behind_and_only_where_runs_kept_them(tmp_path):
-    # Prepare: fedcl behind LOF in c1 (with curves), behind in c2 (rows from before curves), ahead in c3
+def test_the_report_draws_the_curves_of_the_cells_behind_and_names_those_without(tmp_path):
+    # Prepare: fedcl behind LOF in c1 (with curves) and in c2 (rows from before runs kept curves), ahead in c3
     figures = {"c1": (0.99, 0.05, 0.995, 0.04), "c2": (0.99, 0.05, 0.995, 0.04), "c3": (0.999, 0.01, 0.99, 0.05)}
     rows = pd.DataFrame([{"data": "/x/d", "cell": c, "method": m, "seed": 1, "auroc": a, "fpr_at_tpr99": f,
                           "worst_node_auroc": a, "own_benign_fpr": 0.01, "federation_benign_fpr": 0.02}
@@ -189,13 +196,16 @@ def test_the_report_draws_the_curves_of_the_cells_behind_and_only_where_runs_kep
     curves.assign(**{str(t): t / 10 for t in TPR_GRID}).to_csv(tmp_path / "curves.csv", index=False)
 
     # Execute
-    report = write_benchmark_report(tmp_path, FedCLConfig(), [1], quick=False).read_text()
+    report = write_benchmark_report(tmp_path, FedCLConfig(), quick=False).read_text()
 
-    # Assert: the no-regret chart always; the curves of c1 alone
+    # Assert: the no-regret chart always; the curves of c1, and c2 named as behind without them
     assert "![no regret](no-regret.png)" in report and "![behind](behind.png)" in report
+    assert "without the curves of every run (made before runs kept them): d: c2." in report
     assert (tmp_path / "no-regret.png").stat().st_size > 10_000 and (tmp_path / "behind.png").stat().st_size > 10_000
+    # without any curve: no curves drawn, and none left from the report before
     (tmp_path / "curves.csv").unlink()
-    assert "behind.png" not in write_benchmark_report(tmp_path, FedCLConfig(), [1], quick=False).read_text()
+    assert "behind.png" not in write_benchmark_report(tmp_path, FedCLConfig(), quick=False).read_text()
+    assert not (tmp_path / "behind.png").exists()
 
 
 def test_a_node_from_another_network_joins_each_folder(fedmse_slice, tmp_path):

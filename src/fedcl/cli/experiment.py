@@ -15,8 +15,8 @@ experiment_app = command_group("Reproducible experiments: compare, ablation, swe
                                "attacks, benchmark, privacy, audit.")
 
 Data = Annotated[str, typer.Option(help="Data folder (e.g. ../shared/data/nbaiot/fedmse-iid).")]
-Seeds = Annotated[str, typer.Option(help="Number of seeds n (seeds 0 … n−1), or the seeds, comma-separated "
-                                         "(1,2,3: the report seeds, without the development seed 0).")]
+Seeds = Annotated[str, typer.Option(help="Number of seeds n (seeds 0 … n−1), or the seeds themselves, "
+                                         "comma-separated: 1,2,3 (one seed: 2,).")]
 Quick = Annotated[bool, typer.Option(help="Small slices and 3 rounds: minutes become seconds (for CI).")]
 Config = Annotated[Path | None, typer.Option(help="TOML file with FedCLConfig keys.")]
 Schema = Annotated[str | None, typer.Option(help="nbaiot (default) | auto: the numeric columns of any header "
@@ -42,13 +42,17 @@ def _seeds(text: str) -> Sequence[int]:
     """Seeds 0 … n − 1 for a count n, the seeds named for a comma-separated list; or a one-line refusal."""
     from fedcl.errors import ConfigError
 
-    values = _numbers(text, "seeds", int)
+    try:
+        values = [int(t) for t in _items(text)]
+    except ValueError:
+        values = []  # refused below, with the forms --seeds takes
     if "," not in text and values:
         if values[0] < 1:
             raise ConfigError(f"--seeds {text}: give at least one seed")
         return range(values[0])
     if not values or min(values) < 0 or len(set(values)) < len(values):
-        raise ConfigError(f"--seeds {text!r}: give a number of seeds, or distinct seeds ≥ 0 comma-separated")
+        raise ConfigError(f"--seeds {text!r}: give a number of seeds (3), or distinct seeds ≥ 0 comma-separated "
+                          "(1,2,3; one seed: 2,)")
     return values
 
 

@@ -197,18 +197,19 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
 def plot_no_regret(table: pd.DataFrame, path: Path, floor: float = 1e-4) -> None:
     """Per cell of a no-regret table (``fedcl.experiments.no_regret``), fedcl's misses (1 − AUROC) and
     FPR@TPR0.99 as multiples of the best baseline's: left of 1 ahead, right of it (red) behind."""
-    ratios = {  # a figure of 0 counts as ``floor``: the ratio stays finite
-        "1 − AUROC": (1 - table["fedcl auroc"]).clip(lower=floor) / (1 - table["best baseline auroc"]).clip(lower=floor),
-        "FPR@TPR0.99": table["fedcl fpr@tpr99"].clip(lower=floor) / table["best baseline fpr@tpr99"].clip(lower=floor),
-    }
-    best = {"1 − AUROC": table["by"], "FPR@TPR0.99": table["by "]}
+    def ratio(mine: pd.Series, best: pd.Series) -> pd.Series:
+        return mine.clip(lower=floor) / best.clip(lower=floor)  # a figure of 0 counts as ``floor``: finite ratios
+
+    ratios = {"1 − AUROC": ratio(1 - table["fedcl auroc"], 1 - table["best baseline auroc"]),
+              "FPR@TPR0.99": ratio(table["fedcl fpr@tpr99"], table["best baseline fpr@tpr99"])}
+    best = {"1 − AUROC": table["auroc by"], "FPR@TPR0.99": table["fpr by"]}
     y = np.arange(len(table))[::-1]  # the table's first cell on top
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.2 * len(table) + 1.4), sharey=True)
     for ax, (metric, ratio) in zip(axes, ratios.items()):
         behind = ratio.to_numpy() > 1
         ax.barh(y, ratio - 1, left=1, color=np.where(behind, "tab:red", "tab:blue"), height=0.7)
         for yi, r, name in zip(y[behind], ratio[behind], best[metric][behind]):  # left of 1: that row is empty
-            ax.annotate(f"{r:.2f}× {name} ", (1, yi), va="center", ha="right", fontsize=6, color="tab:red")
+            ax.annotate(f"{r:.2f}× {name} ", (1, yi), va="center", ha="right", fontsize=7, color="tab:red")
         ax.axvline(1, color="black", lw=0.8)
         _log_x(ax)
         ax.set_xlabel(f"{metric}: fedcl ÷ best baseline (log; < 1 ahead)")
@@ -219,11 +220,11 @@ def plot_no_regret(table: pd.DataFrame, path: Path, floor: float = 1e-4) -> None
 
 
 @_styled
-def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str, from_tpr: float = 0.9) -> None:
+def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str, from_tpr: float = 0.9, floor: float = 1e-4) -> None:
     """The last stretch of pooled ROC curves, one panel per value of ``panel``: ``fpr`` at each ``tpr``
     (columns) from ``from_tpr`` on, one line per ``method`` in one colour across panels, ``ours`` bold;
-    log FPR axis."""
-    curves = curves[curves["tpr"] >= from_tpr]
+    log FPR axis, an FPR of 0 drawn at ``floor``."""
+    curves = curves[curves["tpr"] >= from_tpr].assign(fpr=lambda c: c["fpr"].clip(lower=floor))
     panels = pd.unique(curves["panel"])
     colours = dict(zip(pd.unique(curves["method"]), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 3.6), squeeze=False, sharey=True)
@@ -235,7 +236,7 @@ def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str, from_tpr: float =
         _log_x(ax)
         ax.set_ylim(from_tpr, 1.001)
         ax.set_title(str(panel))
-        ax.set_xlabel("false-positive rate (log)")
+        ax.set_xlabel(f"false-positive rate (log; 0 at {floor:g})")
     axes[0][0].set_ylabel("true-positive rate (attack rows caught)")
     # One legend for every panel: each shows fedcl and the baselines ahead of it there
     legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}

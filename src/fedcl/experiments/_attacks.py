@@ -209,7 +209,9 @@ def attacks_report(config: FedCLConfig, seeds: Sequence[int], quick: bool, out: 
     """
     grid = check_attack_grid(rules, behaviours, bad_nodes, seeds, quick)
     first = load_splits(config.updated(seed=grid.seeds[0]))
-    seen = shrink(first, grid.seeds[0]) if quick else first  # the nodes the runs will see
+    # The nodes the runs will see; their attack families as seed 0's slice has them, whichever seeds run, so
+    # that every run into one folder hides the same family (--quick slices rows by seed)
+    seen = shrink(first, 0) if quick else first
     check_node_count(grid, len(seen), quick)
     family = check_target_family(seen, target_family)
     claim_folder(out / RESULTS, config, quick, sets=("aggregation",))  # each rule's

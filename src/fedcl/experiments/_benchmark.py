@@ -58,6 +58,7 @@ RESULTS = "results.csv"
 CURVES = "curves.csv"  # one row per run: its pooled FPR at each TPR of TPR_GRID
 # where pooled ROC curves part: the bulk coarsely, the last tenth of the attacks (FPR@TPR0.99's region) finely
 TPR_GRID = np.round(np.r_[np.arange(0.5, 0.9, 0.05), np.linspace(0.9, 1.0, 41)], 4)
+CURVE_COLUMNS = [str(t) for t in TPR_GRID]
 DEV_SEED = 0
 SMALL_TRAIN_ROWS = (1000, 500, 250)
 QUICK_SMALL_TRAIN_ROWS = (250,)
@@ -218,7 +219,8 @@ def run_cell_with_curve(cell: Cell, method: Method, config: FedCLConfig, splits:
     summary = summarise(scores)
     node_auroc = [m["auroc"] for m in summary["nodes"].values() if m["auroc"] is not None]
     key = {"data": cell.data, "cell": cell.name, "method": method.name, "seed": config.seed}
-    curve = dict(zip(map(str, TPR_GRID), fpr_at_tpr(scores["label"].to_numpy(), scores["score"].to_numpy(), TPR_GRID)))
+    curve = dict(zip(CURVE_COLUMNS, fpr_at_tpr(scores["label"].to_numpy(), scores["score"].to_numpy(), TPR_GRID)
+                     if summary["pooled"]["auroc"] is not None else np.full(len(TPR_GRID), np.nan)))  # one class: none
     return {**key,
             "auroc": summary["pooled"]["auroc"], "fpr_at_tpr99": summary["pooled"]["fpr_at_tpr99"],
             "mean_node_auroc": float(np.mean(node_auroc)) if node_auroc else None,
@@ -255,6 +257,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     done = set()
     if results.is_file():
         done = set(map(tuple, pd.read_csv(results, usecols=KEY).astype(str).to_numpy()))
+    curves = ResultsFile(out / CURVES, KEY, [*KEY, *CURVE_COLUMNS])
     methods = benchmark_methods() if methods is None else methods
     for cell in chosen:
         for seed in seeds:
@@ -263,11 +266,11 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
             splits = cell_splits(cell, cfg, quick) if todo else []  # read and dealt once per cell and seed
             for method in todo:
                 row, curve = run_cell_with_curve(cell, method, cfg, splits)
-                ResultsFile(out / CURVES, KEY).append(curve)  # before the row that marks the run done
+                curves.append(curve)  # before the row that marks the run done
                 ResultsFile(results, KEY).append(row)
                 progress(f"{Path(cell.data).name} | {cell.name} | seed {seed} | {method.name}: "
                          f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
-    return write_benchmark_report(out, config, seeds, quick)
+    return write_benchmark_report(out, config, quick)
 
 
 def no_regret(rows: pd.DataFrame, ours: str = OURS) -> pd.DataFrame:
@@ -283,9 +286,9 @@ def no_regret(rows: pd.DataFrame, ours: str = OURS) -> pd.DataFrame:
         best_fpr = others.loc[others["fpr_at_tpr99"].idxmin()]
         out.append({"data": Path(data).name, "cell": cell,
                     "fedcl auroc": mine["auroc"].iloc[0], "best baseline auroc": best_auroc["auroc"],
-                    "by": best_auroc["method"],
+                    "auroc by": best_auroc["method"],
                     "fedcl fpr@tpr99": mine["fpr_at_tpr99"].iloc[0], "best baseline fpr@tpr99": best_fpr["fpr_at_tpr99"],
-                    "by ": best_fpr["method"],
+                    "fpr by": best_fpr["method"],
                     "no regret": bool(mine["auroc"].iloc[0] >= best_auroc["auroc"]
                                       and mine["fpr_at_tpr99"].iloc[0] <= best_fpr["fpr_at_tpr99"])})
     return pd.DataFrame(out)
@@ -308,32 +311,39 @@ def _method_table(rows: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def behind_curves(table: pd.DataFrame, curves: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
-    """For each cell a no-regret ``table`` marks behind: the pooled ROC tail (mean FPR over ``seeds`` at each
-    TPR of the grid) of fedcl and of the baselines ahead of it, from those ``curves`` (curves.csv rows) ran."""
-    curves = curves[curves["seed"].isin(seeds)].drop_duplicates(KEY, keep="last")  # a run cut before its row
-    tprs = [c for c in curves.columns if c not in KEY]
-    frames = []
+def behind_curves(table: pd.DataFrame, curves: pd.DataFrame, shown: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """For each cell a no-regret ``table`` marks behind, the pooled ROC tail (mean FPR over the seeds at each TPR
+    of the grid) of fedcl and of the baselines ahead of it, from the ``curves`` (curves.csv) of the runs
+    ``shown`` (results.csv rows); and the cells left out because some of those runs kept no curve."""
+    # Only the runs shown, each once: a run cut between its curve and its row wrote its curve again
+    curves = curves.drop_duplicates(KEY, keep="last").merge(shown[KEY], on=KEY)
+    frames, missing = [], []
     for _, miss in table[~table["no regret"]].iterrows():
-        methods = list(dict.fromkeys([OURS, miss["by"], miss["by "]]))
-        mine = curves[(curves["data"].map(lambda d: Path(d).name) == miss["data"]) & (curves["cell"] == miss["cell"])
-                      & curves["method"].isin(methods)]
+        methods = list(dict.fromkeys([OURS, miss["auroc by"], miss["fpr by"]]))
+        label = f"{miss['data']}: {miss['cell']}"
+
+        def of_cell(df: pd.DataFrame) -> pd.DataFrame:
+            return df[(df["data"].map(lambda d: Path(d).name) == miss["data"]) & (df["cell"] == miss["cell"])
+                      & df["method"].isin(methods)]
+
+        mine = of_cell(curves)
+        if len(mine) < len(of_cell(shown)):
+            missing.append(label)
+            continue
         for method, df in mine.groupby("method", sort=False):
-            frames.append(pd.DataFrame({"panel": f"{miss['data']}: {miss['cell']}", "method": method,
-                                        "tpr": np.asarray(tprs, dtype=float), "fpr": df[tprs].mean().to_numpy()}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            frames.append(pd.DataFrame({"panel": label, "method": method, "tpr": TPR_GRID,
+                                        "fpr": df[CURVE_COLUMNS].mean().to_numpy()}))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), missing
 
 
-def write_benchmark_report(out: Path, config: FedCLConfig, seeds: Sequence[int], quick: bool) -> Path:
+def write_benchmark_report(out: Path, config: FedCLConfig, quick: bool) -> Path:
     """benchmark.md, benchmark.png, no-regret.png and (where fedcl is behind) behind.png from ``out``'s results."""
     from fedcl.eval.plots import plot_curves, plot_no_regret, plot_tail_roc
     from fedcl.experiments._drivers import protocol_text
 
-    rows = pd.read_csv(out / RESULTS)
-    report_rows = rows[rows["seed"] != DEV_SEED]
-    shown = report_rows if len(report_rows) else rows
-    which = ("report seeds (≥ 1; seed 0 is the development seed)" if len(report_rows)
-             else "the development seed only (no report seed has run)")
+    shown, which = report_seed_rows(pd.read_csv(out / RESULTS))
+    for stale in ("no-regret.png", "behind.png"):  # an earlier report's, which this one may not draw
+        (out / stale).unlink(missing_ok=True)
     plot_curves(shown.assign(data=shown["data"].map(lambda d: Path(d).name)), "cell", ["auroc", "fpr_at_tpr99"],
                 out / "benchmark.png", panel="data", title=f"Benchmark, {which}: mean ± std over seeds")
     table = no_regret(shown)
@@ -341,16 +351,19 @@ def write_benchmark_report(out: Path, config: FedCLConfig, seeds: Sequence[int],
     if len(table):
         plot_no_regret(table, out / "no-regret.png")
         figures = "\n![no regret](no-regret.png)\n"
-        tails = (behind_curves(table, pd.read_csv(out / CURVES), pd.unique(shown["seed"]))
-                 if (out / CURVES).is_file() else pd.DataFrame())
+        curves = pd.read_csv(out / CURVES) if (out / CURVES).is_file() else pd.DataFrame(columns=KEY)
+        tails, missing = behind_curves(table, curves, shown)
         if len(tails):
             plot_tail_roc(tails, out / "behind.png", ours=OURS)
             figures += f"""
 Where fedcl is behind: the pooled ROC curves' last stretch (mean FPR over the seeds at each TPR) of fedcl and
-of the baselines ahead of it, in the cells whose runs kept their curves ([{CURVES}]({CURVES})).
+of the baselines ahead of it ([{CURVES}]({CURVES})).
 
 ![behind](behind.png)
 """
+        if missing:
+            figures += (f"\nBehind, without the curves of every run (made before runs kept them): "
+                        f"{'; '.join(missing)}.\n")
     variant_text = "" if WEIGHTED not in set(shown["method"]) else f"""
 ## No regret of fedcl with two views (`personalisation = "weighted"`, the default before session 16)
 
@@ -358,7 +371,7 @@ of the baselines ahead of it, in the cells whose runs kept their curves ([{CURVE
 """
     text = f"""# Development benchmark
 
-{protocol_text(config, seeds, quick)}
+{protocol_text(config, sorted(int(s) for s in shown["seed"].unique()), quick)}
 
 {CELLS_TEXT}
 
