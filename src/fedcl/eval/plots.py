@@ -197,11 +197,11 @@ def plot_curves(rows: pd.DataFrame, x: str, metrics: Sequence[str], out: Path, l
 def plot_no_regret(table: pd.DataFrame, path: Path, floor: float = 1e-4) -> None:
     """Per cell of a no-regret table (``fedcl.experiments.no_regret``), fedcl's misses (1 − AUROC) and
     FPR@TPR0.99 as multiples of the best baseline's: left of 1 ahead, right of it (red) behind."""
-    def ratio(mine: pd.Series, best: pd.Series) -> pd.Series:
+    def relative(mine: pd.Series, best: pd.Series) -> pd.Series:
         return mine.clip(lower=floor) / best.clip(lower=floor)  # a figure of 0 counts as ``floor``: finite ratios
 
-    ratios = {"1 − AUROC": ratio(1 - table["fedcl auroc"], 1 - table["best baseline auroc"]),
-              "FPR@TPR0.99": ratio(table["fedcl fpr@tpr99"], table["best baseline fpr@tpr99"])}
+    ratios = {"1 − AUROC": relative(1 - table["fedcl auroc"], 1 - table["best baseline auroc"]),
+              "FPR@TPR0.99": relative(table["fedcl fpr@tpr99"], table["best baseline fpr@tpr99"])}
     best = {"1 − AUROC": table["auroc by"], "FPR@TPR0.99": table["fpr by"]}
     y = np.arange(len(table))[::-1]  # the table's first cell on top
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.2 * len(table) + 1.4), sharey=True)

@@ -257,7 +257,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
     done = set()
     if results.is_file():
         done = set(map(tuple, pd.read_csv(results, usecols=KEY).astype(str).to_numpy()))
-    curves = ResultsFile(out / CURVES, KEY, [*KEY, *CURVE_COLUMNS])
+    runs, curves = ResultsFile(results, KEY), ResultsFile(out / CURVES, KEY, [*KEY, *CURVE_COLUMNS])
     methods = benchmark_methods() if methods is None else methods
     for cell in chosen:
         for seed in seeds:
@@ -267,7 +267,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
             for method in todo:
                 row, curve = run_cell_with_curve(cell, method, cfg, splits)
                 curves.append(curve)  # before the row that marks the run done
-                ResultsFile(results, KEY).append(row)
+                runs.append(row)
                 progress(f"{Path(cell.data).name} | {cell.name} | seed {seed} | {method.name}: "
                          f"AUROC {row['auroc']:.4f}, FPR@TPR0.99 {row['fpr_at_tpr99']:.4f}")
     return write_benchmark_report(out, config, quick)
