@@ -242,3 +242,33 @@ def plot_tail_roc(curves: pd.DataFrame, path: Path, ours: str, from_tpr: float =
     legend = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
     axes[0][-1].legend(legend.values(), legend.keys(), loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     _save(fig, path)
+
+
+@_styled
+def plot_method_grid(rows: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Every method (columns) in every cell (rows, ``data: cell``): the mean over seeds of pooled AUROC and of
+    FPR@TPR0.99, one heat map each, coloured on a log scale of the misses (1 − AUROC) and of the FPR, each
+    square labelled with its figure; methods ordered by their mean FPR@TPR0.99."""
+    means = rows.assign(row=rows["data"] + ": " + rows["cell"]).groupby(["row", "method"], sort=False)[
+        ["auroc", "fpr_at_tpr99"]].mean()
+    cells_order = list(dict.fromkeys(means.index.get_level_values(0)))
+    fpr = means["fpr_at_tpr99"].unstack().reindex(cells_order)
+    methods = fpr.mean().sort_values().index
+    grids = {"pooled AUROC": means["auroc"].unstack().reindex(index=cells_order, columns=methods),
+             "FPR@TPR0.99": fpr[methods]}
+    fig, axes = plt.subplots(1, 2, figsize=(2 * (0.55 * len(methods) + 2.5) + 2, 0.24 * len(cells_order) + 2.6),
+                             sharey=True)
+    for ax, (metric, grid) in zip(axes, grids.items()):
+        shade = np.log10((1 - grid if metric == "pooled AUROC" else grid).clip(lower=1e-4).to_numpy(dtype=float))
+        ax.imshow(shade, cmap="RdYlGn_r", aspect="auto", vmin=-3.5, vmax=0)  # green: few misses or false alarms
+        for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.4f}" if metric == "pooled AUROC" else f"{value:.3f}", ha="center",
+                        va="center", fontsize=5)
+        ax.set_xticks(range(len(methods)), methods, rotation=40, ha="right")
+        ax.set_title(f"{metric} (mean over seeds)")
+        ax.grid(False)
+    axes[0].set_yticks(range(len(cells_order)), cells_order)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

@@ -338,14 +338,14 @@ def behind_curves(table: pd.DataFrame, curves: pd.DataFrame, shown: pd.DataFrame
 
 def write_benchmark_report(out: Path, config: FedCLConfig, quick: bool) -> Path:
     """benchmark.md, benchmark.png, no-regret.png and (where fedcl is behind) behind.png from ``out``'s results."""
-    from fedcl.eval.plots import plot_curves, plot_no_regret, plot_tail_roc
+    from fedcl.eval.plots import plot_method_grid, plot_no_regret, plot_tail_roc
     from fedcl.experiments._drivers import protocol_text
 
     shown, which = report_seed_rows(pd.read_csv(out / RESULTS))
     for stale in ("no-regret.png", "behind.png"):  # an earlier report's, which this one may not draw
         (out / stale).unlink(missing_ok=True)
-    plot_curves(shown.assign(data=shown["data"].map(lambda d: Path(d).name)), "cell", ["auroc", "fpr_at_tpr99"],
-                out / "benchmark.png", panel="data", title=f"Benchmark, {which}: mean ± std over seeds")
+    plot_method_grid(shown.assign(data=shown["data"].map(lambda d: Path(d).name)), out / "benchmark.png",
+                     title=f"Benchmark, {which}")
     table = no_regret(shown)
     figures = ""
     if len(table):
