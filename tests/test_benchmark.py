@@ -40,7 +40,7 @@ def test_quick_benchmark_runs_every_cell_and_method_and_reports(fedmse_slice, tm
     # every run's ROC tail, kept beside its row: FPR grows with TPR and meets the row's FPR@TPR0.99
     curves = pd.read_csv(tmp_path / "curves.csv")
     assert curves[["cell", "method"]].equals(rows[["cell", "method"]])
-    fprs = curves[[str(t) for t in TPR_GRID]].to_numpy()
+    fprs = curves[CURVE_COLUMNS].to_numpy()
     assert (np.diff(fprs, axis=1) >= 0).all()
     np.testing.assert_allclose(curves["0.99"], rows["fpr_at_tpr99"])
 
