@@ -274,7 +274,7 @@ def benchmark(config: FedCLConfig, datas: Sequence[str], seeds: Sequence[int], q
 
 
 def no_regret(rows: pd.DataFrame, ours: str = OURS) -> pd.DataFrame:
-    """Per (data, cell): fedcl's mean AUROC and FPR@TPR0.99 against the best baseline's on each."""
+    """Per (data, cell), grouped by data: fedcl's mean AUROC and FPR@TPR0.99 against the best baseline's on each."""
     means = rows.groupby(["data", "cell", "method"], sort=False)[["auroc", "fpr_at_tpr99"]].mean().reset_index()
     out = []
     for (data, cell), df in means.groupby(["data", "cell"], sort=False):
@@ -291,7 +291,7 @@ def no_regret(rows: pd.DataFrame, ours: str = OURS) -> pd.DataFrame:
                     "fpr by": best_fpr["method"],
                     "no regret": bool(mine["auroc"].iloc[0] >= best_auroc["auroc"]
                                       and mine["fpr_at_tpr99"].iloc[0] <= best_fpr["fpr_at_tpr99"])})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).sort_values("data", kind="stable", ignore_index=True) if out else pd.DataFrame()
 
 
 def _markdown(df: pd.DataFrame) -> str:
