@@ -29,9 +29,9 @@ from fedcl.experiments._runner import one_torch_thread
 SIMULATED = Path.home() / ".cache" / "fedcl" / "simulated-seed0"
 
 
-def perturbed_start(scale: float, draw: int):
-    """``initial_encoder`` with each parameter scaled by (1 + scale · N(0, 1)); draw 0 leaves it as it is."""
-    plain = runner.initial_encoder
+def perturbed_start(plain, scale: float, draw: int):
+    """``plain`` (an ``initial_encoder``) with each parameter scaled by (1 + scale · N(0, 1)); draw 0 leaves it as
+    it is. Each draw wraps ``plain`` itself, never an earlier draw's wrapper."""
 
     def initial_encoder(config, n_features):
         encoder = plain(config, n_features)
@@ -61,7 +61,7 @@ def main() -> None:
     plain = runner.initial_encoder
     try:
         for draw in range(args.runs + 1):
-            runner.initial_encoder = perturbed_start(args.scale, draw)  # the federation's start, and nothing else
+            runner.initial_encoder = perturbed_start(plain, args.scale, draw)  # the federation's start, and nothing else
             for view, mode in views.items():
                 row = run_cell(cell, Method(view, "ablation", fedcl_method(personalisation=mode)), config, splits)
                 figures[view].append((row["auroc"], row["fpr_at_tpr99"]))
