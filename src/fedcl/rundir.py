@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from fedcl.config import SCHEMAS, FedCLConfig, load_config
@@ -17,7 +20,10 @@ SCORES_FILE = "scores.csv"
 REPORT_FILE = "report.md"
 ROC_PLOT = "roc.png"
 TRAINING_PLOT = "training.png"
-CHECKPOINT_FILE = "checkpoint.pt"  # a Flower run's, every round
+CHECKPOINT_FILE = "checkpoint.pt"  # the federation's state after the last finished round
+CHECKPOINT_NODES = "checkpoint-nodes"  # an in-process run's node detectors fitted so far, a file each
+#: Settings a resumed run may change: node data paths are node-local, and more rounds extend the run.
+RESUMABLE_CHANGES = ("data", "rounds")
 FLEET_FILE = "fleet.json"  # a Flower run's nodes' own evaluation, with fleet.md and fleet_roc.png
 # What a run writes besides its config and history: a new run into the folder removes the last run's first,
 # so that an interrupted run never leaves its config beside an older model, metrics, report or checkpoint.
@@ -43,9 +49,46 @@ def prepare_run_dir(run_dir: str | Path) -> Path:
 
 
 def clear_results(run: Path) -> None:
-    """Remove the files an earlier run wrote into ``run`` (:data:`RESULT_FILES`)."""
+    """Remove the files an earlier run wrote into ``run`` (:data:`RESULT_FILES`, its checkpoint's node folder)."""
     for name in RESULT_FILES:
         (run / name).unlink(missing_ok=True)
+    shutil.rmtree(run / CHECKPOINT_NODES, ignore_errors=True)
+
+
+def _changed_settings(saved: FedCLConfig, config: FedCLConfig) -> list[str]:
+    # Under differential privacy (either level) the noise was calibrated for the saved rounds: more would overspend ε.
+    resumable = ("data",) if math.isfinite(saved.dp_epsilon) else RESUMABLE_CHANGES
+    return [f"{f.name} {getattr(saved, f.name)!r} -> {getattr(config, f.name)!r}" for f in fields(FedCLConfig)
+            if f.name not in resumable and getattr(saved, f.name) != getattr(config, f.name)]
+
+
+def check_run_dir(out_dir: str | Path, config: FedCLConfig, resume: bool) -> None:
+    """Refuse, in one line, a run that would overwrite or wrongly continue the run in ``out_dir``.
+
+    Without ``resume`` ``out_dir`` must hold no checkpoint (an earlier run would be lost); with it,
+    it must hold one, written with the same settings (``rounds`` may grow).
+
+    Raises
+    ------
+    ConfigError
+    """
+    out = Path(out_dir)
+    has_checkpoint = (out / CHECKPOINT_FILE).is_file()
+    if not resume and has_checkpoint:
+        raise ConfigError(f"{out} holds the checkpoint of an earlier run: add --resume to continue it, "
+                          "or give another --out")
+    if not resume:
+        return
+    if not has_checkpoint:
+        raise ConfigError(f"{out}: no {CHECKPOINT_FILE} to resume from; leave out --resume to start a new run")
+    if not (out / CONFIG_FILE).is_file():
+        raise ConfigError(f"{out}: {CHECKPOINT_FILE} without the {CONFIG_FILE} it was written with: cannot "
+                          "check the settings; start a new run in another --out")
+    # A checkpoint from before min_rows_per_round trained its small nodes local_epochs a round.
+    changed = _changed_settings(load_config(out / CONFIG_FILE, base=FedCLConfig(min_rows_per_round=0)), config)
+    if changed:
+        raise ConfigError(f"{out}: --resume with other settings than the checkpointed run ({'; '.join(changed)}): "
+                          "resume with the same settings, or start a new run in another --out")
 
 
 def append_history(run_dir: Path, entry: dict) -> None:

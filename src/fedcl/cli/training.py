@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedcl.cli.errors import bad_input_exits_2
 from fedcl.config import AGGREGATIONS, FedCLConfig, load_config
 from fedcl.rundir import MODEL_FILE, REPORT_FILE
+from fedcl.signals import handling
 
 _err = Console(stderr=True)
 
@@ -24,6 +26,10 @@ DpLevel = Annotated[str | None, typer.Option(help="record (default): a row of a 
 DpSampleRate = Annotated[float | None, typer.Option(help="--dp-level node: share of nodes the server samples each round (Poisson; default 1).")]
 DpUpdateClip = Annotated[float | None, typer.Option(help="--dp-level node: ℓ2 clip S of a node's update (default 0.5).")]
 CompressionBits = Annotated[int | None, typer.Option(help="Send θ at this many bits per parameter each way (2..8; block-wise quantisation with error feedback; 0: float32, the default; docs/speed.md#communication).")]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops training as Ctrl-C does: with a line on what the checkpoint keeps
 
 
 def print_summary(summary: dict, run_dir: Path) -> None:
@@ -112,8 +118,12 @@ def train_command(
     acceptance_margin: Annotated[float | None, typer.Option(help="A node accepts a row another node's federation view scores below this × its alarm line (0.7 on the development benchmark; each node's view goes to the others: docs/privacy.md); 0: off (default).")] = None,
     acceptance_quorum: Annotated[int | None, typer.Option(help="With --acceptance-margin: accept a row only when this many other nodes' views agree (default 1; all of them when fewer).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (splits, init, augmentations).")] = None,
+    resume: Annotated[bool, typer.Option(help="Go on from the checkpoint an interrupted run left in --out (same settings; --rounds may grow).")] = False,
 ) -> Path:
-    """Train a federated detector: config, per-round history and model in the run directory."""
+    """Train a federated detector: config, per-round history and model in the run directory.
+
+    Until the model is saved, --out keeps a checkpoint after every round and node: an interrupted run
+    goes on with --resume."""
     base = load_config(config) if config else FedCLConfig()
     cfg = base.updated(
         data=data, layout=layout, schema=schema,
@@ -137,16 +147,28 @@ def train_command(
         cfg = cfg.updated(data=str(ensure_default_data()))
     splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     pipeline.check_trainable(splits, cfg)
+    pipeline.check_resumable(out, cfg, resume)
     if cfg.schema != "nbaiot":
         _err.print(_columns_line(splits[0]), markup=False, highlight=False, soft_wrap=True)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=_err) as progress:
-        rounds = progress.add_task("federated rounds", total=cfg.rounds, info="loss –")
-        nodes = progress.add_task("node detectors", total=len(splits), info="")
-        run_dir = pipeline.train(
-            cfg, out, splits=splits,
-            on_round=lambda h: progress.update(rounds, advance=1, info=round_info(h)),
-            on_node=lambda name: progress.update(nodes, advance=1, info=name))
+    from fedcl.pipeline.checkpoint import RunCheckpoint
+
+    rounds_done, nodes_done = RunCheckpoint.progress(out, cfg.rounds) if resume else (0, 0)
+    try:
+        with handling(_interrupt, [signal.SIGTERM]), \
+             Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=_err) as progress:
+            rounds = progress.add_task("federated rounds", total=cfg.rounds, completed=rounds_done, info="loss –")
+            nodes = progress.add_task("node detectors", total=len(splits), completed=nodes_done, info="")
+            run_dir = pipeline.train(
+                cfg, out, splits=splits, resume=resume,
+                on_round=lambda h: progress.update(rounds, completed=h["round"], info=round_info(h)),
+                on_node=lambda name, _: progress.update(nodes, advance=1, info=name))
+    except KeyboardInterrupt:
+        rounds_done, nodes_done = RunCheckpoint.progress(out, cfg.rounds)
+        kept = (f"{out} keeps {rounds_done} of {cfg.rounds} round(s) and {nodes_done} of {len(splits)} node "
+                "detector(s); the same command with --resume goes on") if rounds_done else "before the first round ended"
+        _err.print(f"interrupted: {kept}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     typer.echo(f"model: {run_dir / MODEL_FILE}")
     return run_dir
 

@@ -9,12 +9,13 @@ from fedcl import _lazy_exports
 _EXPORTS = {
     ".aggregate": ["apply_updates", "dynamic_weights", "reference_vector", "sample_weights"],
     ".local": ["LocalUpdate", "embed", "local_train", "node_generator"],
-    ".runner": ["FederationResult", "aggregate_round", "round_record", "run_federation"],
+    ".runner": ["FederationResult", "FederationState", "aggregate_round", "round_record", "run_federation"],
 }
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "FederationResult",
+    "FederationState",
     "LocalUpdate",
     "aggregate_round",
     "apply_updates",

@@ -36,6 +36,20 @@ class FederationResult:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class FederationState:
+    """What a federation needs to go on after ``round`` rounds exactly as if it had not stopped (a
+    checkpoint): θ and g, and under compression θ̂ and each node's residual, under node-level DP the
+    server's secret generator. Every other draw is seeded by round."""
+
+    round: int
+    arrays: list[np.ndarray]
+    reference: np.ndarray | None
+    held: list[np.ndarray] | None = None
+    residuals: dict[str, np.ndarray] = field(default_factory=dict)
+    dp_generator: Tensor | None = None
+
+
 def round_record(round_: int, names: list[str], updates: list[LocalUpdate], step: "ServerStep",
                  distances: list[float | None] | None = None) -> dict:
     """One round of history: mean losses, ‖g‖, and per node its loss, distance d_i (shared frame, what
@@ -130,6 +144,8 @@ def run_federation(
     initial: list[np.ndarray] | None = None,
     on_updates: Callable[[int, list[np.ndarray], list[str], list[LocalUpdate]], None] | None = None,
     train_only: str | None = None,
+    resume: FederationState | None = None,
+    on_state: Callable[[FederationState], None] | None = None,
 ) -> FederationResult:
     """Train one encoder across nodes without moving their rows.
 
@@ -155,6 +171,11 @@ def run_federation(
     train_only : {"head", "input"}, optional
         Train only the encoder's last layer or its first (:func:`fedcl.federated.local.trainable_parameters`):
         with one node, a personal head or input layer; a design study measured both (docs/benchmark.md).
+    resume : FederationState, optional
+        Go on from this state (from ``on_state`` of an interrupted run with the same arguments): the
+        result is the uninterrupted run's.
+    on_state : callable, optional
+        Called after each round with the state to resume from (checkpoints).
 
     With ``config.dp_level`` "node" and a finite ``config.dp_epsilon`` the server samples, clips and noises
     (DP-FedAvg, :mod:`fedcl.privacy.node_dp`). With ``config.secure_aggregation`` every round of two or
@@ -186,8 +207,15 @@ def run_federation(
         from fedcl.privacy.node_dp import NodeLevelDP
 
         node_dp = NodeLevelDP.plan(config, len(node_rows))
+    done = 0
+    if resume is not None:
+        done, arrays, reference = resume.round, resume.arrays, resume.reference
+        if held is not None:
+            held.held, residuals = resume.held, dict(resume.residuals)
+        if node_dp is not None:
+            node_dp.generator.set_state(resume.dp_generator)
     history = []
-    for round_ in range(1, config.rounds + 1):
+    for round_ in range(done + 1, config.rounds + 1):
         present = participants(len(node_rows), dropout, config.seed, round_)
         if node_dp is not None:
             present &= node_dp.sampled()
@@ -223,6 +251,9 @@ def run_federation(
         if held is not None:
             held.step(arrays)
         history.append(record)
+        if on_state is not None:
+            on_state(FederationState(round_, arrays, reference, None if held is None else held.held, residuals,
+                                     None if node_dp is None else node_dp.generator.get_state()))
         if on_round is not None:
             on_round(record)
     return FederationResult(arrays=arrays, reference=reference, history=history)

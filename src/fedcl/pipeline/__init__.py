@@ -7,6 +7,7 @@ scores held-out rows and summarises them; :mod:`fedcl.rundir` reads and writes t
 from fedcl.pipeline.scoring import evaluate, load_detectors, score_nodes, summarise
 from fedcl.pipeline.training import (
     NodeDetector,
+    check_resumable,
     check_trainable,
     fit_detectors,
     fit_node_detectors,
@@ -26,6 +27,7 @@ from fedcl.rundir import load_run_config, load_windows, prepare_run_dir
 
 __all__ = [
     "NodeDetector",
+    "check_resumable",
     "check_trainable",
     "evaluate",
     "fit_detectors",

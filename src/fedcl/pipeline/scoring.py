@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fedcl.data import NodeSplit
 from fedcl.errors import ConfigError, InputError
 from fedcl.eval.metrics import detection_metrics, few_rows
 from fedcl.model import encoder_for
-from fedcl.pipeline.training import (NodeDetector, fit_node_detectors, iter_splits, load_splits, make_detector,
+from fedcl.pipeline.training import (NodeDetector, fit_node_detectors, iter_splits, load_splits, loaded_detector,
                                     with_acceptance)
 from fedcl.rundir import METRICS_FILE, SCORES_FILE, check_columns, load_model, load_run_config
 
@@ -31,11 +30,7 @@ def load_detectors(run_dir: str | Path, splits: list[NodeSplit] | None = None) -
     encoder = encoder_for(config, saved["n_features"])
     encoder.load_state_dict(saved["encoder"])
     if saved["nodes"]:
-        def node_encoder(needed: bool) -> torch.nn.Module | None:  # a personal view's encoder, loaded with its state
-            return encoder_for(config, saved["n_features"]) if needed else None
-
-        personal = config.personalisation != "off", config.personalisation == "tuned"
-        return with_acceptance({name: make_detector(encoder, config, *map(node_encoder, personal)).load_state_dict(state)
+        return with_acceptance({name: loaded_detector(encoder, config, saved["n_features"], state)
                                 for name, state in saved["nodes"].items()}, config)
     if splits is None:
         raise ConfigError(f"{run_dir}: the run has no per-node detectors (a Flower run: each node fits its own); "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import tempfile
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, run_federation
 from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.model import ENCODERS, AcceptingDetector, FedCLDetector, PersonalDetector, accepting, choose_window, encoder_for
-from fedcl.rundir import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, clear_results, prepare_run_dir
+from fedcl.rundir import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, check_run_dir,
+                          clear_results, prepare_run_dir, read_history)
 
 
 def split_nodes(nodes: list[NodeData], config: FedCLConfig) -> list[NodeSplit]:
@@ -131,6 +133,16 @@ def make_detector(encoder: torch.nn.Module, config: FedCLConfig, own_encoder: to
                             tuned=None if tuned_encoder is None else view(tuned_encoder))
 
 
+def loaded_detector(encoder: torch.nn.Module, config: FedCLConfig, n_features: int, state: dict) -> NodeDetector:
+    """A node detector around the federation's ``encoder`` (of ``n_features`` inputs) as ``config`` describes
+    it, holding a fitted detector's ``state`` (its ``state_dict()``, personal encoders included)."""
+    def node_encoder(needed: bool) -> torch.nn.Module | None:  # a personal view's encoder, loaded with the state
+        return encoder_for(config, n_features) if needed else None
+
+    personal = config.personalisation != "off", config.personalisation == "tuned"
+    return make_detector(encoder, config, *map(node_encoder, personal)).load_state_dict(state)
+
+
 def trained_encoder(config: FedCLConfig, arrays: list, n_features: int) -> torch.nn.Module:
     """The encoder ``config`` describes, holding the parameters ``arrays``."""
     encoder = encoder_for(config, n_features)
@@ -185,17 +197,21 @@ def personal_encoders(split: NodeSplit, config: FedCLConfig, encoder: torch.nn.M
 
 
 def fit_node_detectors(encoder: torch.nn.Module, splits: list[NodeSplit], config: FedCLConfig,
-                       on_node: Callable[[str], None] | None = None, peers: Collection[NodeSplit] = (),
-                       ) -> dict[str, NodeDetector]:
+                       on_node: Callable[[str, NodeDetector], None] | None = None, peers: Collection[NodeSplit] = (),
+                       fitted: Mapping[str, NodeDetector] | None = None) -> dict[str, NodeDetector]:
     """Each node's detector on its own rows (and, personalised, its own encoder trained on them);
-    thresholds from its benign validation rows only. ``on_node(name)`` follows each node's. With
+    thresholds from its benign validation rows only. ``on_node(name, detector)`` follows each node's.
+    ``fitted``: nodes' detectors fitted already (a resumed run's), kept as they are. With
     ``acceptance_margin``, each accepts what the others' federation views find benign, and those of
     ``peers`` (nodes of the federation not fitted here), fitted on their own rows."""
     detectors = {}
     for s in splits:
+        if fitted and s.name in fitted:
+            detectors[s.name] = fitted[s.name]
+            continue
         detectors[s.name] = make_detector(encoder, config, *personal_encoders(s, config, encoder)).fit(s.train, X_val=s.val)
         if on_node is not None:
-            on_node(s.name)
+            on_node(s.name, detectors[s.name])
     if not config.acceptance_margin:
         return detectors
     return with_acceptance(detectors, config, {p.name: fit_federation_view(encoder, p, config) for p in peers})
@@ -228,7 +244,7 @@ def with_acceptance(detectors: dict[str, NodeDetector], config: FedCLConfig,
 
 
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
-                  trainers: Collection[str] | None = None, on_node: Callable[[str], None] | None = None,
+                  trainers: Collection[str] | None = None, on_node: Callable[[str, NodeDetector], None] | None = None,
                   ) -> tuple[dict[str, NodeDetector], FederationResult]:
     """Federated training, then each node's detector on its own rows (threshold from its validation rows).
 
@@ -244,36 +260,82 @@ def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callab
     return fit_node_detectors(encoder, joining, config, on_node, [s for s in training if s.name not in joined]), result
 
 
+def check_resumable(out_dir: str | Path, config: FedCLConfig, resume: bool) -> None:
+    """Refuse, in one line, a run that would overwrite an interrupted run in ``out_dir`` or wrongly go on
+    from it (:func:`fedcl.rundir.check_run_dir`), or go on from a run that finished."""
+    out = Path(out_dir)
+    if resume and not (out / CHECKPOINT_FILE).is_file() and (out / MODEL_FILE).is_file():
+        raise ConfigError(f"{out}: the run finished training (it saved {MODEL_FILE}): nothing to resume; "
+                          f"`fedcl evaluate --out {out}` scores it")
+    check_run_dir(out, config, resume)
+    if resume:
+        from fedcl.pipeline.checkpoint import RunCheckpoint
+
+        done, _ = RunCheckpoint.progress(out, config.rounds)
+        if done > config.rounds:
+            raise ConfigError(f"{out}: the checkpoint is at round {done}, beyond rounds={config.rounds}")
+
+
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
-          splits: list[NodeSplit] | None = None, on_node: Callable[[str], None] | None = None) -> Path:
+          splits: list[NodeSplit] | None = None, on_node: Callable[[str, NodeDetector], None] | None = None,
+          resume: bool = False) -> Path:
     """Federated training on ``config.data``; writes config, per-round history and the model.
 
     Each node scales its own training rows with its own statistics; only model updates and a few
     embedding statistics cross the federation (see :func:`fedcl.federated.run_federation`).
     ``splits`` (from :func:`load_splits`) saves reading the data again when the caller has it;
     ``on_round`` and ``on_node`` follow the rounds and then the node detectors.
+
+    Until the model is saved, a checkpoint (:class:`RunCheckpoint`) keeps the federation after each round
+    and each node's detector once fitted; ``resume`` goes on from it to the model an uninterrupted run
+    writes (the same settings; ``rounds`` may grow). Without ``resume``, a checkpoint in ``out_dir`` is
+    refused, not overwritten.
     """
+    from fedcl.pipeline.checkpoint import RunCheckpoint
+
     out = prepare_run_dir(out_dir)
     splits = load_splits(config) if splits is None else splits
     check_trainable(splits, config)
-    clear_results(out)
+    check_resumable(out, config, resume)
+    checkpoint = RunCheckpoint.load(out) if resume else None
+    if checkpoint is None:
+        checkpoint = RunCheckpoint(out)
+        clear_results(out)
+        (out / HISTORY_FILE).write_text("")
+    else:
+        done = checkpoint.state.round
+        if done < config.rounds:  # more rounds: the nodes fit their detectors again, on the new encoder
+            checkpoint.nodes.clear()
+        # A crash between the checkpoint and the history line, or the other way round: keep its rounds only.
+        kept = [entry for entry in read_history(out) if entry["round"] <= done]
+        (out / HISTORY_FILE).write_text("".join(json.dumps(entry) + "\n" for entry in kept))
     save_config(config.updated(data=str(Path(config.data).resolve())), out / CONFIG_FILE)  # valid from anywhere
-    (out / HISTORY_FILE).write_text("")
 
     def record(entry: dict) -> None:
         append_history(out, entry)
         if on_round is not None:
             on_round(entry)
 
-    detectors, result = fit_detectors(splits, config, on_round=record, on_node=on_node)
+    def fitted(name: str, detector: NodeDetector) -> None:
+        checkpoint.save_node(name, detector.state_dict())
+        if on_node is not None:
+            on_node(name, detector)
+
+    result = run_federation({s.name: scaled_training_rows(s, config) for s in splits}, config, on_round=record,
+                            resume=checkpoint.state, on_state=checkpoint.save_federation)
+    n_features = splits[0].train.shape[1]
+    encoder = trained_encoder(config, result.arrays, n_features)
+    detectors = fit_node_detectors(encoder, splits, config, fitted, fitted={
+        name: loaded_detector(encoder, config, n_features, state) for name, state in checkpoint.nodes.items()})
     torch.save({
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
-        "n_features": splits[0].train.shape[1],
+        "n_features": n_features,
         "columns": list(splits[0].columns),
         "encoder": next(iter(detectors.values())).encoder.state_dict(),
         "reference": torch.as_tensor(result.reference if result.reference is not None  # none under node-level DP
                                      else np.zeros(config.embedding_dim), dtype=torch.float32),
         "nodes": {name: d.state_dict() for name, d in detectors.items()},
     }, out / MODEL_FILE)
+    checkpoint.remove()
     return out
