@@ -67,8 +67,9 @@ def test_a_run_interrupted_in_a_folder_of_an_earlier_run_leaves_none_of_its_file
         train(FedCLConfig(data=str(fedmse_slice), rounds=3), run, on_round=interrupt)
     evaluated = runner.invoke(app, ["evaluate", "--out", str(run)])
 
-    # Assert: the new config, history and checkpoint alone, so nothing reports the old model as the new run
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "config.toml", "history.jsonl"]
+    # Assert: the new config and history alone (Ctrl-C came before round 1's checkpoint), so nothing reports
+    # the old model as the new run
+    assert sorted(p.name for p in run.iterdir()) == ["config.toml", "history.jsonl"]
     assert "rounds = 3" in (run / "config.toml").read_text()
     assert evaluated.exit_code == 2 and "not a trained run directory" in evaluated.output
 

@@ -20,15 +20,16 @@ SCORES_FILE = "scores.csv"
 REPORT_FILE = "report.md"
 ROC_PLOT = "roc.png"
 TRAINING_PLOT = "training.png"
-CHECKPOINT_FILE = "checkpoint.pt"  # the federation's state after the last finished round
-CHECKPOINT_NODES = "checkpoint-nodes"  # an in-process run's node detectors fitted so far, a file each
+CHECKPOINT_FILE = "checkpoint.pt"  # a Flower run's: θ and g after the last finished round
+TRAINING_CHECKPOINT = "checkpoint-train.pt"  # an in-process run's federation after its last finished round,
+CHECKPOINT_NODES = "checkpoint-nodes"  # and its node detectors fitted so far, a file each (until model.pt)
 #: Settings a resumed run may change: node data paths are node-local, and more rounds extend the run.
 RESUMABLE_CHANGES = ("data", "rounds")
 FLEET_FILE = "fleet.json"  # a Flower run's nodes' own evaluation, with fleet.md and fleet_roc.png
 # What a run writes besides its config and history: a new run into the folder removes the last run's first,
 # so that an interrupted run never leaves its config beside an older model, metrics, report or checkpoint.
 RESULT_FILES = (MODEL_FILE, METRICS_FILE, SCORES_FILE, REPORT_FILE, ROC_PLOT, TRAINING_PLOT, CHECKPOINT_FILE,
-                FLEET_FILE, "fleet.md", "fleet_roc.png")
+                TRAINING_CHECKPOINT, FLEET_FILE, "fleet.md", "fleet_roc.png")
 
 
 def prepare_run_dir(run_dir: str | Path) -> Path:
@@ -52,6 +53,7 @@ def clear_results(run: Path) -> None:
     """Remove the files an earlier run wrote into ``run`` (:data:`RESULT_FILES`, its checkpoint's node folder)."""
     for name in RESULT_FILES:
         (run / name).unlink(missing_ok=True)
+        (run / (name + ".tmp")).unlink(missing_ok=True)  # a write cut short (atomic saves)
     shutil.rmtree(run / CHECKPOINT_NODES, ignore_errors=True)
 
 
@@ -62,27 +64,27 @@ def _changed_settings(saved: FedCLConfig, config: FedCLConfig) -> list[str]:
             if f.name not in resumable and getattr(saved, f.name) != getattr(config, f.name)]
 
 
-def check_run_dir(out_dir: str | Path, config: FedCLConfig, resume: bool) -> None:
+def check_run_dir(out_dir: str | Path, config: FedCLConfig, resume: bool, checkpoint: str = CHECKPOINT_FILE) -> None:
     """Refuse, in one line, a run that would overwrite or wrongly continue the run in ``out_dir``.
 
-    Without ``resume`` ``out_dir`` must hold no checkpoint (an earlier run would be lost); with it,
-    it must hold one, written with the same settings (``rounds`` may grow).
+    Without ``resume`` ``out_dir`` must hold no ``checkpoint`` (a Flower run's by default; an earlier run
+    would be lost); with it, it must hold one, written with the same settings (``rounds`` may grow).
 
     Raises
     ------
     ConfigError
     """
     out = Path(out_dir)
-    has_checkpoint = (out / CHECKPOINT_FILE).is_file()
+    has_checkpoint = (out / checkpoint).is_file()
     if not resume and has_checkpoint:
         raise ConfigError(f"{out} holds the checkpoint of an earlier run: add --resume to continue it, "
                           "or give another --out")
     if not resume:
         return
     if not has_checkpoint:
-        raise ConfigError(f"{out}: no {CHECKPOINT_FILE} to resume from; leave out --resume to start a new run")
+        raise ConfigError(f"{out}: no {checkpoint} to resume from; leave out --resume to start a new run")
     if not (out / CONFIG_FILE).is_file():
-        raise ConfigError(f"{out}: {CHECKPOINT_FILE} without the {CONFIG_FILE} it was written with: cannot "
+        raise ConfigError(f"{out}: {checkpoint} without the {CONFIG_FILE} it was written with: cannot "
                           "check the settings; start a new run in another --out")
     # A checkpoint from before min_rows_per_round trained its small nodes local_epochs a round.
     changed = _changed_settings(load_config(out / CONFIG_FILE, base=FedCLConfig(min_rows_per_round=0)), config)

@@ -147,7 +147,7 @@ def train_command(
         cfg = cfg.updated(data=str(ensure_default_data()))
     splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     pipeline.check_trainable(splits, cfg)
-    pipeline.check_resumable(out, cfg, resume)
+    pipeline.open_checkpoint(out, cfg, splits, resume)  # a run it would overwrite, or cannot go on from, fails here
     if cfg.schema != "nbaiot":
         _err.print(_columns_line(splits[0]), markup=False, highlight=False, soft_wrap=True)
     from fedcl.pipeline.checkpoint import RunCheckpoint

@@ -251,9 +251,9 @@ def run_federation(
         if held is not None:
             held.step(arrays)
         history.append(record)
+        if on_round is not None:  # first: a history written ahead of a checkpoint is trimmed on resume
+            on_round(record)
         if on_state is not None:
             on_state(FederationState(round_, arrays, reference, None if held is None else held.held, residuals,
                                      None if node_dp is None else node_dp.generator.get_state()))
-        if on_round is not None:
-            on_round(record)
     return FederationResult(arrays=arrays, reference=reference, history=history)

@@ -7,13 +7,13 @@ scores held-out rows and summarises them; :mod:`fedcl.rundir` reads and writes t
 from fedcl.pipeline.scoring import evaluate, load_detectors, score_nodes, summarise
 from fedcl.pipeline.training import (
     NodeDetector,
-    check_resumable,
     check_trainable,
     fit_detectors,
     fit_node_detectors,
     iter_splits,
     load_splits,
     make_detector,
+    open_checkpoint,
     own_encoder,
     scaled_training_rows,
     split_nodes,
@@ -27,7 +27,6 @@ from fedcl.rundir import load_run_config, load_windows, prepare_run_dir
 
 __all__ = [
     "NodeDetector",
-    "check_resumable",
     "check_trainable",
     "evaluate",
     "fit_detectors",
@@ -38,6 +37,7 @@ __all__ = [
     "load_splits",
     "load_windows",
     "make_detector",
+    "open_checkpoint",
     "own_encoder",
     "prepare_run_dir",
     "scaled_training_rows",

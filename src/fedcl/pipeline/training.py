@@ -17,10 +17,11 @@ from fedcl.config import FedCLConfig, save_config
 from fedcl.data import ROW_SETS, NodeData, NodeSplit, leakage_guard, read_dataset, split_node, training_scaler
 from fedcl.data._readers import iter_dataset  # not (yet) exported by fedcl.data
 from fedcl.errors import ConfigError, InputError
-from fedcl.federated import FederationResult, run_federation
+from fedcl.federated import FederationResult, FederationState, run_federation
 from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.model import ENCODERS, AcceptingDetector, FedCLDetector, PersonalDetector, accepting, choose_window, encoder_for
-from fedcl.rundir import (CHECKPOINT_FILE, CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, check_run_dir,
+from fedcl.pipeline.checkpoint import RunCheckpoint, data_fingerprint
+from fedcl.rundir import (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, TRAINING_CHECKPOINT, append_history, check_run_dir,
                           clear_results, prepare_run_dir, read_history)
 
 
@@ -245,35 +246,45 @@ def with_acceptance(detectors: dict[str, NodeDetector], config: FedCLConfig,
 
 def fit_detectors(splits: list[NodeSplit], config: FedCLConfig, on_round: Callable[[dict], None] | None = None,
                   trainers: Collection[str] | None = None, on_node: Callable[[str, NodeDetector], None] | None = None,
+                  resume: RunCheckpoint | None = None, on_state: Callable[[FederationState], None] | None = None,
                   ) -> tuple[dict[str, NodeDetector], FederationResult]:
     """Federated training, then each node's detector on its own rows (threshold from its validation rows).
 
     ``trainers`` (names, default all) take part in training; the other nodes join afterwards, with
     the federation's encoder and their own scaler, references and threshold (unseen devices), and
     only theirs are returned (with ``acceptance_margin``, accepting from the trainers' federation views too).
+    ``resume``: go on from an interrupted run's checkpoint (its federation, its fitted detectors);
+    ``on_state`` gets the federation's state after each round (:func:`fedcl.federated.run_federation`).
     """
     training = [s for s in splits if trainers is None or s.name in trainers]
     joining = splits if trainers is None else [s for s in splits if s.name not in trainers]
-    result = run_federation({s.name: scaled_training_rows(s, config) for s in training}, config, on_round=on_round)
-    encoder = trained_encoder(config, result.arrays, splits[0].train.shape[1])
+    result = run_federation({s.name: scaled_training_rows(s, config) for s in training}, config, on_round=on_round,
+                            resume=None if resume is None else resume.state, on_state=on_state)
+    n_features = splits[0].train.shape[1]
+    encoder = trained_encoder(config, result.arrays, n_features)
+    fitted = {name: loaded_detector(encoder, config, n_features, state)
+              for name, state in (resume.nodes if resume is not None else {}).items()}
     joined = {s.name for s in joining}
-    return fit_node_detectors(encoder, joining, config, on_node, [s for s in training if s.name not in joined]), result
+    return fit_node_detectors(encoder, joining, config, on_node, [s for s in training if s.name not in joined],
+                              fitted), result
 
 
-def check_resumable(out_dir: str | Path, config: FedCLConfig, resume: bool) -> None:
-    """Refuse, in one line, a run that would overwrite an interrupted run in ``out_dir`` or wrongly go on
-    from it (:func:`fedcl.rundir.check_run_dir`), or go on from a run that finished."""
+def open_checkpoint(out_dir: str | Path, config: FedCLConfig, splits: list[NodeSplit], resume: bool) -> RunCheckpoint:
+    """The checkpoint a run of ``config`` on ``splits`` into ``out_dir`` keeps: an interrupted run's to go on
+    from (``resume``), else a new one. Refuses, in one line, a run that would overwrite an interrupted run,
+    go on from one of other settings or data (:func:`fedcl.rundir.check_run_dir`), or from a finished run."""
     out = Path(out_dir)
-    if resume and not (out / CHECKPOINT_FILE).is_file() and (out / MODEL_FILE).is_file():
+    if resume and not (out / TRAINING_CHECKPOINT).is_file() and (out / MODEL_FILE).is_file():
         raise ConfigError(f"{out}: the run finished training (it saved {MODEL_FILE}): nothing to resume; "
                           f"`fedcl evaluate --out {out}` scores it")
-    check_run_dir(out, config, resume)
-    if resume:
-        from fedcl.pipeline.checkpoint import RunCheckpoint
-
-        done, _ = RunCheckpoint.progress(out, config.rounds)
-        if done > config.rounds:
-            raise ConfigError(f"{out}: the checkpoint is at round {done}, beyond rounds={config.rounds}")
+    check_run_dir(out, config, resume, TRAINING_CHECKPOINT)
+    fingerprint = data_fingerprint(splits)
+    checkpoint = RunCheckpoint.load(out, fingerprint) if resume else None
+    if checkpoint is None:
+        return RunCheckpoint(out, fingerprint)
+    if checkpoint.state.round > config.rounds:
+        raise ConfigError(f"{out}: the checkpoint is at round {checkpoint.state.round}, beyond rounds={config.rounds}")
+    return checkpoint
 
 
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
@@ -286,27 +297,23 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     ``splits`` (from :func:`load_splits`) saves reading the data again when the caller has it;
     ``on_round`` and ``on_node`` follow the rounds and then the node detectors.
 
-    Until the model is saved, a checkpoint (:class:`RunCheckpoint`) keeps the federation after each round
-    and each node's detector once fitted; ``resume`` goes on from it to the model an uninterrupted run
-    writes (the same settings; ``rounds`` may grow). Without ``resume``, a checkpoint in ``out_dir`` is
-    refused, not overwritten.
+    Until the model is saved, a checkpoint (:mod:`fedcl.pipeline.checkpoint`) keeps the federation after
+    each round and each node's detector once fitted; ``resume`` goes on from it to the model an
+    uninterrupted run writes (the same settings and rows; ``rounds`` may grow). Without ``resume``, a
+    checkpoint in ``out_dir`` is refused, not overwritten.
     """
-    from fedcl.pipeline.checkpoint import RunCheckpoint
-
     out = prepare_run_dir(out_dir)
     splits = load_splits(config) if splits is None else splits
     check_trainable(splits, config)
-    check_resumable(out, config, resume)
-    checkpoint = RunCheckpoint.load(out) if resume else None
-    if checkpoint is None:
-        checkpoint = RunCheckpoint(out)
+    checkpoint = open_checkpoint(out, config, splits, resume)
+    if checkpoint.state is None:
         clear_results(out)
         (out / HISTORY_FILE).write_text("")
     else:
         done = checkpoint.state.round
         if done < config.rounds:  # more rounds: the nodes fit their detectors again, on the new encoder
-            checkpoint.nodes.clear()
-        # A crash between the checkpoint and the history line, or the other way round: keep its rounds only.
+            checkpoint.clear_nodes()
+        # Interrupted between a round's history line and its checkpoint: that round is trained again.
         kept = [entry for entry in read_history(out) if entry["round"] <= done]
         (out / HISTORY_FILE).write_text("".join(json.dumps(entry) + "\n" for entry in kept))
     save_config(config.updated(data=str(Path(config.data).resolve())), out / CONFIG_FILE)  # valid from anywhere
@@ -321,16 +328,13 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
         if on_node is not None:
             on_node(name, detector)
 
-    result = run_federation({s.name: scaled_training_rows(s, config) for s in splits}, config, on_round=record,
-                            resume=checkpoint.state, on_state=checkpoint.save_federation)
-    n_features = splits[0].train.shape[1]
-    encoder = trained_encoder(config, result.arrays, n_features)
-    detectors = fit_node_detectors(encoder, splits, config, fitted, fitted={
-        name: loaded_detector(encoder, config, n_features, state) for name, state in checkpoint.nodes.items()})
+    detectors, result = fit_detectors(splits, config, on_round=record, on_node=fitted,
+                                      resume=checkpoint if checkpoint.state is not None else None,
+                                      on_state=checkpoint.save_federation)
     torch.save({
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
-        "n_features": n_features,
+        "n_features": splits[0].train.shape[1],
         "columns": list(splits[0].columns),
         "encoder": next(iter(detectors.values())).encoder.state_dict(),
         "reference": torch.as_tensor(result.reference if result.reference is not None  # none under node-level DP

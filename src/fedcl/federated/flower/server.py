@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -23,17 +22,11 @@ from fedcl.federated.flower.strategy import FedCLStrategy
 from fedcl.federated.params import get_arrays
 from fedcl.model import initial_encoder
 from fedcl.pipeline import trained_encoder
+from fedcl.pipeline.checkpoint import atomic_save
 from fedcl.rundir import (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, append_history, clear_results, prepare_run_dir,
                           read_history)
 
 __all__ = ["CHECKPOINT_FILE", "load_checkpoint", "run_server"]
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    # Write then rename: a crash mid-write never leaves a half checkpoint behind.
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class Checkpoint(NamedTuple):
@@ -103,7 +96,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
     save_config(config, out / CONFIG_FILE)
 
     def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray | None, record: dict) -> None:
-        _atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
+        atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
                       "reference": torch.from_numpy(g) if g is not None else torch.empty(0),
                       "fleet_size": strategy.fleet_size}, out / CHECKPOINT_FILE)
         append_history(out, record)
@@ -118,7 +111,7 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
                             timeout=round_timeout)
     # No round aggregated (e.g. every one skipped under secure aggregation): θ is what was sent first.
     final = result.arrays.to_numpy_ndarrays() if result.arrays is not None and len(result.arrays) else arrays
-    _atomic_save({
+    atomic_save({
         "config": config.to_dict(),
         "n_features": n_features,
         "encoder": trained_encoder(config, final, n_features).state_dict(),
