@@ -20,7 +20,7 @@ from fedcl.errors import ConfigError, InputError
 from fedcl.federated import FederationResult, FederationState, run_federation
 from fedcl.federated.params import get_arrays, set_arrays
 from fedcl.model import ENCODERS, AcceptingDetector, FedCLDetector, PersonalDetector, accepting, choose_window, encoder_for
-from fedcl.pipeline.checkpoint import RunCheckpoint, data_fingerprint
+from fedcl.pipeline.checkpoint import RunCheckpoint, atomic_save, data_fingerprint
 from fedcl.rundir import (CONFIG_FILE, HISTORY_FILE, MODEL_FILE, TRAINING_CHECKPOINT, append_history, check_run_dir,
                           clear_results, prepare_run_dir, read_history)
 
@@ -323,15 +323,15 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
         if on_round is not None:
             on_round(entry)
 
-    def fitted(name: str, detector: NodeDetector) -> None:
+    def node_fitted(name: str, detector: NodeDetector) -> None:
         checkpoint.save_node(name, detector.state_dict())
         if on_node is not None:
             on_node(name, detector)
 
-    detectors, result = fit_detectors(splits, config, on_round=record, on_node=fitted,
+    detectors, result = fit_detectors(splits, config, on_round=record, on_node=node_fitted,
                                       resume=checkpoint if checkpoint.state is not None else None,
                                       on_state=checkpoint.save_federation)
-    torch.save({
+    atomic_save({  # a crash while writing leaves the checkpoint, not half a model
         "windows": {s.name: choose_window(detectors[s.name].predict(s.val)) for s in splits},
         "config": config.to_dict(),
         "n_features": splits[0].train.shape[1],
