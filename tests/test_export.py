@@ -273,9 +273,12 @@ def test_a_bundle_of_format_3_scores_as_it_did(runs, tmp_path):
     got, new = load_bundle(old).decision_function(rows), load_bundle(bundle)
 
     # Assert: bit for bit what version 3 computed, combine(shared, own × own_scale) weighted by shared_weight
+    from threadpoolctl import threadpool_limits
+
     from fedcl.edge._bundle import _CHUNK
 
-    chunks = [new._score_chunk(rows[lo : lo + _CHUNK]) for lo in range(0, len(rows), _CHUNK)]
+    with threadpool_limits(limits=1, user_api="blas"):  # as decision_function scores: BLAS threads may round otherwise
+        chunks = [new._score_chunk(rows[lo : lo + _CHUNK]) for lo in range(0, len(rows), _CHUNK)]
     shared, own = (np.concatenate([c[v] for c in chunks]) for v in ("shared", "own"))
     w = weights["shared"]
     np.testing.assert_array_equal(got, w * shared + (1 - w) * (own * scales["own"]))

@@ -15,6 +15,8 @@ def test_a_ten_node_fleet_trains_a_seeded_half_each_round(tmp_path):
         # Execute: min-nodes as a share of the fleet, half the nodes asked each round
         run_id = submit_run(flwr_env, {"rounds": 2, "seed": 0, "out-dir": str(tmp_path / "run"), "min-nodes": 0.5,
                                        "sample-fraction": 0.5, "round-timeout": 300.0, "evaluate": False,
+                                       # no round cut short by pacing: on a loaded box a sampled node may take minutes
+                                       "timeout-floor": 300.0,
                                        "min_rows_per_round": 0})
         status = wait_finished(run_id, flwr_env, timeout=600, poll=0.5)
         assert all(node.poll() is None for node in nodes)  # every SuperNode still serving
