@@ -97,8 +97,8 @@ def run_server(grid: Grid, config: FedCLConfig, out_dir: str | Path, *, n_featur
 
     def save_round(round_: int, new_arrays: list[np.ndarray], g: np.ndarray | None, record: dict) -> None:
         atomic_save({"round": round_, "arrays": [torch.from_numpy(a) for a in new_arrays],
-                      "reference": torch.from_numpy(g) if g is not None else torch.empty(0),
-                      "fleet_size": strategy.fleet_size}, out / CHECKPOINT_FILE)
+                     "reference": torch.from_numpy(g) if g is not None else torch.empty(0),
+                     "fleet_size": strategy.fleet_size}, out / CHECKPOINT_FILE)
         append_history(out, record)
         if on_round is not None:
             on_round(record)
