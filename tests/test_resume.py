@@ -10,7 +10,6 @@ from fedcl.cli import app
 from fedcl.config import FedCLConfig
 from fedcl.pipeline import train
 from fedcl.pipeline import training as training_module
-from fedcl.pipeline.checkpoint import RunCheckpoint
 
 runner = CliRunner()
 

@@ -147,12 +147,10 @@ def train_command(
         cfg = cfg.updated(data=str(ensure_default_data()))
     splits = pipeline.load_splits(cfg)  # bad data fails here, before any progress bar
     pipeline.check_trainable(splits, cfg)
-    pipeline.open_checkpoint(out, cfg, splits, resume)  # a run it would overwrite, or cannot go on from, fails here
+    checkpoint = pipeline.open_checkpoint(out, cfg, splits, resume)  # a run it would overwrite, or cannot go on from, fails here
     if cfg.schema != "nbaiot":
         _err.print(_columns_line(splits[0]), markup=False, highlight=False, soft_wrap=True)
-    from fedcl.pipeline.checkpoint import RunCheckpoint
-
-    rounds_done, nodes_done = RunCheckpoint.progress(out, cfg.rounds) if resume else (0, 0)
+    rounds_done, nodes_done = checkpoint.progress(cfg.rounds)
     try:
         with handling(_interrupt, [signal.SIGTERM]), \
              Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -160,11 +158,11 @@ def train_command(
             rounds = progress.add_task("federated rounds", total=cfg.rounds, completed=rounds_done, info="loss –")
             nodes = progress.add_task("node detectors", total=len(splits), completed=nodes_done, info="")
             run_dir = pipeline.train(
-                cfg, out, splits=splits, resume=resume,
+                cfg, out, splits=splits, checkpoint=checkpoint,
                 on_round=lambda h: progress.update(rounds, completed=h["round"], info=round_info(h)),
                 on_node=lambda name, _: progress.update(nodes, advance=1, info=name))
     except KeyboardInterrupt:
-        rounds_done, nodes_done = RunCheckpoint.progress(out, cfg.rounds)
+        rounds_done, nodes_done = checkpoint.progress(cfg.rounds)
         kept = (f"{out} keeps {rounds_done} of {cfg.rounds} round(s) and {nodes_done} of {len(splits)} node "
                 "detector(s); the same command with --resume goes on") if rounds_done else "before the first round ended"
         _err.print(f"interrupted: {kept}", highlight=False, soft_wrap=True)

@@ -1,5 +1,6 @@
 """Per-node train / validation / test split of benign rows."""
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,11 @@ class NodeSplit:
     attack_family: np.ndarray
     columns: tuple[str, ...] = COLUMNS
     dropped_columns: tuple[str, ...] = ()
+
+    def training_digest(self) -> str:
+        """A digest of the training rows and their columns: what a node trained on, without the rows."""
+        return hashlib.sha1(np.ascontiguousarray(self.train).view(np.uint8).tobytes()
+                            + "\0".join(self.columns).encode()).hexdigest()
 
 
 def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> NodeSplit:

@@ -8,7 +8,6 @@ a Flower run's (``checkpoint.pt``): neither kind of run takes the other's checkp
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
@@ -36,8 +35,7 @@ def atomic_save(obj: dict, path: Path) -> None:
 
 def data_fingerprint(splits: Sequence[NodeSplit]) -> dict[str, str]:
     """Each node's training rows and columns as a digest, by node name: what a resumed run must train on."""
-    return {s.name: hashlib.sha1(np.ascontiguousarray(s.train).view(np.uint8).tobytes()
-                                 + "\0".join(s.columns).encode()).hexdigest() for s in splits}
+    return {s.name: s.training_digest() for s in splits}
 
 
 def _tensor(a: np.ndarray | None) -> torch.Tensor:
@@ -84,29 +82,25 @@ class RunCheckpoint:
             nodes[node["name"]] = node["state"]
         return cls(out, fingerprint, state, nodes)
 
-    @staticmethod
-    def progress(out: str | Path, rounds: int) -> tuple[int, int]:
-        """(rounds finished, node detectors fitted) that a run resumed from ``out`` with ``rounds`` starts from."""
-        out = Path(out)
-        if not (out / TRAINING_CHECKPOINT).is_file():
-            return 0, 0
-        done = int(_load(out / TRAINING_CHECKPOINT)["round"])
-        return done, len(list((out / CHECKPOINT_NODES).glob("*.pt"))) if done == rounds else 0
+    def progress(self, rounds: int) -> tuple[int, int]:
+        """(rounds finished, node detectors fitted) that a run of ``rounds`` goes on from."""
+        done = self.state.round if self.state is not None else 0
+        return done, len(self.nodes) if done == rounds else 0
 
     def save_federation(self, state: FederationState) -> None:
-        self.state = state
         atomic_save({"round": state.round, "arrays": [torch.from_numpy(a) for a in state.arrays],
                      "reference": _tensor(state.reference),
                      "held": None if state.held is None else [torch.from_numpy(a) for a in state.held],
                      "residuals": {name: torch.from_numpy(r) for name, r in state.residuals.items()},
                      # Node-level DP's secret generator: the checkpoint is as secret as the server's memory.
                      "dp_generator": state.dp_generator, "data": self.fingerprint}, self.out / TRAINING_CHECKPOINT)
+        self.state = state  # after the write: progress() says what is on disk, even when a signal cut it short
 
     def save_node(self, name: str, detector_state: dict) -> None:
-        self.nodes[name] = detector_state
         folder = self.out / CHECKPOINT_NODES
         folder.mkdir(exist_ok=True)
-        atomic_save({"name": name, "state": detector_state}, folder / f"{len(self.nodes):05d}.pt")
+        atomic_save({"name": name, "state": detector_state}, folder / f"{len(self.nodes) + 1:05d}.pt")
+        self.nodes[name] = detector_state
 
     def clear_nodes(self) -> None:
         self.nodes.clear()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import tempfile
@@ -166,7 +165,7 @@ def own_encoder(split: NodeSplit, config: FedCLConfig) -> torch.nn.Module:
     hold the shared encoder back (docs/benchmark.md)."""
     recipe = config.updated(data="", aggregation="fedavg", personalisation="off", dp_epsilon=math.inf,
                             min_rows_per_round=0)
-    key = (split.name, hashlib.sha1(np.ascontiguousarray(split.train).view(np.uint8)).hexdigest(), recipe)
+    key = (split.name, split.training_digest(), recipe)
     if key not in _OWN_ARRAYS:
         if len(_OWN_ARRAYS) >= _OWN_CACHE_SIZE:
             _OWN_ARRAYS.clear()
@@ -289,7 +288,7 @@ def open_checkpoint(out_dir: str | Path, config: FedCLConfig, splits: list[NodeS
 
 def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], None] | None = None,
           splits: list[NodeSplit] | None = None, on_node: Callable[[str, NodeDetector], None] | None = None,
-          resume: bool = False) -> Path:
+          resume: bool = False, checkpoint: RunCheckpoint | None = None) -> Path:
     """Federated training on ``config.data``; writes config, per-round history and the model.
 
     Each node scales its own training rows with its own statistics; only model updates and a few
@@ -300,12 +299,13 @@ def train(config: FedCLConfig, out_dir: str | Path, on_round: Callable[[dict], N
     Until the model is saved, a checkpoint (:mod:`fedcl.pipeline.checkpoint`) keeps the federation after
     each round and each node's detector once fitted; ``resume`` goes on from it to the model an
     uninterrupted run writes (the same settings and rows; ``rounds`` may grow). Without ``resume``, a
-    checkpoint in ``out_dir`` is refused, not overwritten.
+    checkpoint in ``out_dir`` is refused, not overwritten. ``checkpoint``: the one :func:`open_checkpoint`
+    gave for this run, if the caller opened it already (to refuse before any progress bar).
     """
     out = prepare_run_dir(out_dir)
     splits = load_splits(config) if splits is None else splits
     check_trainable(splits, config)
-    checkpoint = open_checkpoint(out, config, splits, resume)
+    checkpoint = checkpoint or open_checkpoint(out, config, splits, resume)
     if checkpoint.state is None:
         clear_results(out)
         (out / HISTORY_FILE).write_text("")
