@@ -1,7 +1,7 @@
 """Which views should a node's personalised detector combine? A design study on the development seed.
 
     .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
-        [--tune-rounds R ...] [--tune-only head|input ...]
+        [--tune-rounds R ...] [--tune-only head|input ...] [--config FILE]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's (*shared*),
 one trained on the node's rows alone from the seeded initial encoder (*own*) and the federation's
@@ -22,6 +22,8 @@ the default (``tuned``: tail(shared, own, fine-tuned) in own units, own odds 2) 
 variant.
 Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
 node's view scores (a pickle); a rerun with the same file reads them instead of training again.
+``--config FILE`` trains under other config keys (a TOML file, as ``fedcl run --config``; keep its scores
+in a file of their own).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from fedcl.config import FedCLConfig
+from fedcl.config import FedCLConfig, load_config
 from fedcl.eval.metrics import fpr_at_tpr
 from fedcl.experiments._benchmark import cells
 from fedcl.federated import run_federation
@@ -61,10 +63,11 @@ DEFAULT_CELLS = ["natural", "home clusters", "Dirichlet α=0.5", "Dirichlet α=0
 
 
 def view_scores(data: str, cell_name: str, seed: int, tune_rounds: tuple[int, ...] = (),
-                tune_only: tuple[str, ...] = (), known: dict | None = None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """node -> view -> scores of its rows of each of ``PARTS``; the views ``known`` (the same form) already
-    holds are kept, not trained again."""
-    config = FedCLConfig(data=data, seed=seed)
+                tune_only: tuple[str, ...] = (), known: dict | None = None,
+                base: FedCLConfig = FedCLConfig()) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """node -> view -> scores of its rows of each of ``PARTS``, trained under ``base``'s keys; the views
+    ``known`` (the same form) already holds are kept, not trained again."""
+    config = base.updated(data=data, seed=seed)
     cell = next(c for c in cells(data, False) if c.name == cell_name)
     splits = cell.make_splits(config)
     federation = run_federation({s.name: scaled_training_rows(s) for s in splits}, config)
@@ -151,7 +154,9 @@ def main() -> None:
                         help="also a fine-tuned view trained for this many rounds only (repeat)")
     parser.add_argument("--tune-only", choices=("head", "input"), action="append", default=[],
                         help="also the federation's encoder fine-tuned in this layer only (repeat)")
+    parser.add_argument("--config", type=Path, help="TOML file of config keys to train under (default: the defaults)")
     args = parser.parse_args()
+    base = load_config(args.config) if args.config else FedCLConfig()
     tune_rounds = tuple(dict.fromkeys(args.tune_rounds))
     tune_only = tuple(dict.fromkeys(args.tune_only))
     added = [f"fine-tuned {r}" for r in tune_rounds] + [f"{layer}-tuned" for layer in tune_only]
@@ -168,7 +173,7 @@ def main() -> None:
             for seed in args.seed or [0]:
                 key = (network, cell, seed)
                 if key not in kept or any(view not in n for n in kept[key].values() for view in added):
-                    kept[key] = view_scores(data, cell, seed, tune_rounds, tune_only, kept.get(key))
+                    kept[key] = view_scores(data, cell, seed, tune_rounds, tune_only, kept.get(key), base)
                     if args.scores:
                         args.scores.write_bytes(pickle.dumps(kept))
                 for variant in variants:
