@@ -1,7 +1,7 @@
 """Which views should a node's personalised detector combine? A design study on the development seed.
 
     .venv/bin/python benchmarks/personalisation_views.py DATA [DATA ...] [--cell NAME ...] [--seed 0] [--scores FILE]
-        [--tune-rounds R ...] [--tune-only head|input ...] [--config FILE]
+        [--tune-rounds R ...] [--tune-only head|input ...] [--config FILE] [--own-from FILE]
 
 Per benchmark cell, trains one federation and, per node, three encoders: the federation's (*shared*),
 one trained on the node's rows alone from the seeded initial encoder (*own*) and the federation's
@@ -23,7 +23,9 @@ variant.
 Default cells: those of the development study in docs/benchmark.md. ``--scores FILE`` keeps every
 node's view scores (a pickle); a rerun with the same file reads them instead of training again.
 ``--config FILE`` trains under other config keys (a TOML file, as ``fedcl run --config``; keep its scores
-in a file of their own).
+in a file of their own); ``--own-from FILE`` then combines its views with the own view of another run's
+scores (a pickle of the same cells and seeds, e.g. under the default keys): the federation trained one way,
+the node's own encoder another.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def main() -> None:
     parser.add_argument("--tune-only", choices=("head", "input"), action="append", default=[],
                         help="also the federation's encoder fine-tuned in this layer only (repeat)")
     parser.add_argument("--config", type=Path, help="TOML file of config keys to train under (default: the defaults)")
+    parser.add_argument("--own-from", type=Path, help="pickle of view scores whose own view replaces this run's")
     args = parser.parse_args()
     base = load_config(args.config) if args.config else FedCLConfig()
     tune_rounds = tuple(dict.fromkeys(args.tune_rounds))
@@ -164,6 +167,7 @@ def main() -> None:
                                                          (("shared", "own", view), "tail", "own", 2))]
     torch.set_num_threads(1)
     kept = pickle.loads(args.scores.read_bytes()) if args.scores and args.scores.exists() else {}
+    own_from = pickle.loads(args.own_from.read_bytes()) if args.own_from else None
 
     results: dict[tuple, dict[tuple, list]] = {}  # variant -> (network, cell) -> per seed
     for data in args.data:
@@ -176,8 +180,10 @@ def main() -> None:
                     kept[key] = view_scores(data, cell, seed, tune_rounds, tune_only, kept.get(key), base)
                     if args.scores:
                         args.scores.write_bytes(pickle.dumps(kept))
+                nodes = kept[key] if own_from is None else {
+                    name: views | {"own": own_from[key][name]["own"]} for name, views in kept[key].items()}
                 for variant in variants:
-                    m = metrics(kept[key], *variant)
+                    m = metrics(nodes, *variant)
                     results.setdefault(variant, {}).setdefault((network, cell), []).append(m)
                     print(f"{network} | {cell} | seed {seed} | {label(*variant)}: "
                           f"AUROC {m[0]:.4f}, FPR@TPR0.99 {m[1]:.4f}, worst node {m[2]:.4f}", flush=True)
