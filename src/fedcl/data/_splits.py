@@ -54,8 +54,9 @@ class NodeSplit:
 
     def training_digest(self) -> str:
         """A digest of the training rows and their columns: what a node trained on, without the rows."""
-        return hashlib.sha1(np.ascontiguousarray(self.train).view(np.uint8).tobytes()
-                            + "\0".join(self.columns).encode()).hexdigest()
+        digest = hashlib.sha1(np.ascontiguousarray(self.train).view(np.uint8))  # no copy of the rows
+        digest.update("\0".join(self.columns).encode())
+        return digest.hexdigest()
 
 
 def split_node(node: NodeData, val_fraction=0.2, test_fraction=0.2, seed=0) -> NodeSplit:
